@@ -1,0 +1,371 @@
+//! Columnar batches ("table slices"): up to N rows of one schema, column by column,
+//! with null bitmaps. The rkyv form of [`Batch`] is the one form on disk and on the wire.
+
+use super::types::{Schema, Type};
+use super::value::{Address, Subnet, Value};
+use rkyv::{Archive, Deserialize, Serialize};
+use std::fmt;
+
+/// A validity bitmap; bit set means the row has a value. An empty word vector means
+/// "all valid" so fully populated columns cost nothing.
+#[derive(Clone, Default, PartialEq, Archive, Serialize, Deserialize)]
+pub struct Validity {
+    pub words: Vec<u64>,
+}
+
+impl Validity {
+    #[inline]
+    pub fn is_valid(&self, row: usize) -> bool {
+        self.words.is_empty() || (self.words[row / 64] >> (row % 64)) & 1 == 1
+    }
+}
+
+/// Column storage by base type. Strings, patterns and enums share the offsets/bytes
+/// layout; times and durations are nanoseconds.
+#[derive(Clone, PartialEq, Archive, Serialize, Deserialize)]
+#[rkyv(serialize_bounds(
+    __S: rkyv::ser::Writer + rkyv::ser::Allocator,
+    __S::Error: rkyv::rancor::Source,
+))]
+#[rkyv(deserialize_bounds(__D::Error: rkyv::rancor::Source))]
+#[rkyv(bytecheck(bounds(__C: rkyv::validation::ArchiveContext, __C::Error: rkyv::rancor::Source)))]
+pub enum ColumnData {
+    Bool(Vec<bool>),
+    Int(Vec<i64>),
+    Count(Vec<u64>),
+    Real(Vec<f64>),
+    Duration(Vec<i64>),
+    Time(Vec<i64>),
+    /// `offsets.len() == rows + 1`; row i is `bytes[offsets[i]..offsets[i+1]]`.
+    Str { offsets: Vec<u32>, bytes: Vec<u8> },
+    Address(Vec<[u8; 16]>),
+    Subnet { addrs: Vec<[u8; 16]>, lens: Vec<u8> },
+    /// Row i holds elements `offsets[i]..offsets[i+1]` of `values`.
+    List {
+        offsets: Vec<u32>,
+        #[rkyv(omit_bounds)]
+        values: Box<Column>,
+    },
+    Map {
+        offsets: Vec<u32>,
+        #[rkyv(omit_bounds)]
+        keys: Box<Column>,
+        #[rkyv(omit_bounds)]
+        values: Box<Column>,
+    },
+    Record(#[rkyv(omit_bounds)] Vec<Column>),
+}
+
+/// One column: values plus validity.
+#[derive(Clone, PartialEq, Archive, Serialize, Deserialize)]
+#[rkyv(serialize_bounds(
+    __S: rkyv::ser::Writer + rkyv::ser::Allocator,
+    __S::Error: rkyv::rancor::Source,
+))]
+#[rkyv(deserialize_bounds(__D::Error: rkyv::rancor::Source))]
+#[rkyv(bytecheck(bounds(__C: rkyv::validation::ArchiveContext, __C::Error: rkyv::rancor::Source)))]
+pub struct Column {
+    pub validity: Validity,
+    #[rkyv(omit_bounds)]
+    pub data: ColumnData,
+}
+
+/// A batch of events of one schema, as the importer and archive pass it around.
+#[derive(Clone, PartialEq, Archive, Serialize, Deserialize)]
+pub struct Batch {
+    pub schema: Schema,
+    pub rows: u32,
+    pub columns: Vec<Column>,
+}
+
+impl fmt::Debug for Batch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Batch({}, {} rows)", self.schema.name, self.rows)
+    }
+}
+
+/// A borrowed view of one cell.
+#[derive(Clone, Copy)]
+pub enum ValueRef<'a> {
+    Null,
+    Bool(bool),
+    Int(i64),
+    Count(u64),
+    Real(f64),
+    Duration(i64),
+    Time(i64),
+    Str(&'a str),
+    Address(Address),
+    Subnet(Subnet),
+    /// Elements `start..end` of a child column.
+    List(&'a Column, usize, usize),
+    Map(&'a Column, &'a Column, usize, usize),
+    Record(&'a [Column], usize),
+}
+
+/// Why bytes from disk or a peer do not form a valid batch.
+#[derive(Debug, thiserror::Error)]
+pub enum BatchError {
+    #[error("batch bytes failed validation: {0}")]
+    Archive(String),
+    #[error("column {column} is inconsistent: {reason}")]
+    Inconsistent { column: usize, reason: String },
+}
+
+impl Column {
+    pub fn len(&self) -> usize {
+        match &self.data {
+            ColumnData::Bool(v) => v.len(),
+            ColumnData::Int(v) | ColumnData::Duration(v) | ColumnData::Time(v) => v.len(),
+            ColumnData::Count(v) => v.len(),
+            ColumnData::Real(v) => v.len(),
+            ColumnData::Str { offsets, .. } => offsets.len().saturating_sub(1),
+            ColumnData::Address(v) => v.len(),
+            ColumnData::Subnet { addrs, .. } => addrs.len(),
+            ColumnData::List { offsets, .. } | ColumnData::Map { offsets, .. } => {
+                offsets.len().saturating_sub(1)
+            }
+            ColumnData::Record(cs) => cs.first().map(|c| c.len()).unwrap_or(0),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    #[inline]
+    pub fn is_valid(&self, row: usize) -> bool {
+        self.validity.is_valid(row)
+    }
+
+    /// String cell without validity check; callers check validity first.
+    #[inline]
+    pub fn str_at(&self, row: usize) -> &str {
+        match &self.data {
+            ColumnData::Str { offsets, bytes } => {
+                let (a, b) = (offsets[row] as usize, offsets[row + 1] as usize);
+                // Batches are validated (offsets on char boundaries of UTF-8 bytes)
+                // when built and when decoded, so this slice is UTF-8.
+                std::str::from_utf8(&bytes[a..b]).unwrap_or_default()
+            }
+            _ => "",
+        }
+    }
+
+    /// The cell at `row`.
+    pub fn get(&self, row: usize) -> ValueRef<'_> {
+        if !self.is_valid(row) {
+            return ValueRef::Null;
+        }
+        match &self.data {
+            ColumnData::Bool(v) => ValueRef::Bool(v[row]),
+            ColumnData::Int(v) => ValueRef::Int(v[row]),
+            ColumnData::Count(v) => ValueRef::Count(v[row]),
+            ColumnData::Real(v) => ValueRef::Real(v[row]),
+            ColumnData::Duration(v) => ValueRef::Duration(v[row]),
+            ColumnData::Time(v) => ValueRef::Time(v[row]),
+            ColumnData::Str { .. } => ValueRef::Str(self.str_at(row)),
+            ColumnData::Address(v) => ValueRef::Address(Address(v[row])),
+            ColumnData::Subnet { addrs, lens } => ValueRef::Subnet(Subnet {
+                addr: Address(addrs[row]),
+                len: lens[row],
+            }),
+            ColumnData::List { offsets, values } => {
+                ValueRef::List(values, offsets[row] as usize, offsets[row + 1] as usize)
+            }
+            ColumnData::Map {
+                offsets,
+                keys,
+                values,
+            } => ValueRef::Map(keys, values, offsets[row] as usize, offsets[row + 1] as usize),
+            ColumnData::Record(cs) => ValueRef::Record(cs, row),
+        }
+    }
+
+    /// The cell at `row` as an owned value, typed by `ty` (which tells strings from
+    /// patterns and enums, and names record fields).
+    pub fn value(&self, row: usize, ty: &Type) -> Value {
+        self.get(row).to_value(ty)
+    }
+
+    /// Checks internal consistency (lengths, offsets, UTF-8) of a column decoded
+    /// from untrusted bytes against its type and expected row count.
+    pub fn validate(&self, ty: &Type, rows: usize) -> Result<(), String> {
+        if self.len() != rows {
+            return Err(format!("has {} rows, expected {rows}", self.len()));
+        }
+        if !self.validity.words.is_empty() && self.validity.words.len() * 64 < rows {
+            return Err("validity bitmap too short".into());
+        }
+        fn check_offsets(offsets: &[u32], limit: usize) -> Result<(), String> {
+            if offsets.first().copied().unwrap_or(0) != 0 {
+                return Err("offsets do not start at 0".into());
+            }
+            if offsets.windows(2).any(|w| w[0] > w[1]) {
+                return Err("offsets decrease".into());
+            }
+            if offsets.last().copied().unwrap_or(0) as usize != limit {
+                return Err("offsets do not end at the child length".into());
+            }
+            Ok(())
+        }
+        match (&self.data, ty.base()) {
+            (ColumnData::Bool(_), Type::Bool)
+            | (ColumnData::Int(_), Type::Int)
+            | (ColumnData::Count(_), Type::Count)
+            | (ColumnData::Real(_), Type::Real)
+            | (ColumnData::Duration(_), Type::Duration)
+            | (ColumnData::Time(_), Type::Time)
+            | (ColumnData::Address(_), Type::Address) => Ok(()),
+            (ColumnData::Subnet { addrs, lens }, Type::Subnet) => {
+                if addrs.len() != lens.len() || lens.iter().any(|l| *l > 128) {
+                    return Err("bad subnet lengths".into());
+                }
+                Ok(())
+            }
+            (ColumnData::Str { offsets, bytes }, Type::String | Type::Pattern | Type::Enum(_)) => {
+                check_offsets(offsets, bytes.len())?;
+                let s = std::str::from_utf8(bytes).map_err(|e| format!("invalid UTF-8: {e}"))?;
+                if offsets.iter().any(|o| !s.is_char_boundary(*o as usize)) {
+                    return Err("offset inside a UTF-8 sequence".into());
+                }
+                Ok(())
+            }
+            (ColumnData::List { offsets, values }, Type::List(t)) => {
+                check_offsets(offsets, values.len())?;
+                values.validate(t, values.len())
+            }
+            (ColumnData::Map { offsets, keys, values }, Type::Map(k, v)) => {
+                check_offsets(offsets, keys.len())?;
+                keys.validate(k, keys.len())?;
+                values.validate(v, keys.len())
+            }
+            (ColumnData::Record(cs), Type::Record(fs)) => {
+                if cs.len() != fs.len() {
+                    return Err("record column count differs from type".into());
+                }
+                for (c, f) in cs.iter().zip(fs) {
+                    c.validate(&f.ty, rows)?;
+                }
+                Ok(())
+            }
+            (_, t) => Err(format!("storage does not match type {t}")),
+        }
+    }
+}
+
+impl<'a> ValueRef<'a> {
+    pub fn is_null(&self) -> bool {
+        matches!(self, ValueRef::Null)
+    }
+
+    pub fn to_value(&self, ty: &Type) -> Value {
+        match *self {
+            ValueRef::Null => Value::Null,
+            ValueRef::Bool(b) => Value::Bool(b),
+            ValueRef::Int(i) => Value::Int(i),
+            ValueRef::Count(c) => Value::Count(c),
+            ValueRef::Real(r) => Value::Real(r),
+            ValueRef::Duration(d) => Value::Duration(d),
+            ValueRef::Time(t) => Value::Time(t),
+            ValueRef::Str(s) => match ty.base() {
+                Type::Pattern => Value::Pattern(s.to_string()),
+                Type::Enum(_) => Value::Enum(s.to_string()),
+                _ => Value::String(s.to_string()),
+            },
+            ValueRef::Address(a) => Value::Address(a),
+            ValueRef::Subnet(s) => Value::Subnet(s),
+            ValueRef::List(c, a, b) => {
+                let et = match ty.base() {
+                    Type::List(t) => t.as_ref(),
+                    _ => &Type::String,
+                };
+                Value::List((a..b).map(|i| c.value(i, et)).collect())
+            }
+            ValueRef::Map(k, v, a, b) => {
+                let (kt, vt) = match ty.base() {
+                    Type::Map(k, v) => (k.as_ref(), v.as_ref()),
+                    _ => (&Type::String, &Type::String),
+                };
+                Value::Map((a..b).map(|i| (k.value(i, kt), v.value(i, vt))).collect())
+            }
+            ValueRef::Record(cs, row) => {
+                let fields = match ty.base() {
+                    Type::Record(fs) => fs.as_slice(),
+                    _ => &[],
+                };
+                Value::Record(
+                    cs.iter()
+                        .zip(fields)
+                        .map(|(c, f)| (f.name.clone(), c.value(row, &f.ty)))
+                        .collect(),
+                )
+            }
+        }
+    }
+}
+
+impl Batch {
+    pub fn column(&self, i: usize) -> &Column {
+        &self.columns[i]
+    }
+
+    /// Serializes to rkyv bytes.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        rkyv::to_bytes::<rkyv::rancor::Error>(self)
+            .expect("serializing a batch into memory cannot fail")
+            .into_vec()
+    }
+
+    /// Validates rkyv bytes (bytecheck) and the column structure, then deserializes.
+    /// Bytes from disk and from peers are untrusted and always come through here.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Batch, BatchError> {
+        let mut aligned = rkyv::util::AlignedVec::<16>::with_capacity(bytes.len());
+        aligned.extend_from_slice(bytes);
+        let batch = rkyv::from_bytes::<Batch, rkyv::rancor::Error>(&aligned)
+            .map_err(|e| BatchError::Archive(e.to_string()))?;
+        batch.validate()?;
+        Ok(batch)
+    }
+
+    /// Structural validation of every column against the schema.
+    pub fn validate(&self) -> Result<(), BatchError> {
+        if self.columns.len() != self.schema.fields.len() {
+            return Err(BatchError::Inconsistent {
+                column: self.columns.len(),
+                reason: format!(
+                    "{} columns for {} fields",
+                    self.columns.len(),
+                    self.schema.fields.len()
+                ),
+            });
+        }
+        for (i, (c, f)) in self.columns.iter().zip(&self.schema.fields).enumerate() {
+            c.validate(&f.ty, self.rows as usize)
+                .map_err(|reason| BatchError::Inconsistent { column: i, reason })?;
+        }
+        Ok(())
+    }
+
+    /// The row as (field name, value) pairs.
+    pub fn row(&self, row: usize) -> Vec<(&str, Value)> {
+        self.schema
+            .fields
+            .iter()
+            .zip(&self.columns)
+            .map(|(f, c)| (f.name.as_str(), c.value(row, &f.ty)))
+            .collect()
+    }
+
+    /// A new batch with only the selected rows (ascending), same schema.
+    pub fn select(&self, rows: &[u32]) -> Batch {
+        let mut b = super::builder::BatchBuilder::new(self.schema.clone());
+        for &r in rows {
+            for (i, (c, f)) in self.columns.iter().zip(&self.schema.fields).enumerate() {
+                b.column(i).push_value(&c.value(r as usize, &f.ty));
+            }
+            b.finish_row();
+        }
+        b.finish()
+    }
+}

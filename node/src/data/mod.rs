@@ -1,0 +1,11 @@
+//! The data model: types, values, and columnar batches.
+
+pub mod batch;
+pub mod builder;
+pub mod types;
+pub mod value;
+
+pub use batch::{Batch, BatchError, Column, ColumnData, ValueRef};
+pub use builder::{BatchBuilder, ColumnBuilder};
+pub use types::{Field, Schema, Type};
+pub use value::{Address, Subnet, Value};

@@ -1,0 +1,3 @@
+//! Export: renders query results in an output format.
+
+pub mod format;

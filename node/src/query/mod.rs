@@ -1,0 +1,2 @@
+//! The VAST 2021 expression language: parsing, resolution against schemas, and
+//! evaluation on batches.
