@@ -1,0 +1,219 @@
+//! Typed configuration with one key space for files, `VAST_*` environment variables
+//! and command-line flags. Layers, lowest first: built-in defaults,
+//! `/etc/vast/vast.yaml`, `~/.config/vast/vast.yaml`, `./vast.yaml`, `-c FILE`,
+//! `VAST_*` environment, flags. `vast.yaml.example` documents every key.
+//!
+//! Names: the YAML key `import.batch-size` is `VAST_IMPORT__BATCH_SIZE` in the
+//! environment (`__` nests, `_` is `-`) and `--batch-size` on the command line.
+
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+/// Why the configuration could not be assembled.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("config file {path}: {message}")]
+    File { path: PathBuf, message: String },
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+/// Import settings.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct ImportConfig {
+    /// Rows per batch a source emits.
+    pub batch_size: usize,
+    /// Events after which a partition is sealed.
+    pub partition_size: u32,
+    /// Seconds after which a partition that stopped filling is sealed anyway.
+    pub partition_timeout: u64,
+}
+
+/// Everything a node and the CLI read.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct Config {
+    /// This node's id, unique in a cluster.
+    pub node_id: String,
+    /// Where the node keeps its database.
+    pub db_directory: PathBuf,
+    /// The node the CLI talks to, and where `start` listens.
+    pub endpoint: String,
+    /// Components a node starts with.
+    pub components: Vec<String>,
+    /// Log filter (tracing `EnvFilter` syntax), e.g. `warn` or `vast_node=debug`.
+    pub log_level: String,
+    pub import: ImportConfig,
+}
+
+const DEFAULTS: &str = r#"
+node-id: node
+db-directory: vast.db
+endpoint: 127.0.0.1:42000
+components: [importer, archive, index]
+log-level: warn
+import:
+  batch-size: 65536
+  partition-size: 1048576
+  partition-timeout: 10
+"#;
+
+/// Builds the layered configuration. `file` is `-c FILE`; `overrides` are flags as
+/// (dotted key, value) pairs, already in YAML key spelling.
+pub fn load(file: Option<&Path>, overrides: &[(&str, String)]) -> Result<Config, ConfigError> {
+    load_from(file, overrides, std::env::vars(), home_dir())
+}
+
+fn home_dir() -> Option<PathBuf> {
+    std::env::var_os("HOME").map(PathBuf::from)
+}
+
+/// `load` with the environment and home directory passed in (for tests).
+pub fn load_from(
+    file: Option<&Path>,
+    overrides: &[(&str, String)],
+    env: impl Iterator<Item = (String, String)>,
+    home: Option<PathBuf>,
+) -> Result<Config, ConfigError> {
+    use config::{File, FileFormat};
+    let mut b = config::Config::builder().add_source(File::from_str(DEFAULTS, FileFormat::Yaml));
+    let mut optional = vec![PathBuf::from("/etc/vast/vast.yaml")];
+    if let Some(h) = home {
+        optional.push(h.join(".config/vast/vast.yaml"));
+    }
+    optional.push(PathBuf::from("vast.yaml"));
+    for p in optional {
+        if p.is_file() {
+            b = b.add_source(File::from(p).format(FileFormat::Yaml));
+        }
+    }
+    if let Some(p) = file {
+        if !p.is_file() {
+            return Err(ConfigError::File {
+                path: p.to_path_buf(),
+                message: "no such file".into(),
+            });
+        }
+        b = b.add_source(File::from(p).format(FileFormat::Yaml));
+    }
+    for (k, v) in env {
+        let Some(rest) = k.strip_prefix("VAST_") else { continue };
+        if rest.is_empty() {
+            continue;
+        }
+        let key = rest.to_ascii_lowercase().split("__").map(|p| p.replace('_', "-")).collect::<Vec<_>>().join(".");
+        b = b
+            .set_override(key.as_str(), parse_scalar(&v))
+            .map_err(|e| ConfigError::Invalid(format!("{k}: {e}")))?;
+    }
+    for (k, v) in overrides {
+        b = b
+            .set_override(*k, parse_scalar(v))
+            .map_err(|e| ConfigError::Invalid(format!("{k}: {e}")))?;
+    }
+    let cfg = b.build().map_err(|e| ConfigError::Invalid(e.to_string()))?;
+    let c: Config = cfg
+        .try_deserialize()
+        .map_err(|e| ConfigError::Invalid(e.to_string()))?;
+    c.validate()?;
+    Ok(c)
+}
+
+/// Environment values and flags are strings; lists are comma-separated.
+fn parse_scalar(v: &str) -> config::Value {
+    if v.contains(',') || v.is_empty() {
+        let items: Vec<config::Value> = v
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(|s| config::Value::from(s.to_string()))
+            .collect();
+        return config::Value::from(items);
+    }
+    config::Value::from(v.to_string())
+}
+
+impl Config {
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.node_id.is_empty() || self.node_id.contains('/') {
+            return Err(ConfigError::Invalid(format!(
+                "node-id {:?} must be non-empty and contain no '/'",
+                self.node_id
+            )));
+        }
+        for c in &self.components {
+            if !["importer", "archive", "index"].contains(&c.as_str()) {
+                return Err(ConfigError::Invalid(format!(
+                    "unknown component {c:?} in components (known: importer, archive, index)"
+                )));
+            }
+        }
+        if self.import.batch_size == 0 || self.import.partition_size == 0 {
+            return Err(ConfigError::Invalid(
+                "import.batch-size and import.partition-size must be positive".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> impl Iterator<Item = (String, String)> {
+        pairs
+            .iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect::<Vec<_>>()
+            .into_iter()
+    }
+
+    #[test]
+    fn layers_in_order() {
+        let dir = std::env::temp_dir().join(format!("vast-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = dir.join("x.yaml");
+        std::fs::write(&f, "node-id: fromfile\nimport:\n  batch-size: 7\n").unwrap();
+        let c = load_from(None, &[], env(&[]), None).unwrap();
+        assert_eq!(c.node_id, "node");
+        assert_eq!(c.import.batch_size, 65536);
+        let c = load_from(Some(&f), &[], env(&[]), None).unwrap();
+        assert_eq!((c.node_id.as_str(), c.import.batch_size), ("fromfile", 7));
+        let c = load_from(
+            Some(&f),
+            &[],
+            env(&[("VAST_NODE_ID", "fromenv"), ("VAST_IMPORT__BATCH_SIZE", "9")]),
+            None,
+        )
+        .unwrap();
+        assert_eq!((c.node_id.as_str(), c.import.batch_size), ("fromenv", 9));
+        let c = load_from(
+            Some(&f),
+            &[("node-id", "fromflag".into()), ("components", "".into())],
+            env(&[("VAST_NODE_ID", "fromenv")]),
+            None,
+        )
+        .unwrap();
+        assert_eq!(c.node_id, "fromflag");
+        assert!(c.components.is_empty());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn bad_values_are_named() {
+        let e = load_from(None, &[("components", "importer,bogus".into())], env(&[]), None)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("bogus"), "{e}");
+        let e = load_from(Some(Path::new("/nonexistent.yaml")), &[], env(&[]), None)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("/nonexistent.yaml"), "{e}");
+        let e = load_from(None, &[], env(&[("VAST_IMPORT__BATCH_SIZE", "lots")]), None)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("batch"), "{e}");
+    }
+}

@@ -2,6 +2,7 @@
 //! [`Reader`] trait; the source actor is one generic wrapper around any reader, so a
 //! file, stdin, an interface or a test vector look the same to the importer.
 
+pub mod actor;
 pub mod format;
 
 use crate::data::Batch;
@@ -43,5 +44,33 @@ pub trait Reader: Send + 'static {
 impl fmt::Debug for dyn Reader {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "Reader({:?})", self.stats())
+    }
+}
+
+/// A reader over batches already in memory: test vectors and replays.
+pub struct BatchReader {
+    batches: std::collections::VecDeque<Batch>,
+    stats: ReadStats,
+}
+
+impl BatchReader {
+    pub fn new(batches: Vec<Batch>) -> Self {
+        BatchReader {
+            batches: batches.into(),
+            stats: ReadStats::default(),
+        }
+    }
+}
+
+impl Reader for BatchReader {
+    fn read(&mut self, _batch_size: usize) -> Result<Option<Vec<Batch>>, ReadError> {
+        Ok(self.batches.pop_front().map(|b| {
+            self.stats.events += b.rows as u64;
+            vec![b]
+        }))
+    }
+
+    fn stats(&self) -> ReadStats {
+        self.stats.clone()
     }
 }

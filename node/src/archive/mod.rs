@@ -1,0 +1,6 @@
+//! The archive: durable storage of batches, returning rows by id.
+
+pub mod actor;
+pub mod store;
+
+pub use actor::Archive;

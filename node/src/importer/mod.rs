@@ -1,0 +1,190 @@
+//! The importer: receives batches from sources, assigns them to partitions (event ids
+//! are partition id + row), and hands each to the archive and index that hold that
+//! partition. An import is acknowledged by `Flush` only once both sealed it durably.
+
+use crate::archive::actor::{Append, Seal};
+use crate::archive::Archive;
+use crate::data::Batch;
+use crate::index::actor::{IndexBatch, SealIndex};
+use crate::index::Index;
+use kameo::prelude::*;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use uuid::Uuid;
+
+/// Where the partitions of this importer go. Pipelines are wired sink-first: the
+/// importer is built with its downstream handles.
+#[derive(Clone)]
+pub struct Sinks {
+    pub archive: ActorRef<Archive>,
+    /// `<node>/<label>` of the archive, recorded in the catalog for fetches.
+    pub archive_name: String,
+    pub index: ActorRef<Index>,
+}
+
+struct ActivePartition {
+    id: Uuid,
+    rows: u32,
+    last_write: Instant,
+}
+
+pub struct Importer {
+    sinks: Sinks,
+    partition_size: u32,
+    partition_timeout: Duration,
+    active: HashMap<u64, ActivePartition>,
+    events: u64,
+    failed: Option<String>,
+}
+
+impl Importer {
+    pub fn new(sinks: Sinks, partition_size: u32, partition_timeout: Duration) -> Self {
+        Importer {
+            sinks,
+            partition_size,
+            partition_timeout,
+            active: HashMap::new(),
+            events: 0,
+            failed: None,
+        }
+    }
+
+    async fn seal(&mut self, id: Uuid) -> Result<(), String> {
+        let a = self
+            .sinks
+            .archive
+            .ask(Seal { id })
+            .await
+            .map_err(|e| format!("archive: {e}"));
+        let i = self
+            .sinks
+            .index
+            .ask(SealIndex { id })
+            .await
+            .map_err(|e| format!("index: {e}"));
+        a.and(i)
+    }
+}
+
+impl Actor for Importer {
+    type Args = Self;
+    type Error = std::convert::Infallible;
+
+    async fn on_start(state: Self, me: ActorRef<Self>) -> Result<Self, Self::Error> {
+        // Partitions of long-running streams are sealed once they stop filling.
+        let weak = me.downgrade();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                tick.tick().await;
+                let Some(me) = weak.upgrade() else { break };
+                if me.tell(Tick).await.is_err() {
+                    break;
+                }
+            }
+        });
+        Ok(state)
+    }
+}
+
+/// A batch from a source (told; failures surface at `Flush`).
+pub struct Ingest(pub Batch);
+
+impl Message<Ingest> for Importer {
+    type Reply = ();
+
+    async fn handle(&mut self, Ingest(batch): Ingest, _: &mut Context<Self, ()>) {
+        if self.failed.is_some() || batch.rows == 0 {
+            return;
+        }
+        let fp = batch.schema.fingerprint();
+        let full = self
+            .active
+            .get(&fp)
+            .is_some_and(|a| a.rows > 0 && a.rows + batch.rows > self.partition_size);
+        if full {
+            let id = self.active.remove(&fp).expect("checked above").id;
+            if let Err(e) = self.seal(id).await {
+                self.failed = Some(e);
+                return;
+            }
+        }
+        let a = self.active.entry(fp).or_insert_with(|| ActivePartition {
+            id: Uuid::now_v7(),
+            rows: 0,
+            last_write: Instant::now(),
+        });
+        let (id, offset) = (a.id, a.rows);
+        a.rows += batch.rows;
+        a.last_write = Instant::now();
+        self.events += batch.rows as u64;
+        let batch = Arc::new(batch);
+        tracing::trace!(partition = %id, offset, rows = batch.rows, schema = %batch.schema.name, "importer.ingest");
+        let sent_a = self
+            .sinks
+            .archive
+            .tell(Append {
+                id,
+                offset,
+                batch: batch.clone(),
+            })
+            .await;
+        let sent_i = self
+            .sinks
+            .index
+            .tell(IndexBatch {
+                id,
+                archive: self.sinks.archive_name.clone(),
+                offset,
+                batch,
+            })
+            .await;
+        if sent_a.is_err() || sent_i.is_err() {
+            self.failed = Some("archive or index stopped during the import".into());
+        }
+    }
+}
+
+/// Seal every active partition; replies once all are durable.
+pub struct Flush;
+
+impl Message<Flush> for Importer {
+    type Reply = Result<u64, String>;
+
+    async fn handle(&mut self, _: Flush, _: &mut Context<Self, Self::Reply>) -> Self::Reply {
+        let ids: Vec<Uuid> = self.active.drain().map(|(_, a)| a.id).collect();
+        let mut result = Ok(());
+        for id in ids {
+            if let Err(e) = self.seal(id).await {
+                result = Err(e);
+            }
+        }
+        if let Some(e) = self.failed.take() {
+            return Err(e);
+        }
+        result.map(|_| self.events)
+    }
+}
+
+struct Tick;
+
+impl Message<Tick> for Importer {
+    type Reply = ();
+
+    async fn handle(&mut self, _: Tick, _: &mut Context<Self, ()>) {
+        let stale: Vec<u64> = self
+            .active
+            .iter()
+            .filter(|(_, a)| a.last_write.elapsed() >= self.partition_timeout)
+            .map(|(k, _)| *k)
+            .collect();
+        for k in stale {
+            let id = self.active.remove(&k).expect("listed above").id;
+            if let Err(e) = self.seal(id).await {
+                tracing::error!(partition = %id, error = %e, "sealing an idle partition failed");
+                self.failed = Some(e);
+            }
+        }
+    }
+}

@@ -1,0 +1,162 @@
+//! The index actor: builds partition indexes as batches arrive, seals them into the
+//! catalog, and answers lookups with per-partition candidates.
+
+use super::catalog::{Catalog, PartitionHits};
+use super::partition::PartitionBuilder;
+use crate::data::Batch;
+use crate::query::Expr;
+use kameo::prelude::*;
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use uuid::Uuid;
+
+pub struct Index {
+    dir: PathBuf,
+    catalog: Catalog,
+    building: HashMap<Uuid, PartitionBuilder>,
+    failed: Option<String>,
+    retired: bool,
+}
+
+impl Index {
+    /// Opens the catalog under `dir`.
+    pub fn open(dir: PathBuf) -> Result<Self, crate::durable::StoreError> {
+        let catalog = Catalog::open(&dir)?;
+        Ok(Index {
+            dir,
+            catalog,
+            building: HashMap::new(),
+            failed: None,
+            retired: false,
+        })
+    }
+}
+
+impl Actor for Index {
+    type Args = Self;
+    type Error = std::convert::Infallible;
+
+    async fn on_start(state: Self, _: ActorRef<Self>) -> Result<Self, Self::Error> {
+        Ok(state)
+    }
+}
+
+/// Index a batch of partition `id` (whose data lives in `archive`) at row `offset`.
+pub struct IndexBatch {
+    pub id: Uuid,
+    pub archive: String,
+    pub offset: u32,
+    pub batch: Arc<Batch>,
+}
+
+impl Message<IndexBatch> for Index {
+    type Reply = ();
+
+    async fn handle(&mut self, m: IndexBatch, _: &mut Context<Self, ()>) {
+        if self.failed.is_some() {
+            return;
+        }
+        if self.retired {
+            self.failed = Some("index was killed and refuses new data".into());
+            return;
+        }
+        let _span = tracing::debug_span!("index.add", partition = %m.id, rows = m.batch.rows, schema = %m.batch.schema.name).entered();
+        self.building
+            .entry(m.id)
+            .or_insert_with(|| PartitionBuilder::new(m.id, m.batch.schema.clone(), m.archive))
+            .add(&m.batch, m.offset);
+    }
+}
+
+/// Seal partition `id`: write its index and add it to the catalog.
+pub struct SealIndex {
+    pub id: Uuid,
+}
+
+impl Message<SealIndex> for Index {
+    type Reply = Result<(), String>;
+
+    async fn handle(&mut self, m: SealIndex, _: &mut Context<Self, Self::Reply>) -> Self::Reply {
+        if let Some(e) = &self.failed {
+            return Err(e.clone());
+        }
+        let Some(b) = self.building.remove(&m.id) else {
+            return Ok(());
+        };
+        let _span = tracing::debug_span!("index.seal", partition = %m.id, rows = b.rows()).entered();
+        let p = b.write(&self.dir).map_err(|e| e.to_string())?;
+        self.catalog.add(p);
+        Ok(())
+    }
+}
+
+/// Candidates of `expr` in every sealed partition.
+pub struct Lookup {
+    pub expr: Arc<Expr>,
+}
+
+impl Message<Lookup> for Index {
+    type Reply = Result<Vec<PartitionHits>, String>;
+
+    async fn handle(&mut self, m: Lookup, _: &mut Context<Self, Self::Reply>) -> Self::Reply {
+        if let Some(c) = self.catalog.corrupt.first() {
+            return Err(format!("partition {} is unusable: {}", c.dir.display(), c.error));
+        }
+        let _span = tracing::debug_span!("index.lookup", partitions = self.catalog.partitions.len()).entered();
+        self.catalog.lookup(&m.expr).map_err(|e| e.to_string())
+    }
+}
+
+/// Stop taking new data (`vast kill index`); the catalog stays queryable.
+pub struct RetireIndex;
+
+impl Message<RetireIndex> for Index {
+    type Reply = ();
+
+    async fn handle(&mut self, _: RetireIndex, _: &mut Context<Self, ()>) {
+        self.retired = true;
+    }
+}
+
+/// Per-schema figures for `status`.
+#[derive(Debug, Clone, Default, Reply)]
+pub struct IndexStatus {
+    pub partitions: usize,
+    pub building: usize,
+    /// (schema, events, partitions)
+    pub schemas: Vec<(String, u64, usize)>,
+    pub index_bytes: u64,
+    pub corrupt: Vec<(String, String)>,
+    pub retired: bool,
+}
+
+pub struct GetIndexStatus;
+
+impl Message<GetIndexStatus> for Index {
+    type Reply = IndexStatus;
+
+    async fn handle(&mut self, _: GetIndexStatus, _: &mut Context<Self, IndexStatus>) -> IndexStatus {
+        let mut schemas: std::collections::BTreeMap<String, (u64, usize)> = Default::default();
+        let mut bytes = 0;
+        for p in &self.catalog.partitions {
+            let e = schemas.entry(p.meta.schema.name.clone()).or_default();
+            e.0 += p.meta.rows as u64;
+            e.1 += 1;
+            bytes += p.disk_bytes();
+        }
+        IndexStatus {
+            partitions: self.catalog.partitions.len(),
+            building: self.building.len(),
+            schemas: schemas.into_iter().map(|(k, (e, p))| (k, e, p)).collect(),
+            index_bytes: bytes,
+            corrupt: self
+                .catalog
+                .corrupt
+                .iter()
+                .map(|c| (c.dir.display().to_string(), c.error.clone()))
+                .collect(),
+            retired: self.retired,
+        }
+    }
+}

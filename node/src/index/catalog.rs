@@ -1,0 +1,100 @@
+//! The catalog: every sealed partition's entry, in creation order.
+
+use super::partition::PartitionIndex;
+use super::value_index::Hits;
+use crate::durable::StoreError;
+use crate::query::{resolve, Expr, Resolved};
+use std::collections::HashMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// A partition that could not be loaded, kept so queries and status can name it.
+#[derive(Clone, Debug)]
+pub struct CorruptPartition {
+    pub dir: PathBuf,
+    pub error: String,
+}
+
+#[derive(Default)]
+pub struct Catalog {
+    pub partitions: Vec<Arc<PartitionIndex>>,
+    pub corrupt: Vec<CorruptPartition>,
+}
+
+/// One partition's candidates for a query.
+pub struct PartitionHits {
+    pub partition: Arc<PartitionIndex>,
+    pub hits: Hits,
+}
+
+impl std::fmt::Debug for PartitionHits {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "PartitionHits({}, {} sure, {} maybe)",
+            self.partition.meta.uuid(),
+            self.hits.sure.len(),
+            self.hits.maybe.len()
+        )
+    }
+}
+
+impl Catalog {
+    /// Loads every partition under `dir`, removing leftovers of interrupted writes.
+    pub fn open(dir: &Path) -> Result<Catalog, StoreError> {
+        fs::create_dir_all(dir).map_err(|e| StoreError::io(dir, e))?;
+        let mut cat = Catalog::default();
+        let mut dirs: Vec<PathBuf> = fs::read_dir(dir)
+            .map_err(|e| StoreError::io(dir, e))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .collect();
+        dirs.sort();
+        for d in dirs {
+            if d.extension().is_some_and(|e| e == "tmp") {
+                tracing::warn!(path = %d.display(), "removing an index partition left over from an interrupted write");
+                let _ = fs::remove_dir_all(&d);
+                continue;
+            }
+            match PartitionIndex::open(&d) {
+                Ok(p) => cat.partitions.push(Arc::new(p)),
+                Err(e) => {
+                    tracing::error!(path = %d.display(), error = %e, "corrupt index partition");
+                    cat.corrupt.push(CorruptPartition {
+                        dir: d,
+                        error: e.to_string(),
+                    });
+                }
+            }
+        }
+        Ok(cat)
+    }
+
+    pub fn add(&mut self, p: PartitionIndex) {
+        self.partitions.push(Arc::new(p));
+    }
+
+    /// Candidates of `expr` in every partition; partitions without candidates are left out.
+    pub fn lookup(&self, expr: &Expr) -> Result<Vec<PartitionHits>, StoreError> {
+        let mut resolved: HashMap<u64, Resolved> = HashMap::new();
+        let mut out = Vec::new();
+        for p in &self.partitions {
+            let fp = p.meta.schema.fingerprint();
+            let r = resolved
+                .entry(fp)
+                .or_insert_with(|| resolve(expr, &p.meta.schema));
+            if matches!(r, Resolved::False) {
+                continue;
+            }
+            let hits = p.lookup(r)?;
+            if hits.sure.is_empty() && hits.maybe.is_empty() {
+                continue;
+            }
+            out.push(PartitionHits {
+                partition: p.clone(),
+                hits,
+            });
+        }
+        Ok(out)
+    }
+}

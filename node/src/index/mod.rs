@@ -1,0 +1,10 @@
+//! The index: per-partition synopses (the catalog) and value indexes that turn an
+//! expression into candidate rows without touching the data.
+
+pub mod actor;
+pub mod catalog;
+pub mod partition;
+pub mod synopsis;
+pub mod value_index;
+
+pub use actor::Index;

@@ -1,0 +1,402 @@
+//! The node: one per process. It owns the database directory, starts and stops
+//! components (importer, archive, index, sources), and runs queries over them.
+//! `vast -N` runs exactly this inside the CLI process.
+
+pub mod lock;
+
+use crate::archive::actor::{GetStatus, Retire};
+use crate::archive::store::{ArchiveStore, Selection};
+use crate::archive::Archive;
+use crate::importer::{Importer, Sinks};
+use crate::index::actor::{GetIndexStatus, RetireIndex};
+use crate::index::Index;
+use crate::query::exec;
+use crate::query::Expr;
+use crate::source::actor::{spawn_source, GetSourceStatus, ImportSummary, Source, SourceOptions, StopSource};
+use crate::source::Reader;
+use kameo::prelude::*;
+use lock::DbLock;
+use serde_json::json;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// What a node needs to start.
+#[derive(Clone, Debug)]
+pub struct NodeOptions {
+    pub id: String,
+    pub db: PathBuf,
+    pub components: Vec<String>,
+    pub batch_size: usize,
+    pub partition_size: u32,
+    pub partition_timeout: Duration,
+}
+
+impl NodeOptions {
+    pub fn from_config(c: &vast_config::Config) -> Self {
+        NodeOptions {
+            id: c.node_id.clone(),
+            db: c.db_directory.clone(),
+            components: c.components.clone(),
+            batch_size: c.import.batch_size,
+            partition_size: c.import.partition_size,
+            partition_timeout: Duration::from_secs(c.import.partition_timeout),
+        }
+    }
+}
+
+/// Errors of node operations, as the CLI reports them.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    #[error(transparent)]
+    Lock(#[from] lock::LockError),
+    #[error("{0}")]
+    Store(#[from] crate::durable::StoreError),
+    #[error("node {node} has no {component}; its components are: {have}")]
+    Missing {
+        node: String,
+        component: &'static str,
+        have: String,
+    },
+    #[error("unknown component label {label:?} on node {node}; labels: {known}")]
+    UnknownLabel {
+        node: String,
+        label: String,
+        known: String,
+    },
+    #[error("{component} already runs on node {node}")]
+    Duplicate {
+        node: String,
+        component: &'static str,
+    },
+    #[error("{0}")]
+    Failed(String),
+}
+
+pub struct Node {
+    pub id: String,
+    opts: NodeOptions,
+    _lock: DbLock,
+    archive: Mutex<Option<ActorRef<Archive>>>,
+    index: Mutex<Option<ActorRef<Index>>>,
+    importer: Mutex<Option<ActorRef<Importer>>>,
+    sources: Mutex<BTreeMap<String, ActorRef<Source>>>,
+    next_source: Mutex<usize>,
+}
+
+fn failed(e: impl std::fmt::Display) -> NodeError {
+    NodeError::Failed(e.to_string())
+}
+
+impl Node {
+    /// Locks the database and starts the configured components.
+    pub async fn open(opts: NodeOptions) -> Result<Node, NodeError> {
+        let holder = format!(
+            "pid {} node {} since {}",
+            std::process::id(),
+            opts.id,
+            crate::data::value::format_time(crate::data::value::now_nanos())
+        );
+        let lock = DbLock::acquire(&opts.db, &holder)?;
+        let node = Node {
+            id: opts.id.clone(),
+            opts: opts.clone(),
+            _lock: lock,
+            archive: Mutex::new(None),
+            index: Mutex::new(None),
+            importer: Mutex::new(None),
+            sources: Mutex::new(BTreeMap::new()),
+            next_source: Mutex::new(0),
+        };
+        // Sink-first: the importer is built with its archive and index.
+        for c in ["archive", "index", "importer"] {
+            if opts.components.iter().any(|x| x == c) {
+                node.spawn_component(c).await?;
+            }
+        }
+        Ok(node)
+    }
+
+    pub fn options(&self) -> &NodeOptions {
+        &self.opts
+    }
+
+    fn archive(&self) -> Option<ActorRef<Archive>> {
+        self.archive.lock().expect("lock poisoned").clone()
+    }
+    fn index(&self) -> Option<ActorRef<Index>> {
+        self.index.lock().expect("lock poisoned").clone()
+    }
+    fn importer(&self) -> Option<ActorRef<Importer>> {
+        self.importer.lock().expect("lock poisoned").clone()
+    }
+
+    /// Labels of running components, e.g. `archive`, `index`, `importer`, `source-0`.
+    pub fn labels(&self) -> Vec<String> {
+        let mut v = Vec::new();
+        if self.importer().is_some() {
+            v.push("importer".to_string());
+        }
+        if self.archive().is_some() {
+            v.push("archive".to_string());
+        }
+        if self.index().is_some() {
+            v.push("index".to_string());
+        }
+        v.extend(self.sources.lock().expect("lock poisoned").keys().cloned());
+        v
+    }
+
+    fn missing(&self, component: &'static str) -> NodeError {
+        let have = self.labels();
+        NodeError::Missing {
+            node: self.id.clone(),
+            component,
+            have: if have.is_empty() {
+                "none (a bare node)".into()
+            } else {
+                have.join(", ")
+            },
+        }
+    }
+
+    /// Starts an archive, index or importer.
+    pub async fn spawn_component(&self, which: &str) -> Result<String, NodeError> {
+        match which {
+            "archive" => {
+                if self.archive().is_some() {
+                    return Err(NodeError::Duplicate { node: self.id.clone(), component: "archive" });
+                }
+                let store = ArchiveStore::open(&self.opts.db.join("archive"))?;
+                let a = Archive::spawn_with_mailbox(Archive::new(store), mailbox::bounded(16));
+                *self.archive.lock().expect("lock poisoned") = Some(a);
+            }
+            "index" => {
+                if self.index().is_some() {
+                    return Err(NodeError::Duplicate { node: self.id.clone(), component: "index" });
+                }
+                let idx = Index::open(self.opts.db.join("index"))?;
+                let i = Index::spawn_with_mailbox(idx, mailbox::bounded(16));
+                *self.index.lock().expect("lock poisoned") = Some(i);
+            }
+            "importer" => {
+                if self.importer().is_some() {
+                    return Err(NodeError::Duplicate { node: self.id.clone(), component: "importer" });
+                }
+                let archive = self.archive().ok_or_else(|| self.missing("archive"))?;
+                let index = self.index().ok_or_else(|| self.missing("index"))?;
+                let sinks = Sinks {
+                    archive,
+                    archive_name: format!("{}/archive", self.id),
+                    index,
+                };
+                let imp = Importer::spawn_with_mailbox(
+                    Importer::new(sinks, self.opts.partition_size, self.opts.partition_timeout),
+                    mailbox::bounded(4),
+                );
+                *self.importer.lock().expect("lock poisoned") = Some(imp);
+            }
+            other => {
+                return Err(failed(format!(
+                    "unknown component {other:?} (known: archive, index, importer, source)"
+                )))
+            }
+        }
+        Ok(which.to_string())
+    }
+
+    /// Starts a source in this node; returns its label and the task that finishes
+    /// with the import summary.
+    pub fn spawn_source(
+        &self,
+        reader: Box<dyn Reader>,
+        options: SourceOptions,
+    ) -> Result<(String, tokio::task::JoinHandle<Result<ImportSummary, String>>), NodeError> {
+        let importer = self.importer().ok_or_else(|| self.missing("importer"))?;
+        let label = {
+            let mut n = self.next_source.lock().expect("lock poisoned");
+            let l = format!("source-{n}");
+            *n += 1;
+            l
+        };
+        let (actor, task) = spawn_source(reader, options, importer);
+        self.sources
+            .lock()
+            .expect("lock poisoned")
+            .insert(label.clone(), actor);
+        Ok((label, task))
+    }
+
+    /// Imports everything `reader` yields and returns once it is durable.
+    pub async fn import(
+        &self,
+        reader: Box<dyn Reader>,
+        options: SourceOptions,
+    ) -> Result<ImportSummary, NodeError> {
+        let (label, task) = self.spawn_source(reader, options)?;
+        let res = task.await.map_err(failed)?;
+        if let Some(s) = self.sources.lock().expect("lock poisoned").remove(&label) {
+            s.kill();
+        }
+        res.map_err(NodeError::Failed)
+    }
+
+    /// Stops a component: a source stops reading; an archive or index refuses new
+    /// data but keeps what it has queryable; an importer stops.
+    pub async fn kill(&self, label: &str) -> Result<(), NodeError> {
+        if let Some(s) = self.sources.lock().expect("lock poisoned").remove(label) {
+            let _ = s.ask(StopSource).await;
+            return Ok(());
+        }
+        match label {
+            "archive" => {
+                let a = self.archive().ok_or_else(|| self.missing("archive"))?;
+                a.ask(Retire).await.map_err(failed)?;
+            }
+            "index" => {
+                let i = self.index().ok_or_else(|| self.missing("index"))?;
+                i.ask(RetireIndex).await.map_err(failed)?;
+            }
+            "importer" => {
+                let i = self
+                    .importer
+                    .lock()
+                    .expect("lock poisoned")
+                    .take()
+                    .ok_or_else(|| self.missing("importer"))?;
+                let _ = i.ask(crate::importer::Flush).await;
+                let _ = i.stop_gracefully().await;
+            }
+            _ => {
+                return Err(NodeError::UnknownLabel {
+                    node: self.id.clone(),
+                    label: label.to_string(),
+                    known: self.labels().join(", "),
+                })
+            }
+        }
+        Ok(())
+    }
+
+    fn query_parts(&self) -> Result<(ActorRef<Index>, ActorRef<Archive>), NodeError> {
+        Ok((
+            self.index().ok_or_else(|| self.missing("index"))?,
+            self.archive().ok_or_else(|| self.missing("archive"))?,
+        ))
+    }
+
+    /// Counts matching events; with `estimate`, from the index alone (an upper bound).
+    pub async fn count(&self, expr: Expr, estimate: bool) -> Result<u64, NodeError> {
+        let (index, archive) = self.query_parts()?;
+        exec::count(&index, &archive, expr, estimate)
+            .await
+            .map_err(NodeError::Failed)
+    }
+
+    /// Streams matching events to `sink` in import order; stops after `limit`.
+    pub async fn export(
+        &self,
+        expr: Expr,
+        limit: Option<u64>,
+        sink: impl FnMut(&Selection) -> Result<(), String>,
+    ) -> Result<u64, NodeError> {
+        let (index, archive) = self.query_parts()?;
+        exec::export(&index, &archive, expr, limit, sink)
+            .await
+            .map_err(NodeError::Failed)
+    }
+
+    /// The node's status as JSON: schemas with event counts, partitions, bytes.
+    pub async fn status(&self, detailed: bool) -> Result<serde_json::Value, NodeError> {
+        let mut out = serde_json::Map::new();
+        out.insert("node".into(), json!(self.id));
+        out.insert("db-directory".into(), json!(self.opts.db.display().to_string()));
+        out.insert("components".into(), json!(self.labels()));
+        let mut total_bytes = 0u64;
+        if let Some(i) = self.index() {
+            let s = i.ask(GetIndexStatus).await.map_err(failed)?;
+            let mut schemas = serde_json::Map::new();
+            let mut events = 0;
+            for (name, ev, parts) in &s.schemas {
+                events += ev;
+                schemas.insert(name.clone(), json!({"events": ev, "partitions": parts}));
+            }
+            total_bytes += s.index_bytes;
+            out.insert("events".into(), json!(events));
+            out.insert("partitions".into(), json!(s.partitions));
+            out.insert("schemas".into(), serde_json::Value::Object(schemas));
+            out.insert(
+                "index".into(),
+                json!({
+                    "bytes": s.index_bytes,
+                    "building": s.building,
+                    "retired": s.retired,
+                    "corrupt": s.corrupt.iter().map(|(p, e)| json!({"path": p, "error": e})).collect::<Vec<_>>(),
+                }),
+            );
+        }
+        if let Some(a) = self.archive() {
+            let s = a.ask(GetStatus).await.map_err(failed)?;
+            total_bytes += s.disk_bytes;
+            out.insert(
+                "archive".into(),
+                json!({"bytes": s.disk_bytes, "active-partitions": s.active_partitions, "retired": s.retired}),
+            );
+        }
+        out.insert("bytes-on-disk".into(), json!(total_bytes));
+        if detailed {
+            let sources: Vec<(String, ActorRef<Source>)> = self
+                .sources
+                .lock()
+                .expect("lock poisoned")
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            let mut m = serde_json::Map::new();
+            for (label, s) in sources {
+                if let Ok(st) = s.ask(GetSourceStatus).await {
+                    m.insert(
+                        label,
+                        json!({"input": st.description, "format": st.format, "events": st.events,
+                               "skipped": st.skipped, "done": st.done, "error": st.error}),
+                    );
+                }
+            }
+            out.insert("sources".into(), serde_json::Value::Object(m));
+        }
+        Ok(serde_json::Value::Object(out))
+    }
+
+    /// Stops every component, flushing the importer first.
+    pub async fn shutdown(self) {
+        let sources: Vec<ActorRef<Source>> = std::mem::take(&mut *self.sources.lock().expect("lock poisoned"))
+            .into_values()
+            .collect();
+        for s in sources {
+            let _ = s.ask(StopSource).await;
+            s.kill();
+        }
+        let importer = self.importer.lock().expect("lock poisoned").take();
+        if let Some(i) = importer {
+            if let Err(e) = i.ask(crate::importer::Flush).await {
+                tracing::error!(error = %e, "flushing the importer at shutdown failed");
+            }
+            let _ = i.stop_gracefully().await;
+            i.wait_for_shutdown().await;
+        }
+        let archive = self.archive.lock().expect("lock poisoned").take();
+        if let Some(a) = archive {
+            let _ = a.stop_gracefully().await;
+            a.wait_for_shutdown().await;
+        }
+        let index = self.index.lock().expect("lock poisoned").take();
+        if let Some(i) = index {
+            let _ = i.stop_gracefully().await;
+            i.wait_for_shutdown().await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,209 @@
+//! The source actor: one generic wrapper that drives any [`Reader`] on a blocking
+//! thread and feeds its batches to an importer, applying `-n` and an optional filter.
+
+use super::{ReadError, ReadStats, Reader};
+use crate::data::Batch;
+use crate::importer::{Flush, Importer, Ingest};
+use crate::query::{filter, resolve, Expr};
+use kameo::prelude::*;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// What a source was asked to do.
+#[derive(Clone, Debug, Default)]
+pub struct SourceOptions {
+    /// Stop after this many events.
+    pub limit: Option<u64>,
+    /// Keep only events matching this expression.
+    pub filter: Option<Expr>,
+    pub batch_size: usize,
+    /// Human description for status (`stdin`, a path, an interface).
+    pub description: String,
+    pub format: String,
+}
+
+/// What an import did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ImportSummary {
+    /// Events handed to the importer (after filter and limit).
+    pub events: u64,
+    /// Events the reader produced.
+    pub read: u64,
+    /// Malformed records skipped.
+    pub skipped: u64,
+}
+
+/// Live counters shared between the reading loop and status queries.
+#[derive(Default)]
+pub struct SourceCounters {
+    pub events: AtomicU64,
+    pub read: AtomicU64,
+    pub skipped: AtomicU64,
+    pub stop: AtomicBool,
+    pub done: AtomicBool,
+    pub error: Mutex<Option<String>>,
+}
+
+pub struct Source {
+    pub options: SourceOptions,
+    pub counters: Arc<SourceCounters>,
+}
+
+impl Actor for Source {
+    type Args = Self;
+    type Error = std::convert::Infallible;
+
+    async fn on_start(state: Self, _: ActorRef<Self>) -> Result<Self, Self::Error> {
+        Ok(state)
+    }
+}
+
+/// Starts reading: returns the actor (for status and kill) and the task that ends
+/// with the import's summary once everything read is durable.
+pub fn spawn_source(
+    reader: Box<dyn Reader>,
+    options: SourceOptions,
+    importer: ActorRef<Importer>,
+) -> (
+    ActorRef<Source>,
+    tokio::task::JoinHandle<Result<ImportSummary, String>>,
+) {
+    let counters = Arc::new(SourceCounters::default());
+    let actor = Source::spawn(Source {
+        options: options.clone(),
+        counters: counters.clone(),
+    });
+    let task = tokio::spawn(run(reader, options, importer, counters));
+    (actor, task)
+}
+
+fn apply_filter(
+    batch: Batch,
+    expr: Option<&Expr>,
+    cache: &mut HashMap<u64, crate::query::Resolved>,
+) -> Batch {
+    let Some(expr) = expr else { return batch };
+    let r = cache
+        .entry(batch.schema.fingerprint())
+        .or_insert_with(|| resolve(expr, &batch.schema));
+    let rows = filter(r, &batch);
+    if rows.len() == batch.rows as usize {
+        batch
+    } else {
+        batch.select(&rows)
+    }
+}
+
+async fn run(
+    reader: Box<dyn Reader>,
+    opts: SourceOptions,
+    importer: ActorRef<Importer>,
+    c: Arc<SourceCounters>,
+) -> Result<ImportSummary, String> {
+    let mut reader = Some(reader);
+    let mut cache = HashMap::new();
+    let batch_size = opts.batch_size.max(1);
+    let result: Result<(), String> = async {
+        loop {
+            if c.stop.load(Ordering::Relaxed) {
+                break;
+            }
+            if opts.limit.is_some_and(|l| c.events.load(Ordering::Relaxed) >= l) {
+                break;
+            }
+            let mut r = reader.take().expect("reader is put back after every read");
+            let (r, res): (Box<dyn Reader>, Result<Option<Vec<Batch>>, ReadError>) =
+                tokio::task::spawn_blocking(move || {
+                    let res = r.read(batch_size);
+                    (r, res)
+                })
+                .await
+                .map_err(|e| format!("reader thread failed: {e}"))?;
+            let ReadStats { events, skipped } = r.stats();
+            c.read.store(events, Ordering::Relaxed);
+            c.skipped.store(skipped, Ordering::Relaxed);
+            reader = Some(r);
+            let Some(batches) = res.map_err(|e| e.to_string())? else {
+                break;
+            };
+            for b in batches {
+                let mut b = apply_filter(b, opts.filter.as_ref(), &mut cache);
+                if let Some(l) = opts.limit {
+                    let left = l.saturating_sub(c.events.load(Ordering::Relaxed));
+                    if (b.rows as u64) > left {
+                        let rows: Vec<u32> = (0..left as u32).collect();
+                        b = b.select(&rows);
+                    }
+                }
+                if b.rows == 0 {
+                    continue;
+                }
+                c.events.fetch_add(b.rows as u64, Ordering::Relaxed);
+                tracing::trace!(rows = b.rows, schema = %b.schema.name, "source.batch");
+                importer
+                    .tell(Ingest(b))
+                    .await
+                    .map_err(|e| format!("importer unavailable: {e}"))?;
+            }
+        }
+        Ok(())
+    }
+    .await;
+    // Whatever was handed over is made durable even if reading failed midway.
+    let flushed = importer
+        .ask(Flush)
+        .await
+        .map_err(|e| format!("import not durable: {e}"));
+    c.done.store(true, Ordering::Relaxed);
+    let summary = ImportSummary {
+        events: c.events.load(Ordering::Relaxed),
+        read: c.read.load(Ordering::Relaxed),
+        skipped: c.skipped.load(Ordering::Relaxed),
+    };
+    let out = result.and(flushed.map(|_| summary));
+    if let Err(e) = &out {
+        *c.error.lock().expect("error lock poisoned") = Some(e.clone());
+    }
+    out
+}
+
+/// Stop reading (`vast kill source-N`).
+pub struct StopSource;
+
+impl Message<StopSource> for Source {
+    type Reply = ();
+
+    async fn handle(&mut self, _: StopSource, _: &mut Context<Self, ()>) {
+        self.counters.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// A source's figures for `status`.
+#[derive(Clone, Debug, Reply)]
+pub struct SourceStatus {
+    pub description: String,
+    pub format: String,
+    pub events: u64,
+    pub skipped: u64,
+    pub done: bool,
+    pub error: Option<String>,
+}
+
+pub struct GetSourceStatus;
+
+impl Message<GetSourceStatus> for Source {
+    type Reply = SourceStatus;
+
+    async fn handle(&mut self, _: GetSourceStatus, _: &mut Context<Self, SourceStatus>) -> SourceStatus {
+        let c = &self.counters;
+        SourceStatus {
+            description: self.options.description.clone(),
+            format: self.options.format.clone(),
+            events: c.events.load(Ordering::Relaxed),
+            skipped: c.skipped.load(Ordering::Relaxed),
+            done: c.done.load(Ordering::Relaxed),
+            error: c.error.lock().expect("error lock poisoned").clone(),
+        }
+    }
+}
