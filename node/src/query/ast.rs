@@ -179,7 +179,11 @@ impl fmt::Display for Expr {
         match self {
             Expr::And(xs) | Expr::Or(xs) if xs.is_empty() => {
                 // No syntax for constants; a tautology or contradiction on `#type` stands in.
-                let op = if matches!(self, Expr::And(_)) { "!=" } else { "==" };
+                let op = if matches!(self, Expr::And(_)) {
+                    "!="
+                } else {
+                    "=="
+                };
                 write!(f, "#type {op} \"\"")
             }
             Expr::And(xs) => {

@@ -56,6 +56,7 @@ pub fn parse(input: &str) -> Result<Expr, ParseError> {
         s: input,
         b: input.as_bytes(),
         pos: 0,
+        depth: 0,
     };
     p.ws();
     if p.eof() {
@@ -74,7 +75,11 @@ struct Parser<'a> {
     s: &'a str,
     b: &'a [u8],
     pos: usize,
+    /// Nesting of `(` and `!`, bounded so hostile input cannot overflow the stack.
+    depth: usize,
 }
+
+const MAX_DEPTH: usize = 128;
 
 fn is_ident_start(c: u8) -> bool {
     c.is_ascii_alphabetic() || c == b'_'
@@ -125,7 +130,10 @@ impl<'a> Parser<'a> {
         if n > 0 {
             &rest[..n]
         } else {
-            rest.chars().next().map(|c| &rest[..c.len_utf8()]).unwrap_or("")
+            rest.chars()
+                .next()
+                .map(|c| &rest[..c.len_utf8()])
+                .unwrap_or("")
         }
     }
 
@@ -167,6 +175,16 @@ impl<'a> Parser<'a> {
 
     fn unary(&mut self) -> Result<Expr, ParseError> {
         self.ws();
+        if self.depth >= MAX_DEPTH {
+            return Err(self.err(self.pos, "expression nested too deeply"));
+        }
+        self.depth += 1;
+        let e = self.unary_inner();
+        self.depth -= 1;
+        e
+    }
+
+    fn unary_inner(&mut self) -> Result<Expr, ParseError> {
         match self.peek() {
             None => Err(self.err(self.pos, "expected an expression")),
             Some(b'!') if !matches!(self.at(self.pos + 1), Some(b'=' | b'~')) => {
@@ -294,7 +312,9 @@ impl<'a> Parser<'a> {
                 let word = &self.s[start..start + n];
                 match word {
                     "true" | "false" | "nil" | "now" => self.value().map(Operand::Value),
-                    "in" | "ni" => Err(self.err(start, format!("expected an operand, got '{word}'"))),
+                    "in" | "ni" => {
+                        Err(self.err(start, format!("expected an operand, got '{word}'")))
+                    }
                     _ => {
                         self.pos += n;
                         Ok(Operand::Field(word.to_string()))
@@ -434,8 +454,14 @@ impl<'a> Parser<'a> {
     fn time(&mut self) -> Result<Option<Value>, ParseError> {
         let start = self.pos;
         let b = &self.b[start..];
-        let digits = |r: std::ops::Range<usize>| r.clone().all(|i| b.get(i).is_some_and(u8::is_ascii_digit));
-        if !(digits(0..4) && b.get(4) == Some(&b'-') && digits(5..7) && b.get(7) == Some(&b'-') && digits(8..10)) {
+        let digits =
+            |r: std::ops::Range<usize>| r.clone().all(|i| b.get(i).is_some_and(u8::is_ascii_digit));
+        if !(digits(0..4)
+            && b.get(4) == Some(&b'-')
+            && digits(5..7)
+            && b.get(7) == Some(&b'-')
+            && digits(8..10))
+        {
             return Ok(None);
         }
         let mut end = 10;
@@ -550,11 +576,19 @@ impl<'a> Parser<'a> {
         }
     }
 
-    fn integer(&self, start: usize, num: &str, signed: bool, mult: u64) -> Result<Value, ParseError> {
+    fn integer(
+        &self,
+        start: usize,
+        num: &str,
+        signed: bool,
+        mult: u64,
+    ) -> Result<Value, ParseError> {
         let overflow = || self.err(start, format!("number out of range: '{num}'"));
         if signed {
             let i: i64 = num.parse().map_err(|_| overflow())?;
-            i.checked_mul(mult as i64).map(Value::Int).ok_or_else(overflow)
+            i.checked_mul(mult as i64)
+                .map(Value::Int)
+                .ok_or_else(overflow)
         } else {
             let c: u64 = num.parse().map_err(|_| overflow())?;
             c.checked_mul(mult).map(Value::Count).ok_or_else(overflow)
@@ -661,7 +695,10 @@ impl<'a> Parser<'a> {
                 None => return Err(self.err(start, "unterminated list")),
                 Some(_) => {
                     let tok = self.token_at(self.pos);
-                    return Err(self.err(self.pos, format!("expected ',' or ']' in list, got '{tok}'")));
+                    return Err(self.err(
+                        self.pos,
+                        format!("expected ',' or ']' in list, got '{tok}'"),
+                    ));
                 }
             }
         }
@@ -671,7 +708,11 @@ impl<'a> Parser<'a> {
 /// The predicate a lone literal stands for, by the literal's type.
 fn value_predicate(v: Value) -> Option<Expr> {
     let pred = |ty: &str, op: Op, v: Value| {
-        Expr::Pred(Predicate::new(Operand::Type(ty.into()), op, Operand::Value(v)))
+        Expr::Pred(Predicate::new(
+            Operand::Type(ty.into()),
+            op,
+            Operand::Value(v),
+        ))
     };
     Some(match v {
         Value::Address(_) => pred("addr", Op::Eq, v),
@@ -689,4 +730,429 @@ fn value_predicate(v: Value) -> Option<Expr> {
         Value::Pattern(_) => pred("string", Op::Match, v),
         _ => return None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::value::NANOS_PER_SEC;
+
+    fn pred(lhs: Operand, op: Op, v: Value) -> Expr {
+        Expr::Pred(Predicate::new(lhs, op, Operand::Value(v)))
+    }
+    fn field(n: &str) -> Operand {
+        Operand::Field(n.into())
+    }
+    fn ty(n: &str) -> Operand {
+        Operand::Type(n.into())
+    }
+    fn addr(s: &str) -> Value {
+        Value::Address(Address::parse(s).unwrap())
+    }
+    fn net(s: &str) -> Value {
+        Value::Subnet(Subnet::parse(s).unwrap())
+    }
+    /// The literal on the right of a single predicate.
+    fn rhs(q: &str) -> Value {
+        match parse(q).unwrap_or_else(|e| panic!("{e}")) {
+            Expr::Pred(Predicate {
+                rhs: Operand::Value(v),
+                ..
+            }) => v,
+            e => panic!("not a predicate: {e:?}"),
+        }
+    }
+    fn err(q: &str) -> ParseError {
+        match parse(q) {
+            Ok(e) => panic!("{q:?} parsed as {e:?}"),
+            Err(e) => e,
+        }
+    }
+
+    #[test]
+    fn operators() {
+        let cases = [
+            ("==", Op::Eq),
+            ("!=", Op::Ne),
+            ("<", Op::Lt),
+            ("<=", Op::Le),
+            (">", Op::Gt),
+            (">=", Op::Ge),
+            ("in", Op::In),
+            ("!in", Op::NotIn),
+            ("ni", Op::Ni),
+            ("!ni", Op::NotNi),
+            ("~", Op::Match),
+            ("!~", Op::NotMatch),
+        ];
+        for (s, op) in cases {
+            assert_eq!(
+                parse(&format!("x {s} 1")).unwrap(),
+                pred(field("x"), op, Value::Count(1)),
+                "{s}"
+            );
+        }
+        // No spaces needed around symbols.
+        assert_eq!(
+            parse("x<=-1").unwrap(),
+            pred(field("x"), Op::Le, Value::Int(-1))
+        );
+        // `in` needs a word boundary: `x inx` is not `x in x`.
+        assert!(parse("x inx").is_err());
+        assert_eq!(
+            parse("x in[1]").unwrap(),
+            pred(field("x"), Op::In, Value::List(vec![Value::Count(1)]))
+        );
+    }
+
+    #[test]
+    fn extractors() {
+        assert_eq!(
+            parse("zeek.conn.id.resp_h == 1.2.3.4").unwrap(),
+            pred(field("zeek.conn.id.resp_h"), Op::Eq, addr("1.2.3.4"))
+        );
+        assert_eq!(
+            parse(":addr == ::1").unwrap(),
+            pred(ty("addr"), Op::Eq, addr("::1"))
+        );
+        assert_eq!(
+            parse(":port<1024").unwrap(),
+            pred(ty("port"), Op::Lt, Value::Count(1024))
+        );
+        assert_eq!(
+            parse("#type == \"zeek.conn\"").unwrap(),
+            pred(
+                Operand::Meta(Meta::Type),
+                Op::Eq,
+                Value::String("zeek.conn".into())
+            )
+        );
+        assert_eq!(
+            parse("#field == \"uid\"").unwrap(),
+            pred(
+                Operand::Meta(Meta::Field),
+                Op::Eq,
+                Value::String("uid".into())
+            )
+        );
+        let e = err("#foo == 1");
+        assert_eq!(e.pos, 0);
+        assert!(e.message.contains("#foo"), "{e}");
+        assert_eq!(err(": == 1").pos, 0);
+        // Keywords are not fields.
+        assert!(parse("nil == 1").is_err());
+        assert_eq!(err("x == in").pos, 5);
+        // Field names may start with keywords.
+        assert_eq!(
+            parse("nowhere == 1").unwrap(),
+            pred(field("nowhere"), Op::Eq, Value::Count(1))
+        );
+    }
+
+    #[test]
+    fn numbers() {
+        assert_eq!(rhs("x == 42"), Value::Count(42));
+        assert_eq!(rhs("x == +5"), Value::Int(5));
+        assert_eq!(rhs("x == -5"), Value::Int(-5));
+        assert_eq!(rhs("x == 4.2"), Value::Real(4.2));
+        assert_eq!(rhs("x == -0.5"), Value::Real(-0.5));
+        assert_eq!(rhs("x == 1k"), Value::Count(1000));
+        assert_eq!(rhs("x == 2M"), Value::Count(2_000_000));
+        assert_eq!(rhs("x == 1G"), Value::Count(1_000_000_000));
+        assert_eq!(rhs("x == 1T"), Value::Count(1_000_000_000_000));
+        assert_eq!(rhs("x == 1Ki"), Value::Count(1024));
+        assert_eq!(rhs("x == 1Mi"), Value::Count(1 << 20));
+        assert_eq!(rhs("x == 1Gi"), Value::Count(1 << 30));
+        assert_eq!(rhs("x == 1Ti"), Value::Count(1 << 40));
+        assert_eq!(rhs("x == -2k"), Value::Int(-2000));
+        assert_eq!(rhs("x == 18446744073709551615"), Value::Count(u64::MAX));
+        assert_eq!(err("x == 18446744073709551616").pos, 5);
+        assert_eq!(err("x == 42foo").pos, 7);
+        assert_eq!(err("x == 1.5k").pos, 8);
+    }
+
+    #[test]
+    fn durations() {
+        let s = NANOS_PER_SEC;
+        assert_eq!(rhs("x == 10ms"), Value::Duration(10_000_000));
+        assert_eq!(rhs("x == 3 hours"), Value::Duration(3 * 3600 * s));
+        assert_eq!(rhs("x == 1.5s"), Value::Duration(1_500_000_000));
+        assert_eq!(rhs("x == 5 min"), Value::Duration(300 * s));
+        assert_eq!(rhs("x == 2d"), Value::Duration(2 * 86400 * s));
+        assert_eq!(rhs("x == 1w"), Value::Duration(7 * 86400 * s));
+        assert_eq!(rhs("x == 1y"), Value::Duration(365 * 86400 * s));
+        assert_eq!(rhs("x == 7ns"), Value::Duration(7));
+        assert_eq!(rhs("x == 7us"), Value::Duration(7000));
+        assert_eq!(rhs("x > -2d"), Value::Duration(-2 * 86400 * s));
+        assert_eq!(rhs("x == 1 sec"), Value::Duration(s));
+        // A word after a space that is not a unit is not part of the number.
+        assert!(parse("x == 5 foo").is_err());
+    }
+
+    #[test]
+    fn times() {
+        let t = 1_313_380_080 * NANOS_PER_SEC;
+        assert_eq!(rhs("x == 2011-08-15T03:48"), Value::Time(t));
+        assert_eq!(
+            rhs("x == 2011-08-15"),
+            Value::Time(t - (3 * 3600 + 48 * 60) * NANOS_PER_SEC)
+        );
+        assert_eq!(
+            rhs("x == 2011-08-15T03:48:12.123Z"),
+            Value::Time(t + 12_123_000_000)
+        );
+        assert_eq!(rhs("x == 2011-08-15T04:48:00+01:00"), Value::Time(t));
+        assert_eq!(rhs("x == @1313380080"), Value::Time(t));
+        assert_eq!(
+            rhs("x < 2011-08-15T03:48 + 1h"),
+            Value::Time(t + 3600 * NANOS_PER_SEC)
+        );
+        assert_eq!(
+            rhs("x < 2011-08-15T03:48+1h"),
+            Value::Time(t + 3600 * NANOS_PER_SEC)
+        );
+        assert_eq!(
+            rhs("x < @1313380080 - 10min"),
+            Value::Time(t - 600 * NANOS_PER_SEC)
+        );
+        let before = now_nanos();
+        let Value::Time(n) = rhs("x > now") else {
+            panic!()
+        };
+        assert!(n >= before);
+        let Value::Time(n) = rhs("x > now - 1h") else {
+            panic!()
+        };
+        assert!(n >= before - 3600 * NANOS_PER_SEC && n < before);
+        let Value::Time(n) = rhs("x < now + 10min") else {
+            panic!()
+        };
+        assert!(n >= before + 600 * NANOS_PER_SEC);
+        assert_eq!(err("x > now - 5").pos, 10);
+        assert_eq!(err("x > 2011-13-45").pos, 4);
+    }
+
+    #[test]
+    fn addresses_and_subnets() {
+        assert_eq!(rhs("x == 10.0.0.1"), addr("10.0.0.1"));
+        assert_eq!(rhs("x == ::1"), addr("::1"));
+        assert_eq!(rhs("x == 2001:db8::1"), addr("2001:db8::1"));
+        assert_eq!(rhs("x == fe80::1"), addr("fe80::1"));
+        assert_eq!(rhs("x in 10.0.0.0/8"), net("10.0.0.0/8"));
+        assert_eq!(rhs("x in 2001:db8::/32"), net("2001:db8::/32"));
+        assert_eq!(err("x in 10.0.0.0/33").pos, 5);
+        // Hex-looking field names stay fields.
+        assert_eq!(
+            parse("dead.beef == 1").unwrap(),
+            pred(field("dead.beef"), Op::Eq, Value::Count(1))
+        );
+    }
+
+    #[test]
+    fn strings_patterns_lists() {
+        assert_eq!(
+            rhs(r#"x == "a\"b\\c\nd\te\x41""#),
+            Value::String("a\"b\\c\nd\teA".into())
+        );
+        assert_eq!(rhs("x == \"héllo\""), Value::String("héllo".into()));
+        assert_eq!(rhs(r"x ~ /a\/b.*/"), Value::Pattern("a/b.*".into()));
+        assert_eq!(rhs(r"x ~ /\d+/"), Value::Pattern(r"\d+".into()));
+        assert_eq!(rhs("x in []"), Value::List(vec![]));
+        assert_eq!(
+            rhs(r#"x in [1, "a", 10.0.0.1, [2]]"#),
+            Value::List(vec![
+                Value::Count(1),
+                Value::String("a".into()),
+                addr("10.0.0.1"),
+                Value::List(vec![Value::Count(2)])
+            ])
+        );
+        assert_eq!(rhs("x == true"), Value::Bool(true));
+        assert_eq!(rhs("x == false"), Value::Bool(false));
+        assert_eq!(rhs("x == nil"), Value::Null);
+        assert_eq!(err(r#"x == "abc"#).pos, 5);
+        assert_eq!(err(r#"x == "a\qb""#).pos, 7);
+        assert_eq!(err("x ~ /abc").pos, 4);
+        assert_eq!(err("x ~ /a(/").pos, 4);
+        assert_eq!(err("x in [1, 2").pos, 5);
+        assert_eq!(err("x in [1 2]").pos, 8);
+    }
+
+    #[test]
+    fn connectives_and_precedence() {
+        let a = pred(field("a"), Op::Eq, Value::Count(1));
+        let b = pred(field("b"), Op::Eq, Value::Count(2));
+        let c = pred(field("c"), Op::Eq, Value::Count(3));
+        assert_eq!(
+            parse("a == 1 || b == 2 && c == 3").unwrap(),
+            Expr::Or(vec![a.clone(), Expr::And(vec![b.clone(), c.clone()])])
+        );
+        assert_eq!(
+            parse("(a == 1 || b == 2) && c == 3").unwrap(),
+            Expr::And(vec![Expr::Or(vec![a.clone(), b.clone()]), c.clone()])
+        );
+        assert_eq!(
+            parse("! a == 1 && !(b == 2)").unwrap(),
+            Expr::And(vec![
+                Expr::Not(Box::new(a.clone())),
+                Expr::Not(Box::new(b.clone()))
+            ])
+        );
+        assert_eq!(
+            parse("a == 1&&b == 2||c == 3").unwrap(),
+            Expr::Or(vec![Expr::And(vec![a, b]), c])
+        );
+        assert_eq!(err("(a == 1").pos, 0);
+        assert_eq!(err("(a == 1 b").pos, 8);
+        assert_eq!(err("a == 1 &&").pos, 9);
+        assert_eq!(err("a == 1 and b == 2").pos, 7);
+    }
+
+    #[test]
+    fn flips_values_to_the_right() {
+        assert_eq!(
+            parse("10.0.0.1 in addrs").unwrap(),
+            pred(field("addrs"), Op::Ni, addr("10.0.0.1"))
+        );
+        assert_eq!(
+            parse("5 < x").unwrap(),
+            pred(field("x"), Op::Gt, Value::Count(5))
+        );
+        assert_eq!(
+            parse("\"a\" !ni :string").unwrap(),
+            pred(ty("string"), Op::NotIn, Value::String("a".into()))
+        );
+        assert_eq!(err("1 == 1").pos, 0);
+        assert_eq!(err("x == y").pos, 5);
+    }
+
+    #[test]
+    fn value_predicates() {
+        let vp = |q: &str, t: &str, op: Op, v: Value| {
+            assert_eq!(parse(q).unwrap(), pred(ty(t), op, v), "{q}")
+        };
+        vp("10.0.0.1", "addr", Op::Eq, addr("10.0.0.1"));
+        vp("\"foo\"", "string", Op::Eq, Value::String("foo".into()));
+        vp("42", "count", Op::Eq, Value::Count(42));
+        vp("-42", "int", Op::Eq, Value::Int(-42));
+        vp("4.2", "real", Op::Eq, Value::Real(4.2));
+        vp("true", "bool", Op::Eq, Value::Bool(true));
+        vp("@0", "time", Op::Eq, Value::Time(0));
+        vp("10ms", "duration", Op::Eq, Value::Duration(10_000_000));
+        vp("/f.o/", "string", Op::Match, Value::Pattern("f.o".into()));
+        assert_eq!(
+            parse("10.0.0.0/8").unwrap(),
+            Expr::Or(vec![
+                pred(ty("addr"), Op::In, net("10.0.0.0/8")),
+                pred(ty("subnet"), Op::Eq, net("10.0.0.0/8")),
+            ])
+        );
+        assert_eq!(
+            parse("10.0.0.1 && x == 1").unwrap(),
+            Expr::And(vec![
+                pred(ty("addr"), Op::Eq, addr("10.0.0.1")),
+                pred(field("x"), Op::Eq, Value::Count(1)),
+            ])
+        );
+        assert_eq!(err("nil").pos, 0);
+        assert_eq!(err("[1]").pos, 0);
+        assert_eq!(err("x").pos, 1);
+    }
+
+    #[test]
+    fn error_positions_and_display() {
+        let e = err("yo that is not a query");
+        assert_eq!(e.pos, 3);
+        assert_eq!(e.message, "expected an operator after 'yo'");
+        assert_eq!(
+            e.to_string(),
+            "parse error at column 4: expected an operator after 'yo'\nyo that is not a query\n   ^"
+        );
+        let e = err("x = 1");
+        assert_eq!(e.pos, 2);
+        assert!(e.message.contains("'=='"), "{e}");
+        let e = err("x == 1 garbage");
+        assert_eq!(e.pos, 7);
+        assert!(e.message.contains("garbage"));
+        assert_eq!(err("x == 1 )").pos, 7);
+        assert_eq!(err("").pos, 0);
+        assert_eq!(err("   ").message, "empty query");
+        assert_eq!(err("x ==").pos, 4);
+        assert_eq!(err("x == ?").pos, 5);
+        // Columns count characters, positions count bytes.
+        let e = err("\"é\" ?");
+        assert_eq!(e.pos, 5);
+        assert_eq!(e.column(), 5);
+        let _: &dyn std::error::Error = &e;
+    }
+
+    #[test]
+    fn never_panics_on_prefixes_and_junk() {
+        let qs = [
+            r#"(a.b == 1 || !(c in [1, "x\x41", 10.0.0.0/8, ::1])) && d ~ /a\/b/ && e > now - 1h"#,
+            "x == 2011-08-15T03:48:12.123+01:00 && y < 3 hours && z == 1Ki && w != -0.5",
+            "u == \"ü\" && #type ~ /ö/ || ::ffff:1.2.3.4 ni :addr",
+        ];
+        for q in qs {
+            assert!(parse(q).is_ok(), "{q}");
+            for (i, _) in q.char_indices() {
+                let _ = parse(&q[..i]);
+                let _ = parse(&q[i..]);
+            }
+        }
+        for junk in [
+            "\\", "\"\\", "/\\", "[", "[,]", "#", ":", "@", "@x", "-", "+.", "1e5", "!", "!!",
+            "x !",
+        ] {
+            assert!(parse(junk).is_err(), "{junk}");
+        }
+        let deep = "(".repeat(100_000) + "x == 1" + &")".repeat(100_000);
+        assert!(parse(&deep).unwrap_err().message.contains("nested"));
+        let deep = "!".repeat(100_000) + "x == 1";
+        assert!(parse(&deep).is_err());
+        assert!(parse(&("(".repeat(50) + "x == 1" + &")".repeat(50))).is_ok());
+    }
+
+    #[test]
+    fn display_round_trips_literals() {
+        for v in [
+            Value::Time(1_258_531_221_486_539_123),
+            Value::Time(-1_500_000_000),
+            Value::Duration(-1_500_000_000),
+            Value::Duration(90 * NANOS_PER_SEC),
+            Value::Real(1e20),
+            Value::Real(-0.25),
+            Value::Int(i64::MIN),
+            Value::Count(u64::MAX),
+            Value::String("\u{7f}\u{0}tab\t/".into()),
+            Value::Pattern(r"a\d/\\".into()),
+        ] {
+            let e = Expr::Pred(Predicate::new(field("x"), Op::Eq, Operand::Value(v)));
+            let s = e.to_string();
+            assert_eq!(
+                parse(&s).unwrap_or_else(|err| panic!("{s}: {err}")),
+                e,
+                "{s}"
+            );
+        }
+    }
+
+    #[test]
+    fn display_round_trips() {
+        for q in [
+            "a == 1 || b == +2 && !(c != -3)",
+            "(a == 1 || b == 2) && (c == 3 || d == 4)",
+            "id.resp_h in 10.0.0.0/8 && :port < 1024",
+            "x == 1.5s && y == 3h && z > 2011-08-15T03:48:12.123",
+            r#"#type ~ /zeek\/.*/ && #field == "uid" && s == "a\"b\n""#,
+            "x in [1, 2.5, nil, true, ::1] && y !ni 2001:db8::/32",
+            "10.0.0.0/8 && 1.2.3.4",
+            "x !~ /a/ || x ni \"b\" || x !in []",
+            "((a == 1 && b == 2) && c == 3)",
+        ] {
+            let e = parse(q).unwrap_or_else(|e| panic!("{e}"));
+            let s = e.to_string();
+            assert_eq!(parse(&s).unwrap_or_else(|e| panic!("{e}")), e, "{q} -> {s}");
+        }
+    }
 }

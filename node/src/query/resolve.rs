@@ -243,9 +243,7 @@ fn coerce(op: Op, ty: &Type, value: &Value) -> Option<Value> {
                 xs.iter().filter_map(|x| coerce_scalar(ty, x)).collect(),
             )),
             (Type::Address | Type::Subnet, Value::Subnet(_)) => Some(value.clone()),
-            (Type::Address | Type::Subnet, Value::String(s)) => {
-                Subnet::parse(s).map(Value::Subnet)
-            }
+            (Type::Address | Type::Subnet, Value::String(s)) => Subnet::parse(s).map(Value::Subnet),
             (Type::String | Type::Enum(_) | Type::Pattern, Value::String(s)) => {
                 Some(Value::String(s.clone()))
             }
@@ -593,4 +591,421 @@ fn cmp_mask(c: &Cmp, batch: &Batch) -> Vec<bool> {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::value::NANOS_PER_SEC;
+    use crate::data::{BatchBuilder, Field};
+    use crate::query::parse;
+
+    fn schema() -> Schema {
+        Schema::new(
+            "zeek.conn",
+            vec![
+                Field::new("ts", Type::timestamp()),
+                Field::new("uid", Type::String),
+                Field::new("id.orig_h", Type::Address),
+                Field::new("id.orig_p", Type::port()),
+                Field::new("id.resp_h", Type::Address),
+                Field::new("id.resp_p", Type::port()),
+                Field::new("proto", Type::Enum(vec![])),
+                Field::new("duration", Type::Duration),
+                Field::new("orig_bytes", Type::Count),
+                Field::new("tunnel_parents", Type::set(Type::String)),
+                Field::new("local_orig", Type::Bool),
+                Field::new("score", Type::Real),
+                Field::new("delta", Type::Int),
+                Field::new("net", Type::Subnet),
+                Field::new("hosts", Type::List(Box::new(Type::Address))),
+            ],
+        )
+    }
+
+    fn a(s: &str) -> Address {
+        Address::parse(s).unwrap()
+    }
+
+    fn batch() -> Batch {
+        let mut b = BatchBuilder::new(schema());
+        let s = NANOS_PER_SEC;
+        // Row 0.
+        b.column(0).push_time(100 * s);
+        b.column(1).push_str("CHhAvVGS1DHFjwGM9");
+        b.column(2).push_address(a("10.0.0.1"));
+        b.column(3).push_count(49152);
+        b.column(4).push_address(a("192.168.1.1"));
+        b.column(5).push_count(80);
+        b.column(6).push_str("tcp");
+        b.column(7).push_duration(1_500_000_000);
+        b.column(8).push_count(100);
+        b.column(9).push_value(&Value::List(vec![
+            Value::String("a".into()),
+            Value::String("b".into()),
+        ]));
+        b.column(10).push_bool(true);
+        b.column(11).push_real(0.5);
+        b.column(12).push_int(-3);
+        b.column(13)
+            .push_subnet(Subnet::parse("10.0.0.0/8").unwrap());
+        b.column(14).push_list(|c| {
+            c.push_address(a("10.0.0.1"));
+            c.push_address(a("::1"));
+        });
+        b.finish_row();
+        // Row 1.
+        b.column(0).push_time(200 * s);
+        b.column(1).push_str("Cabc");
+        b.column(2).push_address(a("::1"));
+        b.column(3).push_count(53);
+        b.column(4).push_address(a("8.8.8.8"));
+        b.column(5).push_count(53);
+        b.column(6).push_str("udp");
+        b.column(7).push_duration(10_000_000);
+        b.column(8).push_count(5000);
+        b.column(9).push_value(&Value::List(vec![]));
+        b.column(10).push_bool(false);
+        b.column(11).push_real(2.0);
+        b.column(12).push_int(7);
+        b.column(13)
+            .push_subnet(Subnet::parse("2001:db8::/32").unwrap());
+        b.column(14).push_list(|_| {});
+        b.finish_row();
+        // Row 2: mostly nulls.
+        b.column(0).push_time(300 * s);
+        b.column(4).push_address(a("10.1.2.3"));
+        b.column(5).push_count(443);
+        b.finish_row();
+        b.finish()
+    }
+
+    /// Rows matching `q`; also checks that row-wise and column-wise evaluation agree.
+    fn rows(q: &str) -> Vec<u32> {
+        let b = batch();
+        let r = resolve(&parse(q).unwrap_or_else(|e| panic!("{e}")), &b.schema);
+        let fast = filter(&r, &b);
+        let slow: Vec<u32> = (0..b.rows)
+            .filter(|i| eval_row(&r, &b, *i as usize))
+            .collect();
+        assert_eq!(fast, slow, "{q}: filter and eval_row disagree");
+        fast
+    }
+
+    fn res(q: &str) -> Resolved {
+        resolve(&parse(q).unwrap(), &schema())
+    }
+
+    fn col(r: &Resolved) -> Vec<usize> {
+        match r {
+            Resolved::Cmp(c) => vec![c.column],
+            Resolved::Or(xs) => xs.iter().flat_map(col).collect(),
+            r => panic!("not a column selection: {r:?}"),
+        }
+    }
+
+    #[test]
+    fn field_suffix_matching() {
+        for q in [
+            "resp_h == 8.8.8.8",
+            "id.resp_h == 8.8.8.8",
+            "conn.id.resp_h == 8.8.8.8",
+            "zeek.conn.id.resp_h == 8.8.8.8",
+        ] {
+            assert_eq!(col(&res(q)), vec![4], "{q}");
+            assert_eq!(rows(q), vec![1], "{q}");
+        }
+        assert_eq!(res("esp_h == 8.8.8.8"), Resolved::False);
+        assert_eq!(res("id == 8.8.8.8"), Resolved::False);
+        assert_eq!(res("nope == 1"), Resolved::False);
+        assert!(suffix_match(
+            "zeek.conn",
+            "id.resp_h",
+            "zeek.conn.id.resp_h"
+        ));
+        assert!(!suffix_match("zeek.conn", "id.resp_h", ""));
+        assert!(!suffix_match("zeek.conn", "id.resp_h", "n.id.resp_h"));
+    }
+
+    #[test]
+    fn type_extractors() {
+        assert_eq!(col(&res(":addr == 10.0.0.1")), vec![2, 4]);
+        assert_eq!(rows(":addr == 10.0.0.1"), vec![0]);
+        assert_eq!(col(&res(":port == 53")), vec![3, 5]);
+        assert_eq!(col(&res(":count == 53")), vec![3, 5, 8]);
+        assert_eq!(rows(":count == 5000"), vec![1]);
+        assert_eq!(rows(":port == 5000"), Vec::<u32>::new());
+        assert_eq!(col(&res(":timestamp > @150")), vec![0]);
+        assert_eq!(rows(":time > @150"), vec![1, 2]);
+        assert_eq!(col(&res(":subnet == 10.0.0.0/8")), vec![13]);
+        assert_eq!(col(&res(":string == \"a\"")), vec![1]);
+        assert_eq!(col(&res(":enum == \"tcp\"")), vec![6]);
+        assert_eq!(col(&res(":set ni \"a\"")), vec![9]);
+        assert_eq!(res(":pattern == \"a\""), Resolved::False);
+    }
+
+    #[test]
+    fn meta_extractors() {
+        assert_eq!(res("#type == \"zeek.conn\""), Resolved::True);
+        assert_eq!(res("#type == \"zeek\""), Resolved::False);
+        assert_eq!(res("#type != \"zeek.conn\""), Resolved::False);
+        assert_eq!(res("#type != \"suricata.alert\""), Resolved::True);
+        assert_eq!(res("#type ~ /conn/"), Resolved::True);
+        assert_eq!(res("#type ~ /suricata.*/"), Resolved::False);
+        assert_eq!(res("#type !~ /suricata.*/"), Resolved::True);
+        assert_eq!(res("#type in [\"a\", \"zeek.conn\"]"), Resolved::True);
+        assert_eq!(res("#type !in [\"a\", \"zeek.conn\"]"), Resolved::False);
+        assert_eq!(res("#type == 1"), Resolved::False);
+        assert_eq!(res("#type < \"z\""), Resolved::False);
+        assert_eq!(res("#field == \"resp_h\""), Resolved::True);
+        assert_eq!(res("#field == \"zeek.conn.uid\""), Resolved::True);
+        assert_eq!(res("#field == \"esp_h\""), Resolved::False);
+        assert_eq!(res("#field != \"esp_h\""), Resolved::True);
+        assert_eq!(res("#field ~ /^id\\./"), Resolved::True);
+        assert_eq!(rows("#type == \"zeek.conn\""), vec![0, 1, 2]);
+    }
+
+    #[test]
+    fn constant_folding() {
+        assert_eq!(res("#type == \"x\" && uid == \"a\""), Resolved::False);
+        assert_eq!(col(&res("#type == \"zeek.conn\" && uid == \"a\"")), vec![1]);
+        assert_eq!(res("!(#type == \"x\")"), Resolved::True);
+        assert_eq!(col(&res("esp_h == 1 || uid == \"a\"")), vec![1]);
+        assert_eq!(res("esp_h == 1 || #type == \"zeek.conn\""), Resolved::True);
+        assert!(matches!(res("!!(uid == \"a\")"), Resolved::Cmp(_)));
+        assert_eq!(rows("#type == \"x\""), Vec::<u32>::new());
+    }
+
+    #[test]
+    fn subnets_and_lists() {
+        assert_eq!(rows("id.orig_h in 10.0.0.0/8"), vec![0]);
+        assert_eq!(rows("id.resp_h !in 10.0.0.0/8"), vec![0, 1]);
+        assert_eq!(rows("id.orig_h !in 10.0.0.0/8"), vec![1, 2]);
+        assert_eq!(rows("net ni 10.1.1.1"), vec![0]);
+        assert_eq!(rows("net in 10.0.0.0/7"), vec![0]);
+        assert_eq!(rows("2001:db8::1 in net"), vec![1]);
+        assert_eq!(rows("net ni 2001:db8:1::/48"), vec![1]);
+        assert_eq!(rows("10.0.0.1 in hosts"), vec![0]);
+        assert_eq!(rows("hosts ni ::1"), vec![0]);
+        assert_eq!(rows("hosts !ni ::1"), vec![1, 2]);
+        assert_eq!(rows("id.resp_p in [80, 443]"), vec![0, 2]);
+        assert_eq!(rows("id.resp_p !in [80, 443]"), vec![1]);
+        assert_eq!(rows("proto in [\"udp\", \"icmp\"]"), vec![1]);
+        assert_eq!(rows("id.orig_h in [::1, 1.2.3.4]"), vec![1]);
+        assert_eq!(rows("tunnel_parents ni \"a\""), vec![0]);
+        assert_eq!(rows("\"b\" in tunnel_parents"), vec![0]);
+        assert_eq!(rows("tunnel_parents == [\"a\", \"b\"]"), vec![0]);
+        assert_eq!(rows("tunnel_parents == []"), vec![1]);
+        assert_eq!(
+            rows(":addr == 10.0.0.1"),
+            vec![0],
+            "list<addr> is not :addr"
+        );
+    }
+
+    #[test]
+    fn strings_and_patterns() {
+        assert_eq!(rows("uid == \"Cabc\""), vec![1]);
+        assert_eq!(rows("uid != \"Cabc\""), vec![0, 2]);
+        assert_eq!(rows("uid in \"xxCabcxx\""), vec![1]);
+        assert_eq!(rows("uid ni \"GS1\""), vec![0]);
+        assert_eq!(rows("uid !ni \"GS1\""), vec![1, 2]);
+        assert_eq!(rows("\"abc\" in uid"), vec![1]);
+        assert_eq!(rows("uid ~ /^C[a-z]+$/"), vec![1]);
+        assert_eq!(rows("uid ~ /abc/"), vec![1]);
+        assert_eq!(rows("uid !~ /abc/"), vec![0, 2]);
+        assert_eq!(rows("uid == /abc/"), vec![1]);
+        assert_eq!(rows("uid ~ \"V.S\""), vec![0]);
+        assert_eq!(rows("proto ~ /t.p/"), vec![0]);
+        assert_eq!(rows("uid > \"C\""), vec![0, 1]);
+        assert_eq!(res("orig_bytes ~ /1/"), Resolved::False);
+    }
+
+    #[test]
+    fn nil_handling() {
+        assert_eq!(rows("uid == nil"), vec![2]);
+        assert_eq!(rows("uid != nil"), vec![0, 1]);
+        assert_eq!(rows("hosts == nil"), vec![2]);
+        assert_eq!(rows("hosts != nil"), vec![0, 1]);
+        assert_eq!(res("orig_bytes < nil"), Resolved::False);
+        assert_eq!(rows("orig_bytes < 1M"), vec![0, 1]);
+        assert_eq!(rows("!(orig_bytes > 100)"), vec![0, 2]);
+    }
+
+    #[test]
+    fn numbers_and_coercion() {
+        assert_eq!(rows("orig_bytes > 100"), vec![1]);
+        assert_eq!(rows("orig_bytes >= 100"), vec![0, 1]);
+        assert_eq!(rows("orig_bytes <= 100"), vec![0]);
+        assert_eq!(rows("orig_bytes < 100"), Vec::<u32>::new());
+        assert_eq!(rows("orig_bytes != 100"), vec![1, 2]);
+        assert_eq!(rows("orig_bytes > -1"), vec![0, 1]);
+        assert_eq!(rows("orig_bytes == +100"), vec![0]);
+        assert_eq!(rows("orig_bytes < 1000.5"), vec![0]);
+        assert_eq!(rows("orig_bytes > 1k"), vec![1]);
+        assert_eq!(rows("delta < 0"), vec![0]);
+        assert_eq!(rows("delta == 7"), vec![1]);
+        assert_eq!(rows("score > 1"), vec![1]);
+        assert_eq!(rows("score == 0.5"), vec![0]);
+        assert_eq!(rows("score >= -1"), vec![0, 1]);
+        match res("delta == 7") {
+            Resolved::Cmp(c) => assert_eq!(c.value, Value::Int(7)),
+            r => panic!("{r:?}"),
+        }
+        match res("score == 2") {
+            Resolved::Cmp(c) => assert_eq!(c.value, Value::Real(2.0)),
+            r => panic!("{r:?}"),
+        }
+        assert_eq!(res("uid == 42"), Resolved::False);
+        assert_eq!(res("uid != 42"), Resolved::False);
+        assert_eq!(res("local_orig < true"), Resolved::False);
+    }
+
+    #[test]
+    fn times_durations_bools_addresses() {
+        assert_eq!(rows("duration > 1s"), vec![0]);
+        assert_eq!(rows("duration < 1s"), vec![1]);
+        assert_eq!(rows("duration == 10ms"), vec![1]);
+        assert_eq!(res("duration > 5"), Resolved::False);
+        assert_eq!(rows("ts == @200"), vec![1]);
+        assert_eq!(rows("ts < \"1970-01-01T00:03:00\""), vec![0]);
+        assert_eq!(rows("ts >= @100 + 100s"), vec![1, 2]);
+        assert_eq!(rows("ts > now"), Vec::<u32>::new());
+        assert_eq!(rows("ts < now - 1d"), vec![0, 1, 2]);
+        assert_eq!(rows("local_orig == true"), vec![0]);
+        assert_eq!(rows("local_orig != true"), vec![1, 2]);
+        assert_eq!(rows("id.resp_h > 9.0.0.0"), vec![0, 2]);
+        assert_eq!(rows("id.resp_h == \"8.8.8.8\""), vec![1]);
+        assert_eq!(res("id.resp_h == \"not an address\""), Resolved::False);
+    }
+
+    #[test]
+    fn value_predicates_and_connectives() {
+        assert_eq!(rows("10.0.0.1"), vec![0]);
+        assert_eq!(rows("\"Cabc\""), vec![1]);
+        assert_eq!(rows("10.0.0.0/8"), vec![0, 2]);
+        assert_eq!(rows("53"), vec![1]);
+        assert_eq!(rows("1.5s"), vec![0]);
+        assert_eq!(rows("-3"), vec![0]);
+        assert_eq!(rows("2.0"), vec![1]);
+        assert_eq!(rows("false"), vec![1]);
+        assert_eq!(rows("@300"), vec![2]);
+        assert_eq!(rows("/^Ca/"), vec![1]);
+        assert_eq!(rows("uid == \"Cabc\" || id.resp_p == 443"), vec![1, 2]);
+        assert_eq!(rows("uid != \"Cabc\" && id.resp_p == 443"), vec![2]);
+        assert_eq!(rows("!(uid == \"Cabc\" || id.resp_p == 443)"), vec![0]);
+        assert_eq!(rows("(53 || 80) && :addr in 8.0.0.0/8"), vec![1]);
+    }
+
+    #[test]
+    fn cmp_cell_directly() {
+        assert!(cmp_cell(
+            Op::Eq,
+            ValueRef::Count(3),
+            &Type::Count,
+            &Value::Int(3)
+        ));
+        assert!(cmp_cell(
+            Op::Lt,
+            ValueRef::Int(-1),
+            &Type::Int,
+            &Value::Count(0)
+        ));
+        assert!(cmp_cell(
+            Op::Ge,
+            ValueRef::Real(2.0),
+            &Type::Real,
+            &Value::Count(2)
+        ));
+        assert!(!cmp_cell(
+            Op::Eq,
+            ValueRef::Null,
+            &Type::Count,
+            &Value::Count(1)
+        ));
+        assert!(cmp_cell(
+            Op::Ne,
+            ValueRef::Null,
+            &Type::Count,
+            &Value::Count(1)
+        ));
+        assert!(cmp_cell(Op::Eq, ValueRef::Null, &Type::Count, &Value::Null));
+        assert!(!cmp_cell(
+            Op::Ne,
+            ValueRef::Null,
+            &Type::Count,
+            &Value::Null
+        ));
+        assert!(!cmp_cell(
+            Op::In,
+            ValueRef::Null,
+            &Type::Address,
+            &Value::Null
+        ));
+        assert!(cmp_cell(
+            Op::NotIn,
+            ValueRef::Null,
+            &Type::Address,
+            &Value::Null
+        ));
+        assert!(cmp_cell(
+            Op::Match,
+            ValueRef::Str("hello"),
+            &Type::String,
+            &Value::Pattern("l+".into())
+        ));
+        assert!(cmp_cell(
+            Op::In,
+            ValueRef::Address(a("1.2.3.4")),
+            &Type::Address,
+            &Value::Subnet(Subnet::parse("1.2.0.0/16").unwrap())
+        ));
+    }
+
+    #[test]
+    fn filter_on_a_large_batch_with_nulls() {
+        let s = Schema::new(
+            "test",
+            vec![
+                Field::new("n", Type::Count),
+                Field::new("s", Type::String),
+                Field::new("t", Type::Time),
+            ],
+        );
+        let mut b = BatchBuilder::new(s.clone());
+        for i in 0..200u64 {
+            if i % 3 == 0 {
+                b.column(0).push_null();
+                b.column(1).push_null();
+            } else {
+                b.column(0).push_count(i);
+                b.column(1).push_str(&format!("row{i}"));
+            }
+            b.column(2).push_time(i as i64);
+            b.finish_row();
+        }
+        let batch = b.finish();
+        for (q, expected) in [
+            ("n > 100", (101..200).filter(|i| i % 3 != 0).count()),
+            ("n != 5", 199),
+            ("n == nil", 67),
+            ("s == \"row7\"", 1),
+            ("s != \"row7\"", 199),
+            ("s ~ /row1.$/", (10..20).filter(|i| i % 3 != 0).count()),
+            ("s !~ /row/", 67),
+            ("t >= @0.000000150", 50),
+            (
+                "n > 100 && t < @0.000000150 || s == \"row4\"",
+                (101..150).filter(|i| i % 3 != 0).count() + 1,
+            ),
+        ] {
+            let r = resolve(&parse(q).unwrap(), &s);
+            let fast = filter(&r, &batch);
+            let slow: Vec<u32> = (0..200)
+                .filter(|i| eval_row(&r, &batch, *i as usize))
+                .collect();
+            assert_eq!(fast, slow, "{q}");
+            assert_eq!(fast.len(), expected, "{q}");
+        }
+    }
 }
