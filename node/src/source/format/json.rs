@@ -1,0 +1,738 @@
+//! Line-delimited JSON: generic (`import json`), Zeek's JSON logs (`zeek-json`)
+//! and Suricata EVE (`suricata`).
+//!
+//! Each line is one object. Nested objects flatten to dotted field names and
+//! every leaf gets an inferred type; lines with the same names and types share a
+//! schema. The three flavors differ in the schema name and in a few fields whose
+//! types follow the producer's conventions (`ts`, `*_h`, `src_port`, ...).
+
+use super::util::{infer_str, parse_iso_time, parse_seconds_ns, Inferred};
+use super::{LineDriven, LineParser, Sink};
+use crate::data::{Address, ColumnBuilder, Field, Schema, Subnet, Type};
+use crate::source::{ReadError, ReadStats, Reader};
+use rustc_hash::FxHashMap;
+use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
+use std::borrow::Cow;
+use std::fmt::{self, Write as _};
+use std::io::BufRead;
+
+/// Which producer's conventions apply.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Flavor {
+    /// Schema from `-t NAME` (default `json`), all types inferred.
+    Generic,
+    /// Zeek JSON logs: schema `zeek.<_path>`.
+    Zeek,
+    /// Suricata EVE: schema `suricata.<event_type>`.
+    Suricata,
+}
+
+/// Reader of line-delimited JSON in one of the [`Flavor`]s.
+pub struct JsonReader(LineDriven<JsonParser>);
+
+impl JsonReader {
+    /// `schema` names generic events and Zeek events without `_path`.
+    pub fn new(input: Box<dyn BufRead + Send>, flavor: Flavor, schema: Option<String>) -> Self {
+        let what = match flavor {
+            Flavor::Generic => "json reader",
+            Flavor::Zeek => "zeek-json reader",
+            Flavor::Suricata => "suricata reader",
+        };
+        let parser = JsonParser {
+            flavor,
+            schema,
+            started: false,
+            schemas: FxHashMap::default(),
+            key: String::new(),
+            names: String::new(),
+            leaves: Vec::new(),
+            num: String::new(),
+        };
+        JsonReader(LineDriven::new(input, parser, what))
+    }
+}
+
+impl Reader for JsonReader {
+    fn read(&mut self, batch_size: usize) -> Result<Option<Vec<crate::data::Batch>>, ReadError> {
+        self.0.read(batch_size)
+    }
+    fn stats(&self) -> ReadStats {
+        self.0.stats()
+    }
+}
+
+/// A parsed JSON value that keeps member order and borrows unescaped strings.
+#[derive(Debug)]
+enum J<'a> {
+    Null,
+    Bool(bool),
+    U(u64),
+    I(i64),
+    F(f64),
+    S(Cow<'a, str>),
+    A(Vec<J<'a>>),
+    O(Vec<(Cow<'a, str>, J<'a>)>),
+}
+
+impl<'de> Deserialize<'de> for J<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = J<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a json value")
+            }
+            fn visit_bool<E>(self, v: bool) -> Result<J<'de>, E> {
+                Ok(J::Bool(v))
+            }
+            fn visit_u64<E>(self, v: u64) -> Result<J<'de>, E> {
+                Ok(J::U(v))
+            }
+            fn visit_i64<E>(self, v: i64) -> Result<J<'de>, E> {
+                Ok(if v >= 0 { J::U(v as u64) } else { J::I(v) })
+            }
+            fn visit_f64<E>(self, v: f64) -> Result<J<'de>, E> {
+                Ok(J::F(v))
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<J<'de>, E> {
+                Ok(J::S(Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<J<'de>, E> {
+                Ok(J::S(Cow::Owned(v.to_owned())))
+            }
+            fn visit_string<E>(self, v: String) -> Result<J<'de>, E> {
+                Ok(J::S(Cow::Owned(v)))
+            }
+            fn visit_unit<E>(self) -> Result<J<'de>, E> {
+                Ok(J::Null)
+            }
+            fn visit_none<E>(self) -> Result<J<'de>, E> {
+                Ok(J::Null)
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut a: A) -> Result<J<'de>, A::Error> {
+                let mut v = Vec::new();
+                while let Some(x) = a.next_element()? {
+                    v.push(x);
+                }
+                Ok(J::A(v))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut a: A) -> Result<J<'de>, A::Error> {
+                let mut v = Vec::new();
+                while let Some(k) = a.next_key::<J<'de>>()? {
+                    let J::S(k) = k else {
+                        return Err(de::Error::custom("object key is not a string"));
+                    };
+                    v.push((k, a.next_value()?));
+                }
+                Ok(J::O(v))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// The inferred type of a leaf.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    Null,
+    Bool,
+    Count,
+    Int,
+    Real,
+    Str,
+    Addr,
+    Subnet,
+    Time,
+    Timestamp,
+    Duration,
+    Port,
+}
+
+impl Kind {
+    fn ty(self) -> Type {
+        match self {
+            Kind::Null | Kind::Str => Type::String,
+            Kind::Bool => Type::Bool,
+            Kind::Count => Type::Count,
+            Kind::Int => Type::Int,
+            Kind::Real => Type::Real,
+            Kind::Addr => Type::Address,
+            Kind::Subnet => Type::Subnet,
+            Kind::Time => Type::Time,
+            Kind::Timestamp => Type::timestamp(),
+            Kind::Duration => Type::Duration,
+            Kind::Port => Type::port(),
+        }
+    }
+    fn code(self) -> char {
+        (b'a' + self as u8) as char
+    }
+}
+
+/// A typed leaf value.
+#[derive(Debug)]
+enum Leaf<'j> {
+    Null,
+    Bool(bool),
+    Count(u64),
+    Int(i64),
+    Real(f64),
+    Str(&'j str),
+    /// Text that is not a JSON string (nested arrays, objects in arrays).
+    Text(String),
+    Addr(Address),
+    Subnet(Subnet),
+    Time(i64),
+    Timestamp(i64),
+    Duration(i64),
+    Port(u64),
+    List(Kind, Vec<Leaf<'j>>),
+}
+
+impl Leaf<'_> {
+    fn kind(&self) -> Kind {
+        match self {
+            Leaf::Null => Kind::Null,
+            Leaf::Bool(_) => Kind::Bool,
+            Leaf::Count(_) => Kind::Count,
+            Leaf::Int(_) => Kind::Int,
+            Leaf::Real(_) => Kind::Real,
+            Leaf::Str(_) | Leaf::Text(_) => Kind::Str,
+            Leaf::Addr(_) => Kind::Addr,
+            Leaf::Subnet(_) => Kind::Subnet,
+            Leaf::Time(_) => Kind::Time,
+            Leaf::Timestamp(_) => Kind::Timestamp,
+            Leaf::Duration(_) => Kind::Duration,
+            Leaf::Port(_) => Kind::Port,
+            Leaf::List(k, _) => *k,
+        }
+    }
+
+    fn push(&self, col: &mut ColumnBuilder) {
+        match self {
+            Leaf::Null => col.push_null(),
+            Leaf::Bool(b) => col.push_bool(*b),
+            Leaf::Count(c) => col.push_count(*c),
+            Leaf::Int(i) => col.push_int(*i),
+            Leaf::Real(r) => col.push_real(*r),
+            Leaf::Str(s) => col.push_str(s),
+            Leaf::Text(s) => col.push_str(s),
+            Leaf::Addr(a) => col.push_address(*a),
+            Leaf::Subnet(s) => col.push_subnet(*s),
+            Leaf::Time(t) | Leaf::Timestamp(t) => col.push_time(*t),
+            Leaf::Duration(d) => col.push_duration(*d),
+            Leaf::Port(p) => col.push_count(*p),
+            Leaf::List(_, xs) => col.push_list(|c| xs.iter().for_each(|x| x.push(c))),
+        }
+    }
+}
+
+/// A field's convention-given type.
+#[derive(Clone, Copy, PartialEq)]
+enum Hint {
+    None,
+    Timestamp,
+    Time,
+    Addr,
+    Port,
+    Duration,
+}
+
+pub(crate) struct JsonParser {
+    flavor: Flavor,
+    schema: Option<String>,
+    started: bool,
+    /// Schema key (name, field names and kinds) to builder.
+    schemas: FxHashMap<String, usize>,
+    key: String,
+    /// Flattened names, `\0`-separated, in leaf order.
+    names: String,
+    leaves: Vec<(Kind, usize)>,
+    num: String,
+}
+
+impl JsonParser {
+    fn hint(&self, path: &str) -> Hint {
+        let leaf = path.rsplit('.').next().unwrap_or(path);
+        match self.flavor {
+            Flavor::Generic => Hint::None,
+            Flavor::Zeek => {
+                if leaf == "ts" || leaf.ends_with("_ts") {
+                    Hint::Timestamp
+                } else if leaf.ends_with("_h") {
+                    Hint::Addr
+                } else if leaf.ends_with("_p") {
+                    Hint::Port
+                } else if matches!(leaf, "duration" | "rtt") || leaf.ends_with("_duration") {
+                    Hint::Duration
+                } else {
+                    Hint::None
+                }
+            }
+            Flavor::Suricata => match path {
+                "timestamp" => Hint::Timestamp,
+                "flow.start" | "flow.end" | "netflow.start" | "netflow.end" => Hint::Time,
+                "src_ip" | "dest_ip" => Hint::Addr,
+                "src_port" | "dest_port" => Hint::Port,
+                _ => Hint::None,
+            },
+        }
+    }
+
+    /// Exact nanoseconds of a JSON number of seconds (via its shortest decimal form).
+    fn seconds(&mut self, j: &J) -> Option<i64> {
+        self.num.clear();
+        match j {
+            J::U(u) => write!(self.num, "{u}").ok()?,
+            J::I(i) => write!(self.num, "{i}").ok()?,
+            J::F(f) => write!(self.num, "{f}").ok()?,
+            _ => return None,
+        }
+        parse_seconds_ns(self.num.as_bytes())
+    }
+
+    fn leaf<'j>(&mut self, hint: Hint, j: &'j J<'_>) -> Leaf<'j> {
+        let time = |ns| match hint {
+            Hint::Timestamp => Leaf::Timestamp(ns),
+            _ => Leaf::Time(ns),
+        };
+        match (hint, j) {
+            (Hint::Timestamp | Hint::Time, J::U(_) | J::I(_) | J::F(_)) => {
+                if let Some(ns) = self.seconds(j) {
+                    return time(ns);
+                }
+            }
+            (Hint::Timestamp | Hint::Time, J::S(s)) => {
+                if let Some(ns) = parse_iso_time(s.as_bytes()) {
+                    return time(ns);
+                }
+            }
+            (Hint::Port, J::U(p)) => return Leaf::Port(*p),
+            (Hint::Duration, J::U(_) | J::I(_) | J::F(_)) => {
+                if let Some(ns) = self.seconds(j) {
+                    return Leaf::Duration(ns);
+                }
+            }
+            _ => {}
+        }
+        match j {
+            J::Null => Leaf::Null,
+            J::Bool(b) => Leaf::Bool(*b),
+            J::U(u) => Leaf::Count(*u),
+            J::I(i) => Leaf::Int(*i),
+            J::F(f) => Leaf::Real(*f),
+            J::S(s) => match infer_str(s.as_bytes()) {
+                Some(Inferred::Address(a)) => Leaf::Addr(a),
+                Some(Inferred::Subnet(n)) => Leaf::Subnet(n),
+                Some(Inferred::Time(t)) => Leaf::Time(t),
+                None => Leaf::Str(s),
+            },
+            J::A(xs) => {
+                let elems: Vec<Leaf> = xs
+                    .iter()
+                    .map(|x| match x {
+                        J::A(_) | J::O(_) => Leaf::Text(to_json(x)),
+                        _ => self.leaf(hint, x),
+                    })
+                    .collect();
+                let k = elems.first().map_or(Kind::Str, Leaf::kind);
+                let k = if k == Kind::Null { Kind::Str } else { k };
+                Leaf::List(k, elems)
+            }
+            J::O(_) => Leaf::Text(to_json(j)),
+        }
+    }
+
+    /// Flattens `obj` into `names`/`out`, in document order.
+    fn flatten<'j>(
+        &mut self,
+        prefix: &mut String,
+        obj: &'j [(Cow<'_, str>, J<'_>)],
+        top: bool,
+        out: &mut Vec<Leaf<'j>>,
+    ) {
+        for (k, v) in obj {
+            if top && self.flavor == Flavor::Zeek && k == "_path" {
+                continue;
+            }
+            let len = prefix.len();
+            if !prefix.is_empty() {
+                prefix.push('.');
+            }
+            prefix.push_str(k);
+            if let J::O(inner) = v {
+                self.flatten(prefix, inner, false, out);
+            } else {
+                let leaf = self.leaf(self.hint(prefix), v);
+                let kind = leaf.kind();
+                let list = matches!(leaf, Leaf::List(..));
+                self.names.push_str(prefix);
+                self.names.push('\0');
+                self.leaves.push((kind, list as usize));
+                out.push(leaf);
+            }
+            prefix.truncate(len);
+        }
+    }
+
+    fn schema_name(&self, obj: &[(Cow<str>, J)]) -> String {
+        let member = |name: &str| {
+            obj.iter().find_map(|(k, v)| match v {
+                J::S(s) if k == name => Some(s.as_ref()),
+                _ => None,
+            })
+        };
+        match self.flavor {
+            Flavor::Generic => self.schema.clone().unwrap_or_else(|| "json".into()),
+            Flavor::Zeek => match member("_path") {
+                Some(p) => format!("zeek.{p}"),
+                None => self.schema.clone().unwrap_or_else(|| "zeek.unknown".into()),
+            },
+            Flavor::Suricata => format!("suricata.{}", member("event_type").unwrap_or("unknown")),
+        }
+    }
+}
+
+fn to_json(j: &J) -> String {
+    fn go(j: &J, out: &mut String) {
+        match j {
+            J::Null => out.push_str("null"),
+            J::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+            J::U(u) => out.push_str(&u.to_string()),
+            J::I(i) => out.push_str(&i.to_string()),
+            J::F(f) => out.push_str(&f.to_string()),
+            J::S(s) => out.push_str(&serde_json::to_string(s.as_ref()).unwrap_or_default()),
+            J::A(xs) => {
+                out.push('[');
+                for (i, x) in xs.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    go(x, out);
+                }
+                out.push(']');
+            }
+            J::O(kv) => {
+                out.push('{');
+                for (i, (k, v)) in kv.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    out.push_str(&serde_json::to_string(k.as_ref()).unwrap_or_default());
+                    out.push(':');
+                    go(v, out);
+                }
+                out.push('}');
+            }
+        }
+    }
+    let mut s = String::new();
+    go(j, &mut s);
+    s
+}
+
+impl LineParser for JsonParser {
+    fn line(&mut self, line: &[u8], no: u64, sink: &mut Sink) -> Result<(), ReadError> {
+        let trimmed = line.trim_ascii();
+        if trimmed.is_empty() {
+            return Ok(());
+        }
+        if !self.started {
+            if trimmed[0] != b'{' {
+                return Err(ReadError::WrongFormat(format!(
+                    "input is not line-delimited json: line {no} does not start with '{{'"
+                )));
+            }
+            self.started = true;
+        }
+        let obj = match serde_json::from_slice::<J>(trimmed) {
+            Ok(J::O(obj)) => obj,
+            Ok(_) => {
+                sink.skip(no, format_args!("not a json object"));
+                return Ok(());
+            }
+            Err(e) => {
+                sink.skip(no, format_args!("invalid json: {e}"));
+                return Ok(());
+            }
+        };
+        let name = self.schema_name(&obj);
+        self.names.clear();
+        self.leaves.clear();
+        let mut values = Vec::new();
+        let mut prefix = String::new();
+        self.flatten(&mut prefix, &obj, true, &mut values);
+        self.key.clear();
+        self.key.push_str(&name);
+        self.key.push('\u{1}');
+        self.key.push_str(&self.names);
+        for (k, list) in &self.leaves {
+            self.key.push(k.code());
+            self.key.push(if *list == 1 { 'l' } else { 's' });
+        }
+        let idx = match self.schemas.get(self.key.as_str()) {
+            Some(&i) => i,
+            None => {
+                let fields = self
+                    .names
+                    .split_terminator('\0')
+                    .zip(&self.leaves)
+                    .map(|(n, (k, list))| {
+                        let ty = if *list == 1 {
+                            Type::List(Box::new(k.ty()))
+                        } else {
+                            k.ty()
+                        };
+                        Field::new(n, ty)
+                    })
+                    .collect();
+                let i = sink.builder_for(Schema::new(name, fields));
+                self.schemas.insert(self.key.clone(), i);
+                i
+            }
+        };
+        let b = sink.builder(idx);
+        for (i, v) in values.iter().enumerate() {
+            v.push(b.column(i));
+        }
+        sink.commit(idx);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testutil::*;
+    use super::super::{make_reader, Format, ReaderOptions};
+    use crate::data::{Address, Subnet, Type, Value};
+    use crate::source::ReadError;
+    use std::io::Cursor;
+
+    fn read_json(text: &str) -> (Vec<crate::data::Batch>, crate::source::ReadStats) {
+        let mut r = reader_for(Format::Json, text.as_bytes().to_vec());
+        let (bs, err) = read_all(r.as_mut(), 100);
+        assert!(err.is_none(), "{err:?}");
+        (bs, r.stats())
+    }
+
+    #[test]
+    fn suricata_eve() {
+        let Some(mut r) = file_reader(Format::Suricata, "suricata/eve.json") else {
+            return;
+        };
+        let (bs, err) = read_all(r.as_mut(), 100);
+        assert!(err.is_none());
+        assert_eq!(r.stats().events, 7);
+        assert_eq!(r.stats().skipped, 0);
+        let mut names: Vec<_> = bs.iter().map(|b| b.schema.name.as_str()).collect();
+        names.sort();
+        assert_eq!(
+            names,
+            [
+                "suricata.alert",
+                "suricata.dns",
+                "suricata.fileinfo",
+                "suricata.flow",
+                "suricata.http",
+                "suricata.netflow",
+                "suricata.stats"
+            ]
+        );
+        let alert = bs
+            .iter()
+            .find(|b| b.schema.name == "suricata.alert")
+            .unwrap();
+        assert_eq!(
+            field(alert, 0, "timestamp"),
+            Value::Time(crate::data::value::parse_time("2011-08-12T12:52:57.716360Z").unwrap())
+        );
+        assert_eq!(
+            field(alert, 0, "src_ip"),
+            Value::Address(Address::parse("147.32.84.165").unwrap())
+        );
+        assert_eq!(field(alert, 0, "dest_port"), Value::Count(6667));
+        assert_eq!(field(alert, 0, "flow.bytes_toserver"), Value::Count(2302));
+        assert!(
+            matches!(field(alert, 0, "alert.signature"), Value::String(s) if s.starts_with("ET CURRENT_EVENTS"))
+        );
+        let s = &alert.schema;
+        assert_eq!(
+            s.fields[s.field_index("dest_port").unwrap()].ty,
+            Type::port()
+        );
+        assert_eq!(
+            s.fields[s.field_index("timestamp").unwrap()].ty,
+            Type::timestamp()
+        );
+        assert_eq!(
+            s.fields[s.field_index("flow.start").unwrap()].ty,
+            Type::Time
+        );
+        for b in &bs {
+            b.validate().unwrap();
+        }
+    }
+
+    #[test]
+    fn zeek_json() {
+        let Some(mut r) = file_reader(Format::ZeekJson, "zeek/zeek.json") else {
+            return;
+        };
+        let (bs, err) = read_all(r.as_mut(), 100);
+        assert!(err.is_none());
+        assert_eq!(r.stats().skipped, 0);
+        assert_eq!(r.stats().events, 34);
+        let conn = bs.iter().find(|b| b.schema.name == "zeek.conn").unwrap();
+        assert!(conn.schema.field_index("_path").is_none());
+        assert_eq!(
+            field(conn, 0, "id.orig_h"),
+            Value::Address(Address::parse("45.231.152.1").unwrap())
+        );
+        // The first line has no `_path`.
+        let conn = bs.iter().find(|b| b.schema.name == "zeek.unknown").unwrap();
+        assert_eq!(field(conn, 0, "id.resp_p"), Value::Count(21));
+        assert_eq!(
+            field(conn, 0, "id.orig_h"),
+            Value::Address(Address::parse("193.10.255.99").unwrap())
+        );
+        assert_eq!(
+            field(conn, 0, "duration"),
+            Value::Duration(1_196_975_041_000)
+        );
+        let s = &conn.schema;
+        assert_eq!(s.fields[s.field_index("ts").unwrap()].ty, Type::timestamp());
+        assert_eq!(
+            s.fields[s.field_index("id.resp_p").unwrap()].ty,
+            Type::port()
+        );
+        assert_eq!(s.fields[0].name, "__name", "document order is kept");
+
+        let Some(mut r) = file_reader(Format::ZeekJson, "json/dns.log.json.gz") else {
+            return;
+        };
+        let (bs, err) = read_all(r.as_mut(), 1000);
+        assert!(err.is_none());
+        assert!(total_rows(&bs) > 0);
+        let with_rtt = bs
+            .iter()
+            .find(|b| b.schema.field_index("rtt").is_some())
+            .unwrap();
+        let s = &with_rtt.schema;
+        assert_eq!(s.fields[s.field_index("rtt").unwrap()].ty, Type::Duration);
+    }
+
+    #[test]
+    fn generic_inference() {
+        let (bs, stats) = read_json(
+            r#"{ "a": null, "b": true, "c": false, "d": 0, "e": -0, "f": -42, "g": 4.2, "h": 42.0, "i": 42}
+{"a": "foo", "b": "1.2.3.4", "c": "10.0.0.0/8", "d": "2 secs", "f": "2017-08-13+21:10:42", "g": "2017-08-13"}
+{ "a": { "b": { "c": 42 }, "d": true, "e": false }, "f": { "g": "" } }
+{"a": [], "b": [0], "c": [-1, 0, 1], "d": [[], []], "g": [{"x": true}]}
+{"x": 1, "y": "z"}
+{"x": 2, "y": "w"}
+{}
+"#,
+        );
+        assert_eq!(stats.events, 7);
+        assert_eq!(bs.len(), 6);
+        let b = &bs[0];
+        assert_eq!(b.schema.name, "json");
+        assert_eq!(field(b, 0, "a"), Value::Null);
+        assert_eq!(field(b, 0, "d"), Value::Count(0));
+        assert_eq!(field(b, 0, "f"), Value::Int(-42));
+        assert_eq!(field(b, 0, "g"), Value::Real(4.2));
+        assert_eq!(field(b, 0, "h"), Value::Real(42.0));
+        let b = &bs[1];
+        assert_eq!(
+            field(b, 0, "b"),
+            Value::Address(Address::parse("1.2.3.4").unwrap())
+        );
+        assert_eq!(
+            field(b, 0, "c"),
+            Value::Subnet(Subnet::parse("10.0.0.0/8").unwrap())
+        );
+        assert_eq!(field(b, 0, "d"), Value::String("2 secs".into()));
+        assert!(matches!(field(b, 0, "f"), Value::Time(_)));
+        let b = &bs[2];
+        let names: Vec<_> = b.schema.fields.iter().map(|f| f.name.as_str()).collect();
+        assert_eq!(names, ["a.b.c", "a.d", "a.e", "f.g"]);
+        let b = &bs[3];
+        assert_eq!(
+            field(b, 0, "c"),
+            Value::List(vec![Value::Int(-1), Value::Int(0), Value::Int(1)])
+        );
+        assert_eq!(
+            field(b, 0, "d"),
+            Value::List(vec![Value::String("[]".into()); 2])
+        );
+        assert_eq!(
+            field(b, 0, "g"),
+            Value::List(vec![Value::String(r#"{"x":true}"#.into())])
+        );
+        assert_eq!(bs[4].rows, 2, "same fields and types share a schema");
+        assert_eq!(bs[5].schema.fields.len(), 0);
+        for b in &bs {
+            b.validate().unwrap();
+        }
+    }
+
+    #[test]
+    fn schema_name_option_and_malformed_lines() {
+        let text = "{\"a\": 1}\n{\"a\": \n[1,2]\n\n{\"a\": 2}\n\u{0}\u{1}garbage\n{\"a\": 3}";
+        let opts = ReaderOptions {
+            schema: Some("my.events".into()),
+            ..Default::default()
+        };
+        let mut r = make_reader(
+            Format::Json,
+            Box::new(Cursor::new(text.as_bytes().to_vec())),
+            &opts,
+        )
+        .unwrap();
+        let (bs, err) = read_all(r.as_mut(), 10);
+        assert!(err.is_none());
+        assert_eq!(bs.len(), 1);
+        assert_eq!(bs[0].schema.name, "my.events");
+        assert_eq!(bs[0].rows, 3);
+        assert_eq!(r.stats().skipped, 3);
+    }
+
+    #[test]
+    fn wrong_format_fails_fast() {
+        let mut r = reader_for(Format::Json, b"#separator \\x09\n{}\n".to_vec());
+        assert!(matches!(r.read(10), Err(ReadError::WrongFormat(_))));
+        let mut r = reader_for(
+            Format::Suricata,
+            vec![0xd4, 0xc3, 0xb2, 0xa1, 2, 0, 4, 0, 0, 0],
+        );
+        assert!(matches!(r.read(10), Err(ReadError::WrongFormat(_))));
+        if let Some(p) = data("pcap/example.pcap.gz") {
+            for f in [Format::Json, Format::ZeekJson] {
+                let input = super::super::open_input(Some(&p)).unwrap();
+                let mut r = make_reader(f, input, &Default::default()).unwrap();
+                assert!(matches!(r.read(10), Err(ReadError::WrongFormat(_))));
+            }
+        }
+    }
+
+    #[test]
+    fn data_files() {
+        for f in [
+            "json/conn.log.json.gz",
+            "json/sysmon.json",
+            "json/rdp.log.json.gz",
+            "json/files.log.json.gz",
+        ] {
+            let Some(mut r) = file_reader(Format::ZeekJson, f) else {
+                return;
+            };
+            let (bs, err) = read_all(r.as_mut(), 512);
+            assert!(err.is_none(), "{f}");
+            assert!(total_rows(&bs) > 0, "{f}");
+            assert_eq!(r.stats().skipped, 0, "{f}");
+            for b in &bs {
+                b.validate().unwrap();
+            }
+        }
+    }
+}
