@@ -36,6 +36,7 @@ pub struct Importer {
     active: HashMap<u64, ActivePartition>,
     events: u64,
     failed: Option<String>,
+    sealing: Vec<tokio::task::JoinHandle<Result<(), String>>>,
 }
 
 impl Importer {
@@ -47,23 +48,33 @@ impl Importer {
             active: HashMap::new(),
             events: 0,
             failed: None,
+            sealing: Vec::new(),
         }
     }
 
-    async fn seal(&mut self, id: Uuid) -> Result<(), String> {
-        let a = self
-            .sinks
-            .archive
-            .ask(Seal { id })
-            .await
-            .map_err(|e| format!("archive: {e}"));
-        let i = self
-            .sinks
-            .index
-            .ask(SealIndex { id })
-            .await
-            .map_err(|e| format!("index: {e}"));
-        a.and(i)
+    /// Seals partition `id` on its archive and index; the returned task ends once
+    /// both hold it durably. Callers need not wait for it before ingesting more.
+    fn seal(&self, id: Uuid) -> tokio::task::JoinHandle<Result<(), String>> {
+        let (archive, index) = (self.sinks.archive.clone(), self.sinks.index.clone());
+        tokio::spawn(async move {
+            let start = Instant::now();
+            let (a, i) = tokio::join!(archive.ask(Seal { id }), index.ask(SealIndex { id }));
+            tracing::debug!(partition = %id, elapsed_ms = start.elapsed().as_millis() as u64, "sealed");
+            a.map_err(|e| format!("archive: {e}"))?;
+            i.map_err(|e| format!("index: {e}"))
+        })
+    }
+
+    /// Waits for every seal started so far.
+    async fn await_seals(&mut self) -> Result<(), String> {
+        let mut result = Ok(());
+        for h in std::mem::take(&mut self.sealing) {
+            let r = h.await.map_err(|e| format!("sealing task failed: {e}")).and_then(|r| r);
+            if let Err(e) = r {
+                result = Err(e);
+            }
+        }
+        result
     }
 }
 
@@ -105,10 +116,8 @@ impl Message<Ingest> for Importer {
             .is_some_and(|a| a.rows > 0 && a.rows + batch.rows > self.partition_size);
         if full {
             let id = self.active.remove(&fp).expect("checked above").id;
-            if let Err(e) = self.seal(id).await {
-                self.failed = Some(e);
-                return;
-            }
+            let h = self.seal(id);
+            self.sealing.push(h);
         }
         let a = self.active.entry(fp).or_insert_with(|| ActivePartition {
             id: Uuid::now_v7(),
@@ -154,12 +163,11 @@ impl Message<Flush> for Importer {
 
     async fn handle(&mut self, _: Flush, _: &mut Context<Self, Self::Reply>) -> Self::Reply {
         let ids: Vec<Uuid> = self.active.drain().map(|(_, a)| a.id).collect();
-        let mut result = Ok(());
         for id in ids {
-            if let Err(e) = self.seal(id).await {
-                result = Err(e);
-            }
+            let h = self.seal(id);
+            self.sealing.push(h);
         }
+        let result = self.await_seals().await;
         if let Some(e) = self.failed.take() {
             return Err(e);
         }
@@ -181,10 +189,21 @@ impl Message<Tick> for Importer {
             .collect();
         for k in stale {
             let id = self.active.remove(&k).expect("listed above").id;
-            if let Err(e) = self.seal(id).await {
-                tracing::error!(partition = %id, error = %e, "sealing an idle partition failed");
-                self.failed = Some(e);
+            let h = self.seal(id);
+            self.sealing.push(h);
+        }
+        // Reap finished seals so errors surface and handles do not pile up.
+        let mut keep = Vec::new();
+        for h in std::mem::take(&mut self.sealing) {
+            if h.is_finished() {
+                if let Ok(Err(e)) = h.await {
+                    tracing::error!(error = %e, "sealing a partition failed");
+                    self.failed = Some(e);
+                }
+            } else {
+                keep.push(h);
             }
         }
+        self.sealing = keep;
     }
 }

@@ -68,11 +68,35 @@ impl PartitionBuilder {
 
     /// Indexes a batch whose first row is partition row `offset`.
     pub fn add(&mut self, batch: &Batch, offset: u32) {
-        for (i, col) in batch.columns.iter().enumerate() {
-            if let Some(b) = &mut self.columns[i] {
-                b.add(col, offset);
+        // Index building is the costliest step of ingest; columns are independent,
+        // so two threads take alternate columns.
+        let mut work: [Vec<_>; 2] = [Vec::new(), Vec::new()];
+        for (i, ((b, syn), col)) in self
+            .columns
+            .iter_mut()
+            .zip(self.synopses.iter_mut())
+            .zip(&batch.columns)
+            .enumerate()
+        {
+            work[i % 2].push((b, syn, col));
+        }
+        let run = |items: Vec<(&mut Option<ColumnIndexBuilder>, &mut ColumnSynopsis, &crate::data::Column)>| {
+            for (b, syn, col) in items {
+                if let Some(b) = b {
+                    b.add(col, offset);
+                }
+                syn.add(col);
             }
-            self.synopses[i].add(col);
+        };
+        let [even, odd] = work;
+        if batch.rows < 4096 {
+            run(even);
+            run(odd);
+        } else {
+            std::thread::scope(|s| {
+                s.spawn(|| run(odd));
+                run(even);
+            });
         }
         self.rows = self.rows.max(offset + batch.rows);
     }
@@ -84,17 +108,28 @@ impl PartitionBuilder {
         let tmp = index_dir.join(format!("{}.tmp", self.id));
         let _ = fs::remove_dir_all(&tmp);
         fs::create_dir_all(&tmp).map_err(|e| StoreError::io(&tmp, e))?;
-        let mut indexed = Vec::with_capacity(self.columns.len());
+        let indexed: Vec<bool> = self.columns.iter().map(Option::is_some).collect();
+        // Finishing sorts and serializes every posting list: split over two threads.
+        let mut work: [Vec<(usize, ColumnIndexBuilder)>; 2] = [Vec::new(), Vec::new()];
         for (i, b) in self.columns.into_iter().enumerate() {
-            match b {
-                Some(b) => {
-                    let idx = b.finish();
-                    durable::write_file(&tmp.join(format!("c{i}")), &value_index::to_bytes(&idx))?;
-                    indexed.push(true);
-                }
-                None => indexed.push(false),
+            if let Some(b) = b {
+                work[i % 2].push((i, b));
             }
         }
+        let write = |items: Vec<(usize, ColumnIndexBuilder)>| -> Result<(), StoreError> {
+            for (i, b) in items {
+                let bytes = value_index::to_bytes(&b.finish());
+                durable::write_file(&tmp.join(format!("c{i}")), &bytes)?;
+            }
+            Ok(())
+        };
+        let [even, odd] = work;
+        std::thread::scope(|s| {
+            let h = s.spawn(|| write(odd));
+            let a = write(even);
+            let b = h.join().expect("index writer thread panicked");
+            a.and(b)
+        })?;
         let meta = PartitionMeta {
             id: *self.id.as_bytes(),
             schema: self.schema,
