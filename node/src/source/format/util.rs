@@ -137,6 +137,16 @@ impl Sink {
         }
     }
 
+    /// The row limit of batches in the current `read` call.
+    pub fn batch_size(&self) -> usize {
+        self.batch_size
+    }
+
+    /// Hands over a batch a parser built itself; `events` counts its rows.
+    pub fn emit(&mut self, batch: Batch) {
+        self.out.push(batch);
+    }
+
     /// Counts a skipped record and warns: the first ten, then every 10,000th.
     pub fn skip(&mut self, line: u64, reason: fmt::Arguments<'_>) {
         self.stats.skipped += 1;
@@ -156,6 +166,9 @@ impl Sink {
 pub(crate) trait LineParser: Send + 'static {
     /// Handles one line (terminator stripped). `Err` aborts the whole input.
     fn line(&mut self, line: &[u8], line_no: u64, sink: &mut Sink) -> Result<(), ReadError>;
+
+    /// At the end of input: emit partial batches the parser keeps itself.
+    fn finish(&mut self, _sink: &mut Sink) {}
 }
 
 /// A [`Reader`] driving a [`LineParser`].
@@ -193,6 +206,7 @@ impl<P: LineParser> Reader for LineDriven<P> {
             }
         }
         // End of input: flush partial batches; a read error comes after them.
+        self.parser.finish(&mut self.sink);
         let mut out = std::mem::take(&mut self.sink.out);
         for b in &mut self.sink.builders {
             if !b.is_empty() {
@@ -282,48 +296,48 @@ pub(crate) fn parse_seconds_ns(b: &[u8]) -> Option<i64> {
         b'+' => (false, &b[1..]),
         _ => (false, b),
     };
-    let (int, frac) = match memchr::memchr(b'.', digits) {
-        Some(i) => (&digits[..i], &digits[i + 1..]),
-        None => (digits, &[][..]),
-    };
-    if int.is_empty() && frac.is_empty() {
-        return None;
-    }
-    let secs = if int.is_empty() {
-        Some(0)
-    } else {
-        parse_u64(int)
-    };
-    let mut ns: u64 = 0;
-    let mut scale = 1_000_000_000u64;
-    let mut frac_ok = true;
-    for &c in frac {
-        let d = c.wrapping_sub(b'0');
+    let mut i = 0;
+    let mut secs: u64 = 0;
+    while i < digits.len() && i < 18 {
+        let d = digits[i].wrapping_sub(b'0');
         if d > 9 {
-            frac_ok = false;
             break;
         }
-        if scale > 1 {
-            scale /= 10;
-            ns += d as u64 * scale;
+        secs = secs * 10 + d as u64;
+        i += 1;
+    }
+    let int_digits = i;
+    let mut ns: u64 = 0;
+    let mut frac_digits = 0;
+    if digits.get(i) == Some(&b'.') {
+        i += 1;
+        let mut scale = 1_000_000_000u64;
+        while i < digits.len() {
+            let d = digits[i].wrapping_sub(b'0');
+            if d > 9 {
+                break;
+            }
+            if scale > 1 {
+                scale /= 10;
+                ns += d as u64 * scale;
+            }
+            frac_digits += 1;
+            i += 1;
         }
     }
-    match secs {
-        Some(s) if frac_ok => {
-            let total = i64::try_from(s).ok()?.checked_mul(1_000_000_000)?;
-            let total = total.checked_add(ns as i64)?;
-            Some(if neg { -total } else { total })
-        }
-        _ => {
-            let f = parse_f64(b)?;
-            let ns = (f * 1e9).round();
-            (ns.is_finite() && ns.abs() < 9.2e18).then_some(ns as i64)
-        }
+    if i == digits.len() && int_digits + frac_digits > 0 {
+        let total = i64::try_from(secs).ok()?.checked_mul(1_000_000_000)?;
+        let total = total.checked_add(ns as i64)?;
+        return Some(if neg { -total } else { total });
     }
+    // Exponents, more than 18 integer digits, or garbage.
+    let f = parse_f64(b)?;
+    let ns = (f * 1e9).round();
+    (ns.is_finite() && ns.abs() < 9.2e18).then_some(ns as i64)
 }
 
 /// Dotted-quad IPv4 by hand; anything with a `:` goes to the IPv6 parser.
-#[inline]
+#[inline(always)]
 pub(crate) fn parse_addr(b: &[u8]) -> Option<Address> {
     if let Some(a) = parse_ipv4(b) {
         return Some(a);
@@ -337,43 +351,39 @@ pub(crate) fn parse_addr(b: &[u8]) -> Option<Address> {
         .map(|v6| Address::from_ip(std::net::IpAddr::V6(v6)))
 }
 
-#[inline]
+#[inline(always)]
 fn parse_ipv4(b: &[u8]) -> Option<Address> {
     if b.len() < 7 || b.len() > 15 {
         return None;
     }
+    let digit = |i: usize| b.get(i).map(|c| c.wrapping_sub(b'0')).filter(|d| *d <= 9);
     let mut out = [0u8; 16];
     out[10] = 0xff;
     out[11] = 0xff;
-    let mut part = 0usize;
-    let mut v: u32 = 0;
-    let mut digits = 0;
-    for &c in b {
-        if c == b'.' {
-            if digits == 0 || part == 3 {
-                return None;
-            }
-            out[12 + part] = v as u8;
-            part += 1;
-            v = 0;
-            digits = 0;
-        } else {
-            let d = c.wrapping_sub(b'0');
-            if d > 9 || digits == 3 {
-                return None;
-            }
+    let mut i = 0;
+    for k in 0..4 {
+        let mut v = digit(i)? as u32;
+        i += 1;
+        if let Some(d) = digit(i) {
             v = v * 10 + d as u32;
-            if v > 255 {
+            i += 1;
+            if let Some(d) = digit(i) {
+                v = v * 10 + d as u32;
+                i += 1;
+            }
+        }
+        if v > 255 {
+            return None;
+        }
+        out[12 + k] = v as u8;
+        if k < 3 {
+            if b.get(i) != Some(&b'.') {
                 return None;
             }
-            digits += 1;
+            i += 1;
         }
     }
-    if part != 3 || digits == 0 {
-        return None;
-    }
-    out[15] = v as u8;
-    Some(Address(out))
+    (i == b.len()).then_some(Address(out))
 }
 
 /// `addr/len`.
