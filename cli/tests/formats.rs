@@ -17,8 +17,18 @@ fn every_reader_imports_real_data() {
     let Some(data) = data_dir() else { return };
     let cases: &[(&str, &str, &[&str], &str)] = &[
         ("zeek-json", "zeek/zeek.json", &[], "#type ~ /zeek.*/"),
-        ("json", "json/conn.log.json.gz", &["-t", "zeek.conn"], "#type == \"zeek.conn\""),
-        ("csv", "csv/argus-M57-10k-pkts.csv.gz", &["-t", "argus"], "#type == \"argus\""),
+        (
+            "json",
+            "json/conn.log.json.gz",
+            &["-t", "zeek.conn"],
+            "#type == \"zeek.conn\"",
+        ),
+        (
+            "csv",
+            "csv/argus-M57-10k-pkts.csv.gz",
+            &["-t", "argus"],
+            "#type == \"argus\"",
+        ),
         ("syslog", "syslog/syslog.log", &[], "#type ~ /syslog/"),
         ("suricata", "suricata/eve.json", &[], "#type ~ /suricata/"),
     ];
@@ -46,7 +56,17 @@ fn limit_and_filter_on_import() {
     assert_eq!(count(&db, &["#type == \"zeek.conn\""]), 100);
     let db = TempDb::new("filter");
     let eve = data.join("suricata/eve.json");
-    vast_n(&db, &["import", "-r", eve.to_str().unwrap(), "suricata", "#type != \"suricata.stats\""], None);
+    vast_n(
+        &db,
+        &[
+            "import",
+            "-r",
+            eve.to_str().unwrap(),
+            "suricata",
+            "#type != \"suricata.stats\"",
+        ],
+        None,
+    );
     assert_eq!(count(&db, &["#type ~ /suricata/"]), 6);
     assert_eq!(count(&db, &["#type == \"suricata.stats\""]), 0);
 }
@@ -60,7 +80,10 @@ fn malformed_lines_are_skipped_and_counted() {
     let good = lines.iter().filter(|l| !l.starts_with('#')).count();
     // A short line and a line with an unparsable count, in the middle.
     lines.insert(first_data + 1, "1258531221.486539\tshort".to_string());
-    lines.insert(first_data + 2, lines[first_data].replace('\t', "\tx\t").to_string());
+    lines.insert(
+        first_data + 2,
+        lines[first_data].replace('\t', "\tx\t").to_string(),
+    );
     let db = TempDb::new("malformed");
     let out = run(&db, &["import", "zeek"], Some(lines.join("\n").as_bytes()));
     let err = String::from_utf8_lossy(&out.stderr);
@@ -95,7 +118,11 @@ fn zeek_export_reimports_to_the_same_events() {
     let zeek = vast_n(&a, &["export", "zeek", ":timestamp >= 1970-01-01"], None);
     let b = TempDb::new("roundtrip-b");
     vast_n(&b, &["import", "zeek"], Some(zeek.as_bytes()));
-    for q in ["#type == \"zeek.conn\"", "#type == \"zeek.dns\"", "resp_h == 192.168.1.104"] {
+    for q in [
+        "#type == \"zeek.conn\"",
+        "#type == \"zeek.dns\"",
+        "resp_h == 192.168.1.104",
+    ] {
         assert_eq!(export_json(&a, q), export_json(&b, q), "{q}");
     }
 }
@@ -106,7 +133,12 @@ fn export_formats_and_limits() {
     let db = TempDb::new("exports");
     import(&db, "zeek", &data.join("zeek/conn.log.gz"));
     let q = "resp_h == 192.168.1.104";
-    assert_eq!(vast_n(&db, &["export", "-n", "5", "json", q], None).lines().count(), 5);
+    assert_eq!(
+        vast_n(&db, &["export", "-n", "5", "json", q], None)
+            .lines()
+            .count(),
+        5
+    );
     let csv = vast_n(&db, &["export", "csv", q], None);
     assert_eq!(csv.lines().count(), 67, "a header and 66 rows");
     assert!(csv.lines().next().unwrap().contains("id.orig_h"));
@@ -143,8 +175,15 @@ fn a_second_process_on_the_same_database_is_refused() {
         .spawn()
         .unwrap();
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while !db.path().join("LOCK").exists() || std::fs::read_to_string(db.path().join("LOCK")).unwrap_or_default().is_empty() {
-        assert!(std::time::Instant::now() < deadline, "import never took the lock");
+    while !db.path().join("LOCK").exists()
+        || std::fs::read_to_string(db.path().join("LOCK"))
+            .unwrap_or_default()
+            .is_empty()
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "import never took the lock"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     let out = run(&db, &["count", "10.0.0.1"], None);
@@ -152,5 +191,8 @@ fn a_second_process_on_the_same_database_is_refused() {
     let _ = child.wait();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("in use by another process") && err.contains("pid"), "{err}");
+    assert!(
+        err.contains("in use by another process") && err.contains("pid"),
+        "{err}"
+    );
 }

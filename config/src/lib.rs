@@ -98,11 +98,18 @@ pub fn load_from(
         b = b.add_source(File::from(p).format(FileFormat::Yaml));
     }
     for (k, v) in env {
-        let Some(rest) = k.strip_prefix("VAST_") else { continue };
+        let Some(rest) = k.strip_prefix("VAST_") else {
+            continue;
+        };
         if rest.is_empty() {
             continue;
         }
-        let key = rest.to_ascii_lowercase().split("__").map(|p| p.replace('_', "-")).collect::<Vec<_>>().join(".");
+        let key = rest
+            .to_ascii_lowercase()
+            .split("__")
+            .map(|p| p.replace('_', "-"))
+            .collect::<Vec<_>>()
+            .join(".");
         b = b
             .set_override(key.as_str(), parse_scalar(&v))
             .map_err(|e| ConfigError::Invalid(format!("{k}: {e}")))?;
@@ -184,7 +191,10 @@ mod tests {
         let c = load_from(
             Some(&f),
             &[],
-            env(&[("VAST_NODE_ID", "fromenv"), ("VAST_IMPORT__BATCH_SIZE", "9")]),
+            env(&[
+                ("VAST_NODE_ID", "fromenv"),
+                ("VAST_IMPORT__BATCH_SIZE", "9"),
+            ]),
             None,
         )
         .unwrap();
@@ -203,9 +213,14 @@ mod tests {
 
     #[test]
     fn bad_values_are_named() {
-        let e = load_from(None, &[("components", "importer,bogus".into())], env(&[]), None)
-            .unwrap_err()
-            .to_string();
+        let e = load_from(
+            None,
+            &[("components", "importer,bogus".into())],
+            env(&[]),
+            None,
+        )
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("bogus"), "{e}");
         let e = load_from(Some(Path::new("/nonexistent.yaml")), &[], env(&[]), None)
             .unwrap_err()

@@ -80,6 +80,17 @@ pub fn sync_dir(dir: &Path) -> Result<(), StoreError> {
         .map_err(|e| StoreError::io(dir, e))
 }
 
+/// Total size of the files directly in `dir` (0 if it cannot be read).
+pub fn dir_bytes(dir: &Path) -> u64 {
+    fs::read_dir(dir)
+        .map(|rd| {
+            rd.filter_map(|e| e.ok()?.metadata().ok())
+                .map(|m| m.len())
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
 /// A checksummed file mapped into memory; `payload()` is verified.
 pub struct MappedFile {
     map: Mmap,
@@ -104,13 +115,19 @@ impl MappedFile {
 /// Checks a header-framed buffer.
 pub fn verify<'a>(path: &Path, bytes: &'a [u8]) -> Result<&'a [u8], StoreError> {
     if bytes.len() < HEADER || &bytes[..8] != MAGIC {
-        return Err(StoreError::corrupt(path, "not a vast file (bad magic or truncated header)"));
+        return Err(StoreError::corrupt(
+            path,
+            "not a vast file (bad magic or truncated header)",
+        ));
     }
     let len = u64::from_le_bytes(bytes[8..16].try_into().unwrap()) as usize;
     if bytes.len() - HEADER != len {
         return Err(StoreError::corrupt(
             path,
-            format!("truncated: header says {len} bytes, file has {}", bytes.len() - HEADER),
+            format!(
+                "truncated: header says {len} bytes, file has {}",
+                bytes.len() - HEADER
+            ),
         ));
     }
     let stored = u64::from_le_bytes(bytes[16..24].try_into().unwrap());
@@ -144,9 +161,9 @@ pub fn frame(payload: &[u8]) -> Vec<u8> {
 
 /// Reads the frame at `offset` of `bytes`, verifying its checksum.
 pub fn read_frame<'a>(path: &Path, bytes: &'a [u8], offset: usize) -> Result<&'a [u8], StoreError> {
-    let head = bytes
-        .get(offset..offset + 12)
-        .ok_or_else(|| StoreError::corrupt(path, format!("frame header at {offset} past the end")))?;
+    let head = bytes.get(offset..offset + 12).ok_or_else(|| {
+        StoreError::corrupt(path, format!("frame header at {offset} past the end"))
+    })?;
     let len = u32::from_le_bytes(head[..4].try_into().unwrap()) as usize;
     let stored = u64::from_le_bytes(head[4..12].try_into().unwrap());
     let payload = bytes

@@ -28,13 +28,16 @@ pub async fn run(a: &ExportArgs, node: &Node) -> Result<ExitCode> {
     let format: OutputFormat = a.format.parse().map_err(|e| anyhow::anyhow!("{e}"))?;
     let expr = super::parse_query(&a.expr)?;
     if a.continuous {
-        anyhow::bail!("export -c needs a running node; an embedded node (-N) exits when the command is done");
+        anyhow::bail!(
+            "export -c needs a running node; an embedded node (-N) exits when the command is done"
+        );
     }
     let timeout = match &a.timeout {
         Some(t) => Some(std::time::Duration::from_nanos(
             vast_node::data::value::parse_duration(t)
                 .filter(|d| *d > 0)
-                .with_context(|| format!("--timeout {t:?} is not a duration like 10s"))? as u64,
+                .with_context(|| format!("--timeout {t:?} is not a duration like 10s"))?
+                as u64,
         )),
         None => None,
     };
@@ -57,9 +60,12 @@ pub async fn run(a: &ExportArgs, node: &Node) -> Result<ExitCode> {
         }
     });
     match timeout {
-        Some(t) => tokio::time::timeout(t, fut)
-            .await
-            .map_err(|_| anyhow::anyhow!("export timed out after {}", a.timeout.as_deref().unwrap_or("")))??,
+        Some(t) => tokio::time::timeout(t, fut).await.map_err(|_| {
+            anyhow::anyhow!(
+                "export timed out after {}",
+                a.timeout.as_deref().unwrap_or("")
+            )
+        })??,
         None => fut.await?,
     };
     if !broken {

@@ -88,7 +88,11 @@ async fn embedded(cli: &Cli, cfg: &vast_config::Config, node: &Node) -> Result<E
             println!("{}", serde_json::to_string_pretty(&s)?);
             Ok(ExitCode::SUCCESS)
         }
-        Command::Spawn(_) | Command::Kill { .. } | Command::Stop | Command::Peers | Command::Start(_) => {
+        Command::Spawn(_)
+        | Command::Kill { .. }
+        | Command::Stop
+        | Command::Peers
+        | Command::Start(_) => {
             bail!(
                 "`{}` needs a running node; an embedded node (-N) exits when the command is done",
                 command_name(&cli.command)

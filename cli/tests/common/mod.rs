@@ -47,7 +47,11 @@ pub fn vast_with(args: &[&str], stdin: Option<&[u8]>, timeout: Duration) -> Outp
     let mut child = Command::new(env!("CARGO_BIN_EXE_vast"))
         .args(args)
         .env_remove("RUST_LOG")
-        .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()

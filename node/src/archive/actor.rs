@@ -130,7 +130,11 @@ pub struct GetStatus;
 impl Message<GetStatus> for Archive {
     type Reply = ArchiveStatus;
 
-    async fn handle(&mut self, _: GetStatus, _: &mut Context<Self, ArchiveStatus>) -> ArchiveStatus {
+    async fn handle(
+        &mut self,
+        _: GetStatus,
+        _: &mut Context<Self, ArchiveStatus>,
+    ) -> ArchiveStatus {
         ArchiveStatus {
             disk_bytes: self.store.disk_bytes(),
             active_partitions: self.store.active().count(),

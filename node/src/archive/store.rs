@@ -81,7 +81,9 @@ impl ArchiveStore {
             let Some(stem) = path.file_stem().and_then(|s| s.to_str()) else {
                 continue;
             };
-            let Ok(id) = stem.parse::<Uuid>() else { continue };
+            let Ok(id) = stem.parse::<Uuid>() else {
+                continue;
+            };
             match path.extension().and_then(|e| e.to_str()) {
                 Some("data") if !meta_path(dir, id).exists() => {
                     tracing::warn!(path = %path.display(), "removing unsealed archive data from an interrupted import");
@@ -149,7 +151,10 @@ impl ArchiveStore {
             return Ok(());
         };
         let path = data_path(&self.dir, id);
-        active.file.sync_all().map_err(|e| StoreError::io(&path, e))?;
+        active
+            .file
+            .sync_all()
+            .map_err(|e| StoreError::io(&path, e))?;
         let meta = ArchiveMeta {
             id: *id.as_bytes(),
             rows: active.rows,
@@ -247,31 +252,37 @@ impl ArchiveStore {
 
     /// Bytes of sealed data on disk.
     pub fn disk_bytes(&self) -> u64 {
-        fs::read_dir(&self.dir)
-            .map(|rd| {
-                rd.filter_map(|e| e.ok()?.metadata().ok())
-                    .map(|m| m.len())
-                    .sum()
-            })
-            .unwrap_or(0)
+        durable::dir_bytes(&self.dir)
     }
 }
 
 fn read_batch(path: &Path, map: &[u8], fr: &FrameInfo) -> Result<Batch, StoreError> {
     let payload = durable::read_frame(path, map, fr.offset as usize)?;
     if payload.len() < 4 {
-        return Err(StoreError::corrupt(path, format!("frame at {} too short", fr.offset)));
+        return Err(StoreError::corrupt(
+            path,
+            format!("frame at {} too short", fr.offset),
+        ));
     }
     let size = u32::from_le_bytes(payload[..4].try_into().unwrap()) as usize;
     if size > MAX_FRAME {
-        return Err(StoreError::corrupt(path, format!("frame at {} claims {size} bytes", fr.offset)));
+        return Err(StoreError::corrupt(
+            path,
+            format!("frame at {} claims {size} bytes", fr.offset),
+        ));
     }
     let raw = zstd::bulk::decompress(&payload[4..], size)
         .map_err(|e| StoreError::corrupt(path, format!("frame at {}: {e}", fr.offset)))?;
     let batch = Batch::from_bytes(&raw)
         .map_err(|e| StoreError::corrupt(path, format!("frame at {}: {e}", fr.offset)))?;
     if batch.rows != fr.rows {
-        return Err(StoreError::corrupt(path, format!("frame at {} has {} rows, table says {}", fr.offset, batch.rows, fr.rows)));
+        return Err(StoreError::corrupt(
+            path,
+            format!(
+                "frame at {} has {} rows, table says {}",
+                fr.offset, batch.rows, fr.rows
+            ),
+        ));
     }
     Ok(batch)
 }

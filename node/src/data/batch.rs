@@ -37,9 +37,15 @@ pub enum ColumnData {
     Duration(Vec<i64>),
     Time(Vec<i64>),
     /// `offsets.len() == rows + 1`; row i is `bytes[offsets[i]..offsets[i+1]]`.
-    Str { offsets: Vec<u32>, bytes: Vec<u8> },
+    Str {
+        offsets: Vec<u32>,
+        bytes: Vec<u8>,
+    },
     Address(Vec<[u8; 16]>),
-    Subnet { addrs: Vec<[u8; 16]>, lens: Vec<u8> },
+    Subnet {
+        addrs: Vec<[u8; 16]>,
+        lens: Vec<u8>,
+    },
     /// Row i holds elements `offsets[i]..offsets[i+1]` of `values`.
     List {
         offsets: Vec<u32>,
@@ -177,7 +183,12 @@ impl Column {
                 offsets,
                 keys,
                 values,
-            } => ValueRef::Map(keys, values, offsets[row] as usize, offsets[row + 1] as usize),
+            } => ValueRef::Map(
+                keys,
+                values,
+                offsets[row] as usize,
+                offsets[row + 1] as usize,
+            ),
             ColumnData::Record(cs) => ValueRef::Record(cs, row),
         }
     }
@@ -235,7 +246,14 @@ impl Column {
                 check_offsets(offsets, values.len())?;
                 values.validate(t, values.len())
             }
-            (ColumnData::Map { offsets, keys, values }, Type::Map(k, v)) => {
+            (
+                ColumnData::Map {
+                    offsets,
+                    keys,
+                    values,
+                },
+                Type::Map(k, v),
+            ) => {
                 check_offsets(offsets, keys.len())?;
                 keys.validate(k, keys.len())?;
                 values.validate(v, keys.len())
@@ -276,17 +294,11 @@ impl<'a> ValueRef<'a> {
             ValueRef::Address(a) => Value::Address(a),
             ValueRef::Subnet(s) => Value::Subnet(s),
             ValueRef::List(c, a, b) => {
-                let et = match ty.base() {
-                    Type::List(t) => t.as_ref(),
-                    _ => &Type::String,
-                };
+                let et = ty.list_element();
                 Value::List((a..b).map(|i| c.value(i, et)).collect())
             }
             ValueRef::Map(k, v, a, b) => {
-                let (kt, vt) = match ty.base() {
-                    Type::Map(k, v) => (k.as_ref(), v.as_ref()),
-                    _ => (&Type::String, &Type::String),
-                };
+                let (kt, vt) = ty.map_types();
                 Value::Map((a..b).map(|i| (k.value(i, kt), v.value(i, vt))).collect())
             }
             ValueRef::Record(cs, row) => {

@@ -308,9 +308,11 @@ impl Nested {
                 Box::new(ColumnBuilder::new((**v).clone())),
                 vec![0],
             ),
-            Type::Record(fs) => {
-                Nested::Record(fs.iter().map(|f| ColumnBuilder::new(f.ty.clone())).collect())
-            }
+            Type::Record(fs) => Nested::Record(
+                fs.iter()
+                    .map(|f| ColumnBuilder::new(f.ty.clone()))
+                    .collect(),
+            ),
             _ => Nested::None,
         }
     }
@@ -444,7 +446,12 @@ fn truncate_column(c: &mut Column, rows: usize) {
             addrs.truncate(rows);
             lens.truncate(rows);
         }
-        ColumnData::List { offsets, values } | ColumnData::Map { offsets, keys: values, .. } => {
+        ColumnData::List { offsets, values }
+        | ColumnData::Map {
+            offsets,
+            keys: values,
+            ..
+        } => {
             offsets.truncate(rows + 1);
             let n = *offsets.last().unwrap_or(&0) as usize;
             truncate_column(values, n);

@@ -39,7 +39,10 @@ pub enum Type {
     /// Homogeneous list.
     List(#[rkyv(omit_bounds)] Box<Type>),
     /// Key/value pairs.
-    Map(#[rkyv(omit_bounds)] Box<Type>, #[rkyv(omit_bounds)] Box<Type>),
+    Map(
+        #[rkyv(omit_bounds)] Box<Type>,
+        #[rkyv(omit_bounds)] Box<Type>,
+    ),
     /// Named fields; at the top level of a schema records are flattened to dotted names,
     /// so this only appears nested in lists and maps.
     Record(#[rkyv(omit_bounds)] Vec<Field>),
@@ -65,7 +68,10 @@ pub struct Field {
 
 impl Field {
     pub fn new(name: impl Into<String>, ty: Type) -> Self {
-        Field { name: name.into(), ty }
+        Field {
+            name: name.into(),
+            ty,
+        }
     }
 }
 
@@ -121,6 +127,23 @@ impl Type {
         }
     }
 
+    /// The element type of a list (strings for anything else, so callers that walk
+    /// mistyped cells still render them).
+    pub fn list_element(&self) -> &Type {
+        match self.base() {
+            Type::List(t) => t,
+            _ => &Type::String,
+        }
+    }
+
+    /// Key and value types of a map (strings for anything else).
+    pub fn map_types(&self) -> (&Type, &Type) {
+        match self.base() {
+            Type::Map(k, v) => (k, v),
+            _ => (&Type::String, &Type::String),
+        }
+    }
+
     /// The alias name closest to the surface, if any (`port`, `timestamp`, `set`).
     pub fn alias_name(&self) -> Option<&str> {
         match self {
@@ -162,7 +185,10 @@ pub struct Schema {
 
 impl Schema {
     pub fn new(name: impl Into<String>, fields: Vec<Field>) -> Self {
-        Schema { name: name.into(), fields }
+        Schema {
+            name: name.into(),
+            fields,
+        }
     }
 
     /// A stable fingerprint: equal schemas share partitions and Zeek headers.

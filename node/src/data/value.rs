@@ -21,7 +21,9 @@ impl Address {
     pub fn to_ip(&self) -> IpAddr {
         let v6 = Ipv6Addr::from(self.0);
         if self.is_v4() {
-            IpAddr::V4(Ipv4Addr::new(self.0[12], self.0[13], self.0[14], self.0[15]))
+            IpAddr::V4(Ipv4Addr::new(
+                self.0[12], self.0[13], self.0[14], self.0[15],
+            ))
         } else {
             IpAddr::V6(v6)
         }
@@ -78,7 +80,10 @@ impl Subnet {
                 *b &= 0xffu8 << (8 - (len as usize - bit));
             }
         }
-        Subnet { addr: Address(a), len }
+        Subnet {
+            addr: Address(a),
+            len,
+        }
     }
     /// Parses `10.0.0.0/8` or `2001:db8::/32`.
     pub fn parse(s: &str) -> Option<Subnet> {
@@ -233,7 +238,12 @@ pub fn parse_time(s: &str) -> Option<i64> {
     }
     let body = s.strip_suffix('Z').unwrap_or(s);
     let body = body.replacen(' ', "T", 1);
-    for fmt in ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M", "%Y-%m-%dT%H"] {
+    for fmt in [
+        "%Y-%m-%dT%H:%M:%S%.f",
+        "%Y-%m-%dT%H:%M:%S",
+        "%Y-%m-%dT%H:%M",
+        "%Y-%m-%dT%H",
+    ] {
         if let Ok(dt) = NaiveDateTime::parse_from_str(&body, fmt) {
             return dt.and_utc().timestamp_nanos_opt();
         }
@@ -322,7 +332,10 @@ mod tests {
         assert_eq!(s.len, 112);
         assert!(s.contains(&a));
         assert!(!s.contains(&Address::parse("10.0.0.1").unwrap()));
-        assert_eq!(Subnet::parse("10.1.2.3/8").unwrap().to_string(), "10.0.0.0/8");
+        assert_eq!(
+            Subnet::parse("10.1.2.3/8").unwrap().to_string(),
+            "10.0.0.0/8"
+        );
         let v6 = Address::parse("2001:db8::1").unwrap();
         assert!(!v6.is_v4());
         assert!(Subnet::parse("2001:db8::/32").unwrap().contains(&v6));
@@ -332,7 +345,10 @@ mod tests {
     #[test]
     fn times_and_durations() {
         assert_eq!(parse_time("1970-01-01"), Some(0));
-        assert_eq!(parse_time("2011-08-15T03:48"), Some(1_313_380_080 * NANOS_PER_SEC));
+        assert_eq!(
+            parse_time("2011-08-15T03:48"),
+            Some(1_313_380_080 * NANOS_PER_SEC)
+        );
         assert_eq!(parse_time("@1.5"), Some(1_500_000_000));
         assert_eq!(
             parse_time("2009-11-18T08:00:21.486539Z"),
@@ -342,7 +358,10 @@ mod tests {
             parse_time("2011-08-15T03:48:00.000000+0000"),
             Some(1_313_380_080 * NANOS_PER_SEC)
         );
-        assert_eq!(format_time(1_258_531_221_486_539_000), "2009-11-18T08:00:21.486539");
+        assert_eq!(
+            format_time(1_258_531_221_486_539_000),
+            "2009-11-18T08:00:21.486539"
+        );
         assert_eq!(parse_duration("10ms"), Some(10_000_000));
         assert_eq!(parse_duration("3 hours"), Some(3 * 3600 * NANOS_PER_SEC));
         assert_eq!(parse_duration("1.5s"), Some(1_500_000_000));

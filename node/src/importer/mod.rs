@@ -69,7 +69,10 @@ impl Importer {
     async fn await_seals(&mut self) -> Result<(), String> {
         let mut result = Ok(());
         for h in std::mem::take(&mut self.sealing) {
-            let r = h.await.map_err(|e| format!("sealing task failed: {e}")).and_then(|r| r);
+            let r = h
+                .await
+                .map_err(|e| format!("sealing task failed: {e}"))
+                .and_then(|r| r);
             if let Err(e) = r {
                 result = Err(e);
             }

@@ -84,7 +84,8 @@ impl Message<SealIndex> for Index {
         let Some(b) = self.building.remove(&m.id) else {
             return Ok(());
         };
-        let _span = tracing::debug_span!("index.seal", partition = %m.id, rows = b.rows()).entered();
+        let _span =
+            tracing::debug_span!("index.seal", partition = %m.id, rows = b.rows()).entered();
         let p = b.write(&self.dir).map_err(|e| e.to_string())?;
         self.catalog.add(p);
         Ok(())
@@ -101,9 +102,15 @@ impl Message<Lookup> for Index {
 
     async fn handle(&mut self, m: Lookup, _: &mut Context<Self, Self::Reply>) -> Self::Reply {
         if let Some(c) = self.catalog.corrupt.first() {
-            return Err(format!("partition {} is unusable: {}", c.dir.display(), c.error));
+            return Err(format!(
+                "partition {} is unusable: {}",
+                c.dir.display(),
+                c.error
+            ));
         }
-        let _span = tracing::debug_span!("index.lookup", partitions = self.catalog.partitions.len()).entered();
+        let _span =
+            tracing::debug_span!("index.lookup", partitions = self.catalog.partitions.len())
+                .entered();
         self.catalog.lookup(&m.expr).map_err(|e| e.to_string())
     }
 }
@@ -136,7 +143,11 @@ pub struct GetIndexStatus;
 impl Message<GetIndexStatus> for Index {
     type Reply = IndexStatus;
 
-    async fn handle(&mut self, _: GetIndexStatus, _: &mut Context<Self, IndexStatus>) -> IndexStatus {
+    async fn handle(
+        &mut self,
+        _: GetIndexStatus,
+        _: &mut Context<Self, IndexStatus>,
+    ) -> IndexStatus {
         let mut schemas: std::collections::BTreeMap<String, (u64, usize)> = Default::default();
         let mut bytes = 0;
         for p in &self.catalog.partitions {

@@ -80,7 +80,11 @@ impl PartitionBuilder {
         {
             work[i % 2].push((b, syn, col));
         }
-        let run = |items: Vec<(&mut Option<ColumnIndexBuilder>, &mut ColumnSynopsis, &crate::data::Column)>| {
+        let run = |items: Vec<(
+            &mut Option<ColumnIndexBuilder>,
+            &mut ColumnSynopsis,
+            &crate::data::Column,
+        )>| {
             for (b, syn, col) in items {
                 if let Some(b) = b {
                     b.add(col, offset);
@@ -175,20 +179,17 @@ impl PartitionIndex {
         if meta.indexed.len() != meta.schema.fields.len()
             || meta.synopses.len() != meta.schema.fields.len()
         {
-            return Err(StoreError::corrupt(&path, "column tables disagree with the schema"));
+            return Err(StoreError::corrupt(
+                &path,
+                "column tables disagree with the schema",
+            ));
         }
         Ok(PartitionIndex::new(meta, dir.to_path_buf()))
     }
 
     /// Bytes of the index files on disk.
     pub fn disk_bytes(&self) -> u64 {
-        fs::read_dir(&self.dir)
-            .map(|rd| {
-                rd.filter_map(|e| e.ok()?.metadata().ok())
-                    .map(|m| m.len())
-                    .sum()
-            })
-            .unwrap_or(0)
+        durable::dir_bytes(&self.dir)
     }
 
     fn column(&self, i: usize) -> Result<std::sync::Arc<MappedFile>, StoreError> {
@@ -243,7 +244,10 @@ impl PartitionIndex {
         let idx = value_index::access(file.payload())
             .map_err(|e| StoreError::corrupt(&path, e.to_string()))?;
         if idx.rows.to_native() != rows {
-            return Err(StoreError::corrupt(&path, "row count differs from the partition's"));
+            return Err(StoreError::corrupt(
+                &path,
+                "row count differs from the partition's",
+            ));
         }
         idx.lookup(ty, c.op, &c.value, c.regex.as_ref())
             .map_err(|e| StoreError::corrupt(&path, e.to_string()))

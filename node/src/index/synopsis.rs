@@ -46,22 +46,18 @@ impl ColumnSynopsis {
                 continue;
             }
             match &col.data {
-                ColumnData::Int(v) | ColumnData::Duration(v) | ColumnData::Time(v) => upd(
-                    &mut self.min,
-                    &mut self.max,
-                    v[i],
-                    NumKey::I,
-                    |k| match k {
+                ColumnData::Int(v) | ColumnData::Duration(v) | ColumnData::Time(v) => {
+                    upd(&mut self.min, &mut self.max, v[i], NumKey::I, |k| match k {
                         NumKey::I(x) => Some(*x),
                         _ => None,
-                    },
-                ),
-                ColumnData::Count(v) => upd(&mut self.min, &mut self.max, v[i], NumKey::U, |k| {
-                    match k {
+                    })
+                }
+                ColumnData::Count(v) => {
+                    upd(&mut self.min, &mut self.max, v[i], NumKey::U, |k| match k {
                         NumKey::U(x) => Some(*x),
                         _ => None,
-                    }
-                }),
+                    })
+                }
                 ColumnData::Real(v) if !v[i].is_nan() => {
                     upd(&mut self.min, &mut self.max, v[i], NumKey::F, |k| match k {
                         NumKey::F(x) => Some(*x),
@@ -116,12 +112,7 @@ impl ColumnSynopsis {
 
     /// `decide` as hits.
     pub fn hits(&self, ty: &Type, op: Op, value: &Value, rows: u32) -> Option<Hits> {
-        self.decide(ty, op, value, rows).map(|all| {
-            if all {
-                Hits::all(rows)
-            } else {
-                Hits::none()
-            }
-        })
+        self.decide(ty, op, value, rows)
+            .map(|all| if all { Hits::all(rows) } else { Hits::none() })
     }
 }

@@ -6,9 +6,9 @@
 
 use crate::data::{Column, ColumnData, Type, Value};
 use crate::query::Op;
+use rkyv::{Archive, Deserialize, Serialize};
 use roaring::RoaringBitmap;
 use rustc_hash::FxHashMap;
-use rkyv::{Archive, Deserialize, Serialize};
 
 /// Most distinct keys an exact index keeps before it bins (numbers) or hashes (strings).
 pub const KEY_LIMIT: usize = 65_536;
@@ -527,7 +527,9 @@ impl ArchivedColumnIndex {
                     (None, _) => Hits::unknown(rows),
                 }
             }
-            Op::Match | Op::NotMatch if !self.hashed && matches!(self.kind, ArchivedKeyKind::Str) => {
+            Op::Match | Op::NotMatch
+                if !self.hashed && matches!(self.kind, ArchivedKeyKind::Str) =>
+            {
                 match regex {
                     Some(re) => {
                         let mut sure = RoaringBitmap::new();
@@ -567,9 +569,15 @@ pub fn access(bytes: &[u8]) -> Result<&ArchivedColumnIndex, IndexCorrupt> {
         ArchivedKeyKind::Str => idx.str_offsets.len().saturating_sub(1),
     };
     if keys != k
-        || idx.offsets.iter().any(|o| o.to_native() as usize > idx.postings.len())
+        || idx
+            .offsets
+            .iter()
+            .any(|o| o.to_native() as usize > idx.postings.len())
         || idx.offsets.windows(2).any(|w| w[0] > w[1])
-        || idx.str_offsets.iter().any(|o| o.to_native() as usize > idx.str_bytes.len())
+        || idx
+            .str_offsets
+            .iter()
+            .any(|o| o.to_native() as usize > idx.str_bytes.len())
         || idx.str_offsets.windows(2).any(|w| w[0] > w[1])
     {
         return Err(IndexCorrupt("key and posting tables disagree".into()));
@@ -627,13 +635,20 @@ mod tests {
             match r {
                 Resolved::True => Hits::all(b.rows),
                 Resolved::False => Hits::none(),
-                Resolved::And(xs) => xs.iter().fold(Hits::all(b.rows), |a, x| a.and(hits(x, b, idx))),
+                Resolved::And(xs) => xs
+                    .iter()
+                    .fold(Hits::all(b.rows), |a, x| a.and(hits(x, b, idx))),
                 Resolved::Or(xs) => xs.iter().fold(Hits::none(), |a, x| a.or(hits(x, b, idx))),
                 Resolved::Not(x) => hits(x, b, idx).not(b.rows),
                 Resolved::Cmp(c) => match &idx[c.column] {
                     Some(bytes) => access(bytes)
                         .unwrap()
-                        .lookup(&b.schema.fields[c.column].ty, c.op, &c.value, c.regex.as_ref())
+                        .lookup(
+                            &b.schema.fields[c.column].ty,
+                            c.op,
+                            &c.value,
+                            c.regex.as_ref(),
+                        )
                         .unwrap(),
                     None => Hits::unknown(b.rows),
                 },
@@ -644,8 +659,14 @@ mod tests {
             let truth: RoaringBitmap = filter(&r, batch).into_iter().collect();
             let h = hits(&r, batch, &aligned);
             assert!(h.sure.is_subset(&truth), "{q}: a sure row does not match");
-            assert!(truth.is_subset(&(&h.sure | &h.maybe)), "{q}: a matching row was missed");
-            assert!((&h.sure & &h.maybe).is_empty(), "{q}: sure and maybe overlap");
+            assert!(
+                truth.is_subset(&(&h.sure | &h.maybe)),
+                "{q}: a matching row was missed"
+            );
+            assert!(
+                (&h.sure & &h.maybe).is_empty(),
+                "{q}: sure and maybe overlap"
+            );
         }
     }
 
@@ -679,7 +700,10 @@ mod tests {
                 b.column(2).push_real(v as f64 / 7.0);
                 b.column(3).push_time(v as i64 * 1_000_000_000);
                 b.column(4).push_str(&format!("s{v}"));
-                b.column(5).push_address(Address::parse(&format!("10.{}.{}.{}", v >> 16, (v >> 8) & 255, v & 255)).unwrap());
+                b.column(5).push_address(
+                    Address::parse(&format!("10.{}.{}.{}", v >> 16, (v >> 8) & 255, v & 255))
+                        .unwrap(),
+                );
                 b.column(6).push_bool(v % 2 == 0);
             }
             b.finish_row();
@@ -688,11 +712,34 @@ mod tests {
     }
 
     const QUERIES: &[&str] = &[
-        "c == 17", "c != 17", "c < 100", "c <= 100", "c > 5000", "c >= 5000", "c == nil", "c != nil",
-        "i < -3", "i >= 0", "r > 3.5", "r == 2.0", "t < @1000", "t >= @50",
-        "s == \"s17\"", "s != \"s17\"", "s ~ /s1.*/", "s !~ /s1.*/", "s in [\"s1\", \"s2\"]",
-        "a == 10.0.0.17", "a in 10.0.1.0/24", "a !in 10.0.0.0/16", "b == true", "b != false",
-        "c in [1, 2, 3]", "c !in [1, 2, 3]", "!(c < 100) && s != \"s3\"", "c < 10 || a == 10.0.0.200",
+        "c == 17",
+        "c != 17",
+        "c < 100",
+        "c <= 100",
+        "c > 5000",
+        "c >= 5000",
+        "c == nil",
+        "c != nil",
+        "i < -3",
+        "i >= 0",
+        "r > 3.5",
+        "r == 2.0",
+        "t < @1000",
+        "t >= @50",
+        "s == \"s17\"",
+        "s != \"s17\"",
+        "s ~ /s1.*/",
+        "s !~ /s1.*/",
+        "s in [\"s1\", \"s2\"]",
+        "a == 10.0.0.17",
+        "a in 10.0.1.0/24",
+        "a !in 10.0.0.0/16",
+        "b == true",
+        "b != false",
+        "c in [1, 2, 3]",
+        "c !in [1, 2, 3]",
+        "!(c < 100) && s != \"s3\"",
+        "c < 10 || a == 10.0.0.200",
     ];
 
     #[test]

@@ -12,7 +12,9 @@ use crate::index::actor::{GetIndexStatus, RetireIndex};
 use crate::index::Index;
 use crate::query::exec;
 use crate::query::Expr;
-use crate::source::actor::{spawn_source, GetSourceStatus, ImportSummary, Source, SourceOptions, StopSource};
+use crate::source::actor::{
+    spawn_source, GetSourceStatus, ImportSummary, Source, SourceOptions, StopSource,
+};
 use crate::source::Reader;
 use kameo::prelude::*;
 use lock::DbLock;
@@ -166,7 +168,10 @@ impl Node {
         match which {
             "archive" => {
                 if self.archive().is_some() {
-                    return Err(NodeError::Duplicate { node: self.id.clone(), component: "archive" });
+                    return Err(NodeError::Duplicate {
+                        node: self.id.clone(),
+                        component: "archive",
+                    });
                 }
                 let store = ArchiveStore::open(&self.opts.db.join("archive"))?;
                 let a = Archive::spawn_with_mailbox(Archive::new(store), mailbox::bounded(16));
@@ -174,7 +179,10 @@ impl Node {
             }
             "index" => {
                 if self.index().is_some() {
-                    return Err(NodeError::Duplicate { node: self.id.clone(), component: "index" });
+                    return Err(NodeError::Duplicate {
+                        node: self.id.clone(),
+                        component: "index",
+                    });
                 }
                 let idx = Index::open(self.opts.db.join("index"))?;
                 let i = Index::spawn_with_mailbox(idx, mailbox::bounded(16));
@@ -182,7 +190,10 @@ impl Node {
             }
             "importer" => {
                 if self.importer().is_some() {
-                    return Err(NodeError::Duplicate { node: self.id.clone(), component: "importer" });
+                    return Err(NodeError::Duplicate {
+                        node: self.id.clone(),
+                        component: "importer",
+                    });
                 }
                 let archive = self.archive().ok_or_else(|| self.missing("archive"))?;
                 let index = self.index().ok_or_else(|| self.missing("index"))?;
@@ -212,7 +223,13 @@ impl Node {
         &self,
         reader: Box<dyn Reader>,
         options: SourceOptions,
-    ) -> Result<(String, tokio::task::JoinHandle<Result<ImportSummary, String>>), NodeError> {
+    ) -> Result<
+        (
+            String,
+            tokio::task::JoinHandle<Result<ImportSummary, String>>,
+        ),
+        NodeError,
+    > {
         let importer = self.importer().ok_or_else(|| self.missing("importer"))?;
         let label = {
             let mut n = self.next_source.lock().expect("lock poisoned");
@@ -311,7 +328,10 @@ impl Node {
     pub async fn status(&self, detailed: bool) -> Result<serde_json::Value, NodeError> {
         let mut out = serde_json::Map::new();
         out.insert("node".into(), json!(self.id));
-        out.insert("db-directory".into(), json!(self.opts.db.display().to_string()));
+        out.insert(
+            "db-directory".into(),
+            json!(self.opts.db.display().to_string()),
+        );
         out.insert("components".into(), json!(self.labels()));
         let mut total_bytes = 0u64;
         if let Some(i) = self.index() {
@@ -370,9 +390,10 @@ impl Node {
 
     /// Stops every component, flushing the importer first.
     pub async fn shutdown(self) {
-        let sources: Vec<ActorRef<Source>> = std::mem::take(&mut *self.sources.lock().expect("lock poisoned"))
-            .into_values()
-            .collect();
+        let sources: Vec<ActorRef<Source>> =
+            std::mem::take(&mut *self.sources.lock().expect("lock poisoned"))
+                .into_values()
+                .collect();
         for s in sources {
             let _ = s.ask(StopSource).await;
             s.kill();

@@ -28,8 +28,10 @@ fn batches(n: u32, per_batch: u32) -> Vec<Batch> {
     for i in 0..n {
         b.column(0).push_time(1_000_000_000 * i as i64);
         b.column(1).push_str(&format!("C{i}"));
-        b.column(2).push_address(Address::parse(&format!("10.0.0.{}", i % 7)).unwrap());
-        b.column(3).push_address(Address::parse(&format!("192.168.1.{}", i % 200)).unwrap());
+        b.column(2)
+            .push_address(Address::parse(&format!("10.0.0.{}", i % 7)).unwrap());
+        b.column(3)
+            .push_address(Address::parse(&format!("192.168.1.{}", i % 200)).unwrap());
         if i % 10 == 9 {
             b.column(4).push_null();
         } else {
@@ -65,10 +67,13 @@ fn tempdir(name: &str) -> PathBuf {
 }
 
 async fn count(node: &Node, q: &str) -> u64 {
-    tokio::time::timeout(Duration::from_secs(10), node.count(parse(q).unwrap(), false))
-        .await
-        .expect("count timed out")
-        .unwrap()
+    tokio::time::timeout(
+        Duration::from_secs(10),
+        node.count(parse(q).unwrap(), false),
+    )
+    .await
+    .expect("count timed out")
+    .unwrap()
 }
 
 async fn import(node: &Node, n: u32) -> ImportSummary {
@@ -94,14 +99,32 @@ async fn import_query_restart() {
         let node = Node::open(opts(&db, 400)).await.unwrap();
         let s = import(&node, 1000).await;
         assert_eq!(s.events, 1000);
-        assert_eq!(count(&node, "10.0.0.3").await, (0..1000).filter(|i| i % 7 == 3).count() as u64);
-        assert_eq!(count(&node, "resp_p == 80").await, (0..1000).filter(|i| i % 2 == 0 && i % 10 != 9).count() as u64);
-        assert_eq!(count(&node, "resp_p != 80").await, (0..1000).filter(|i| !(i % 2 == 0 && i % 10 != 9)).count() as u64);
+        assert_eq!(
+            count(&node, "10.0.0.3").await,
+            (0..1000).filter(|i| i % 7 == 3).count() as u64
+        );
+        assert_eq!(
+            count(&node, "resp_p == 80").await,
+            (0..1000).filter(|i| i % 2 == 0 && i % 10 != 9).count() as u64
+        );
+        assert_eq!(
+            count(&node, "resp_p != 80").await,
+            (0..1000).filter(|i| !(i % 2 == 0 && i % 10 != 9)).count() as u64
+        );
         assert_eq!(count(&node, "resp_p == nil").await, 100);
-        assert_eq!(count(&node, ":addr in 192.168.1.0/28").await, (0..1000).filter(|i| i % 200 < 16).count() as u64);
+        assert_eq!(
+            count(&node, ":addr in 192.168.1.0/28").await,
+            (0..1000).filter(|i| i % 200 < 16).count() as u64
+        );
         assert_eq!(count(&node, "uid == \"C17\"").await, 1);
-        assert_eq!(count(&node, "duration > 500us").await, (0..1000).filter(|i| i * 1000 > 500_000).count() as u64);
-        assert_eq!(count(&node, "#type == \"zeek.conn\" && !(10.0.0.3)").await, 1000 - 143);
+        assert_eq!(
+            count(&node, "duration > 500us").await,
+            (0..1000).filter(|i| i * 1000 > 500_000).count() as u64
+        );
+        assert_eq!(
+            count(&node, "#type == \"zeek.conn\" && !(10.0.0.3)").await,
+            1000 - 143
+        );
         let st = node.status(false).await.unwrap();
         assert_eq!(st["events"], 1000);
         assert_eq!(st["partitions"], 3, "{st}");
@@ -112,18 +135,31 @@ async fn import_query_restart() {
     assert_eq!(count(&node, "10.0.0.3").await, 143);
     let mut rows = Vec::new();
     let n = node
-        .export(parse("uid == \"C17\" || uid == \"C999\"").unwrap(), None, |s| {
-            for r in &s.rows {
-                rows.push(s.batch.row(*r as usize)[1].1.clone());
-            }
-            Ok(())
-        })
+        .export(
+            parse("uid == \"C17\" || uid == \"C999\"").unwrap(),
+            None,
+            |s| {
+                for r in &s.rows {
+                    rows.push(s.batch.row(*r as usize)[1].1.clone());
+                }
+                Ok(())
+            },
+        )
         .await
         .unwrap();
     assert_eq!(n, 2);
-    assert_eq!(rows, vec![crate::data::Value::String("C17".into()), crate::data::Value::String("C999".into())]);
+    assert_eq!(
+        rows,
+        vec![
+            crate::data::Value::String("C17".into()),
+            crate::data::Value::String("C999".into())
+        ]
+    );
     // -n stops early.
-    let n = node.export(parse("10.0.0.1").unwrap(), Some(5), |_| Ok(())).await.unwrap();
+    let n = node
+        .export(parse("10.0.0.1").unwrap(), Some(5), |_| Ok(()))
+        .await
+        .unwrap();
     assert_eq!(n, 5);
     node.shutdown().await;
     std::fs::remove_dir_all(&db).unwrap();
@@ -134,9 +170,16 @@ async fn second_process_gets_a_clear_lock_error() {
     let db = tempdir("lock");
     let node = Node::open(opts(&db, 400)).await.unwrap();
     // flock is per open file description, so a second open in-process conflicts too.
-    let err = Node::open(opts(&db, 400)).await.err().expect("second open must fail").to_string();
+    let err = Node::open(opts(&db, 400))
+        .await
+        .err()
+        .expect("second open must fail")
+        .to_string();
     assert!(err.contains("in use by another process"), "{err}");
-    assert!(err.contains(&format!("pid {}", std::process::id())), "{err}");
+    assert!(
+        err.contains(&format!("pid {}", std::process::id())),
+        "{err}"
+    );
     node.shutdown().await;
     std::fs::remove_dir_all(&db).unwrap();
 }
@@ -161,18 +204,35 @@ async fn corruption_is_detected_and_reported() {
     let node = Node::open(opts(&db, 10_000)).await.unwrap();
     // The index alone still answers exact counts.
     assert_eq!(count(&node, "10.0.0.3").await, 43);
-    let err = node.export(parse("10.0.0.3").unwrap(), None, |_| Ok(())).await.unwrap_err().to_string();
+    let err = node
+        .export(parse("10.0.0.3").unwrap(), None, |_| Ok(()))
+        .await
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("checksum mismatch"), "{err}");
     node.shutdown().await;
     // A corrupt index entry makes queries fail naming it, and status lists it.
-    let meta = std::fs::read_dir(db.join("index")).unwrap().next().unwrap().unwrap().path().join("meta");
+    let meta = std::fs::read_dir(db.join("index"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path()
+        .join("meta");
     let mut bytes = std::fs::read(&meta).unwrap();
     let n = bytes.len();
     bytes[n - 1] ^= 0xff;
     std::fs::write(&meta, &bytes).unwrap();
     let node = Node::open(opts(&db, 10_000)).await.unwrap();
-    let err = node.count(parse("10.0.0.3").unwrap(), false).await.unwrap_err().to_string();
-    assert!(err.contains("checksum mismatch") && err.contains("unusable"), "{err}");
+    let err = node
+        .count(parse("10.0.0.3").unwrap(), false)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("checksum mismatch") && err.contains("unusable"),
+        "{err}"
+    );
     let st = node.status(false).await.unwrap();
     assert_eq!(st["index"]["corrupt"].as_array().unwrap().len(), 1, "{st}");
     node.shutdown().await;

@@ -109,7 +109,10 @@ async fn run(
             if c.stop.load(Ordering::Relaxed) {
                 break;
             }
-            if opts.limit.is_some_and(|l| c.events.load(Ordering::Relaxed) >= l) {
+            if opts
+                .limit
+                .is_some_and(|l| c.events.load(Ordering::Relaxed) >= l)
+            {
                 break;
             }
             let mut r = reader.take().expect("reader is put back after every read");
@@ -195,7 +198,11 @@ pub struct GetSourceStatus;
 impl Message<GetSourceStatus> for Source {
     type Reply = SourceStatus;
 
-    async fn handle(&mut self, _: GetSourceStatus, _: &mut Context<Self, SourceStatus>) -> SourceStatus {
+    async fn handle(
+        &mut self,
+        _: GetSourceStatus,
+        _: &mut Context<Self, SourceStatus>,
+    ) -> SourceStatus {
         let c = &self.counters;
         SourceStatus {
             description: self.options.description.clone(),

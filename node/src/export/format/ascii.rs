@@ -168,10 +168,7 @@ pub(crate) fn write_ascii(buf: &mut Vec<u8>, v: ValueRef<'_>, ty: &Type) {
             let _ = write!(buf, "{s}");
         }
         ValueRef::List(c, a, b) => {
-            let et = match ty.base() {
-                Type::List(t) => t.as_ref(),
-                _ => &Type::String,
-            };
+            let et = ty.list_element();
             buf.push(b'[');
             for i in a..b {
                 if i > a {
@@ -182,10 +179,7 @@ pub(crate) fn write_ascii(buf: &mut Vec<u8>, v: ValueRef<'_>, ty: &Type) {
             buf.push(b']');
         }
         ValueRef::Map(k, v, a, b) => {
-            let (kt, vt) = match ty.base() {
-                Type::Map(k, v) => (k.as_ref(), v.as_ref()),
-                _ => (&Type::String, &Type::String),
-            };
+            let (kt, vt) = ty.map_types();
             buf.push(b'{');
             for i in a..b {
                 if i > a {

@@ -161,10 +161,7 @@ fn write_value(buf: &mut Vec<u8>, scratch: &mut Vec<u8>, v: ValueRef<'_>, ty: &T
                 buf.extend_from_slice(EMPTY);
                 return;
             }
-            let et = match ty.base() {
-                Type::List(t) => t.as_ref(),
-                _ => &Type::String,
-            };
+            let et = ty.list_element();
             for i in a..b {
                 if i > a {
                     buf.push(b',');

@@ -9,9 +9,7 @@
 use super::util::{parse_addr, parse_f64, parse_i64, parse_seconds_ns, parse_subnet, parse_u64};
 use super::{LineDriven, LineParser, Sink};
 use crate::data::batch::Validity;
-use crate::data::{
-    Address, Batch, Column, ColumnBuilder, ColumnData, Field, Schema, Subnet, Type,
-};
+use crate::data::{Address, Batch, Column, ColumnBuilder, ColumnData, Field, Schema, Subnet, Type};
 use crate::source::{ReadError, ReadStats, Reader};
 use rustc_hash::FxHashMap;
 use std::io::BufRead;
@@ -61,7 +59,11 @@ enum Cell {
     Time(i64),
     Duration(i64),
     /// Byte range of the line, or of the unescape scratch buffer.
-    Str { scratch: bool, a: u32, b: u32 },
+    Str {
+        scratch: bool,
+        a: u32,
+        b: u32,
+    },
     Addr(u128),
     Subnet(u128, u8),
 }
@@ -551,15 +553,8 @@ impl ZeekParser {
                 Data::List(_, ek) => {
                     let first = self.elems.len() as u32;
                     if v != h.empty.as_slice() {
-                        let ok = parse_list(
-                            line,
-                            start,
-                            end,
-                            ek,
-                            h,
-                            &mut self.elems,
-                            &mut self.scratch,
-                        );
+                        let ok =
+                            parse_list(line, start, end, ek, h, &mut self.elems, &mut self.scratch);
                         if !ok {
                             truncate(b, r);
                             return Err(Bad::Value(i));
@@ -736,8 +731,16 @@ fn push_cell(col: &mut ColumnBuilder, c: &Cell, line: &str, scratch: &[u8]) {
         Cell::Real(x) => col.push_real(x),
         Cell::Time(x) => col.push_time(x),
         Cell::Duration(x) => col.push_duration(x),
-        Cell::Str { scratch: false, a, b } => col.push_str(&line[a as usize..b as usize]),
-        Cell::Str { scratch: true, a, b } => {
+        Cell::Str {
+            scratch: false,
+            a,
+            b,
+        } => col.push_str(&line[a as usize..b as usize]),
+        Cell::Str {
+            scratch: true,
+            a,
+            b,
+        } => {
             // Checked when unescaped.
             col.push_str(std::str::from_utf8(&scratch[a as usize..b as usize]).unwrap_or(""))
         }
@@ -769,7 +772,10 @@ impl LineParser for ZeekParser {
             return Ok(());
         }
         let Some(idx) = self.current else {
-            sink.skip(no, format_args!("data line outside of a log (no #types header)"));
+            sink.skip(
+                no,
+                format_args!("data line outside of a log (no #types header)"),
+            );
             return Ok(());
         };
         match self.parse_line(idx, line, sink.batch_size()) {
@@ -935,7 +941,9 @@ mod tests {
         let line = b"a\tbb\t\tccccccccccc\td\t\teeeeeeeeeeeeeeeeeeee\t";
         let mut seps = Vec::new();
         super::find_seps(line, b'\t', &mut seps);
-        let want: Vec<u32> = (0..line.len() as u32).filter(|&i| line[i as usize] == b'\t').collect();
+        let want: Vec<u32> = (0..line.len() as u32)
+            .filter(|&i| line[i as usize] == b'\t')
+            .collect();
         assert_eq!(seps, want);
         let scan = super::find_seps(b"\x80\xff\x09\x7f\x08\x0a\x19\x89\x09", b'\t', &mut seps);
         assert_eq!(seps, [2, 8]);
