@@ -704,7 +704,7 @@ mod tests {
                     Address::parse(&format!("10.{}.{}.{}", v >> 16, (v >> 8) & 255, v & 255))
                         .unwrap(),
                 );
-                b.column(6).push_bool(v % 2 == 0);
+                b.column(6).push_bool(v.is_multiple_of(2));
             }
             b.finish_row();
         }

@@ -262,7 +262,8 @@ impl Node {
     /// Stops a component: a source stops reading; an archive or index refuses new
     /// data but keeps what it has queryable; an importer stops.
     pub async fn kill(&self, label: &str) -> Result<(), NodeError> {
-        if let Some(s) = self.sources.lock().expect("lock poisoned").remove(label) {
+        let source = self.sources.lock().expect("lock poisoned").remove(label);
+        if let Some(s) = source {
             let _ = s.ask(StopSource).await;
             return Ok(());
         }

@@ -10,6 +10,8 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
+type ReadResult = Result<Option<Vec<Batch>>, ReadError>;
+
 /// What a source was asked to do.
 #[derive(Clone, Debug, Default)]
 pub struct SourceOptions {
@@ -116,13 +118,12 @@ async fn run(
                 break;
             }
             let mut r = reader.take().expect("reader is put back after every read");
-            let (r, res): (Box<dyn Reader>, Result<Option<Vec<Batch>>, ReadError>) =
-                tokio::task::spawn_blocking(move || {
-                    let res = r.read(batch_size);
-                    (r, res)
-                })
-                .await
-                .map_err(|e| format!("reader thread failed: {e}"))?;
+            let (r, res): (Box<dyn Reader>, ReadResult) = tokio::task::spawn_blocking(move || {
+                let res = r.read(batch_size);
+                (r, res)
+            })
+            .await
+            .map_err(|e| format!("reader thread failed: {e}"))?;
             let ReadStats { events, skipped } = r.stats();
             c.read.store(events, Ordering::Relaxed);
             c.skipped.store(skipped, Ordering::Relaxed);

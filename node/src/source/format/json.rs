@@ -46,6 +46,7 @@ impl JsonReader {
             key: String::new(),
             names: String::new(),
             leaves: Vec::new(),
+            prefix: String::new(),
             num: String::new(),
         };
         JsonReader(LineDriven::new(input, parser, what))
@@ -248,6 +249,7 @@ pub(crate) struct JsonParser {
     /// Flattened names, `\0`-separated, in leaf order.
     names: String,
     leaves: Vec<(Kind, usize)>,
+    prefix: String,
     num: String,
 }
 
@@ -375,7 +377,8 @@ impl JsonParser {
         }
     }
 
-    fn schema_name(&self, obj: &[(Cow<str>, J)]) -> String {
+    /// Appends the schema name of an event to `out`.
+    fn schema_name(&self, obj: &[(Cow<str>, J)], out: &mut String) {
         let member = |name: &str| {
             obj.iter().find_map(|(k, v)| match v {
                 J::S(s) if k == name => Some(s.as_ref()),
@@ -383,12 +386,18 @@ impl JsonParser {
             })
         };
         match self.flavor {
-            Flavor::Generic => self.schema.clone().unwrap_or_else(|| "json".into()),
+            Flavor::Generic => out.push_str(self.schema.as_deref().unwrap_or("json")),
             Flavor::Zeek => match member("_path") {
-                Some(p) => format!("zeek.{p}"),
-                None => self.schema.clone().unwrap_or_else(|| "zeek.unknown".into()),
+                Some(p) => {
+                    out.push_str("zeek.");
+                    out.push_str(p);
+                }
+                None => out.push_str(self.schema.as_deref().unwrap_or("zeek.unknown")),
             },
-            Flavor::Suricata => format!("suricata.{}", member("event_type").unwrap_or("unknown")),
+            Flavor::Suricata => {
+                out.push_str("suricata.");
+                out.push_str(member("event_type").unwrap_or("unknown"));
+            }
         }
     }
 }
@@ -456,21 +465,24 @@ impl LineParser for JsonParser {
                 return Ok(());
             }
         };
-        let name = self.schema_name(&obj);
+        let mut key = std::mem::take(&mut self.key);
+        key.clear();
+        self.schema_name(&obj, &mut key);
+        let name_len = key.len();
         self.names.clear();
         self.leaves.clear();
         let mut values = Vec::new();
-        let mut prefix = String::new();
+        let mut prefix = std::mem::take(&mut self.prefix);
+        prefix.clear();
         self.flatten(&mut prefix, &obj, true, &mut values);
-        self.key.clear();
-        self.key.push_str(&name);
-        self.key.push('\u{1}');
-        self.key.push_str(&self.names);
+        self.prefix = prefix;
+        key.push('\u{1}');
+        key.push_str(&self.names);
         for (k, list) in &self.leaves {
-            self.key.push(k.code());
-            self.key.push(if *list == 1 { 'l' } else { 's' });
+            key.push(k.code());
+            key.push(if *list == 1 { 'l' } else { 's' });
         }
-        let idx = match self.schemas.get(self.key.as_str()) {
+        let idx = match self.schemas.get(key.as_str()) {
             Some(&i) => i,
             None => {
                 let fields = self
@@ -486,11 +498,12 @@ impl LineParser for JsonParser {
                         Field::new(n, ty)
                     })
                     .collect();
-                let i = sink.builder_for(Schema::new(name, fields));
-                self.schemas.insert(self.key.clone(), i);
+                let i = sink.builder_for(Schema::new(&key[..name_len], fields));
+                self.schemas.insert(key.clone(), i);
                 i
             }
         };
+        self.key = key;
         let b = sink.builder(idx);
         for (i, v) in values.iter().enumerate() {
             v.push(b.column(i));
@@ -619,6 +632,40 @@ mod tests {
             .unwrap();
         let s = &with_rtt.schema;
         assert_eq!(s.fields[s.field_index("rtt").unwrap()].ty, Type::Duration);
+    }
+
+    #[test]
+    fn zeek_json_conventions() {
+        let text = r#"{"_path":"conn","ts":1258531221.486539,"id.orig_h":"1.2.3.4","id.orig_p":80,"duration":0.5,"n":3}
+{"_path":"conn","ts":1258531222,"id.orig_h":"::1","id.orig_p":81,"duration":2,"n":4}"#;
+        let mut r = reader_for(Format::ZeekJson, text.as_bytes().to_vec());
+        let (bs, err) = read_all(r.as_mut(), 10);
+        assert!(err.is_none());
+        let b = &bs[0];
+        assert_eq!(
+            bs.len(),
+            1,
+            "integral and fractional seconds share a schema"
+        );
+        assert_eq!(b.schema.name, "zeek.conn");
+        assert_eq!(field(b, 0, "ts"), Value::Time(1_258_531_221_486_539_000));
+        assert_eq!(field(b, 1, "ts"), Value::Time(1_258_531_222_000_000_000));
+        assert_eq!(field(b, 0, "duration"), Value::Duration(500_000_000));
+        assert_eq!(
+            field(b, 1, "id.orig_h"),
+            Value::Address(Address::parse("::1").unwrap())
+        );
+        let tys: Vec<_> = b.schema.fields.iter().map(|f| f.ty.clone()).collect();
+        assert_eq!(
+            tys,
+            [
+                Type::timestamp(),
+                Type::Address,
+                Type::port(),
+                Type::Duration,
+                Type::Count
+            ]
+        );
     }
 
     #[test]

@@ -48,12 +48,19 @@ fn is_gzip(r: &mut BufReader<Box<dyn Read + Send>>) -> io::Result<bool> {
 /// The input formats `import` understands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Format {
+    /// Zeek TSV logs (`zeek`).
     Zeek,
+    /// Zeek JSON logs (`zeek-json`).
     ZeekJson,
+    /// Suricata EVE JSON (`suricata`).
     Suricata,
+    /// Generic line-delimited JSON (`json`).
     Json,
+    /// CSV with a header line (`csv`).
     Csv,
+    /// RFC 5424 / RFC 3164 syslog (`syslog`).
     Syslog,
+    /// Generated events (`test`).
     Test,
 }
 

@@ -12,6 +12,7 @@ use std::io::BufRead;
 pub struct SyslogReader(LineDriven<SyslogParser>);
 
 impl SyslogReader {
+    /// A reader of syslog lines; RFC 3164 times get the current year.
     pub fn new(input: Box<dyn BufRead + Send>) -> Self {
         let parser = SyslogParser {
             builders: None,
@@ -198,9 +199,7 @@ fn rfc3164(s: &str, year: i64) -> Option<Rfc3164<'_>> {
     let ts = bsd_time(s.get(..15)?, year)?;
     let (host, rest) = token(s[15..].strip_prefix(' ')?)?;
     // `tag[pid]: msg` or `tag: msg`; anything else is all message.
-    let tag_end = rest
-        .find(|c: char| c == '[' || c == ':' || c == ' ')
-        .unwrap_or(rest.len());
+    let tag_end = rest.find(['[', ':', ' ']).unwrap_or(rest.len());
     let (app, pid, msg) = match rest[tag_end..].chars().next() {
         Some('[') if tag_end > 0 => {
             let after = &rest[tag_end + 1..];

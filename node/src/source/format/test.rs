@@ -62,6 +62,7 @@ pub fn schema() -> Schema {
 }
 
 impl TestReader {
+    /// A generator; equal seeds give equal events.
     pub fn new(seed: u64) -> Self {
         TestReader {
             rng: SplitMix64(seed),

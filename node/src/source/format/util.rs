@@ -153,7 +153,7 @@ impl Sink {
         let n = self.stats.skipped;
         if n <= 10 {
             tracing::warn!("{}: skipping line {line}: {reason}", self.what);
-        } else if n % 10_000 == 0 {
+        } else if n.is_multiple_of(10_000) {
             tracing::warn!(
                 "{}: skipped {n} malformed lines so far, latest line {line}: {reason}",
                 self.what

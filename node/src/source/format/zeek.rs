@@ -18,6 +18,7 @@ use std::io::BufRead;
 pub struct ZeekReader(LineDriven<ZeekParser>);
 
 impl ZeekReader {
+    /// A reader of one or more concatenated Zeek logs.
     pub fn new(input: Box<dyn BufRead + Send>) -> Self {
         ZeekReader(LineDriven::new(input, ZeekParser::default(), "zeek reader"))
     }
@@ -200,7 +201,7 @@ impl Col {
             Data::List(..) => return,
         }
         self.valid.truncate(rows.div_ceil(64));
-        if rows % 64 != 0 {
+        if !rows.is_multiple_of(64) {
             if let Some(w) = self.valid.get_mut(rows / 64) {
                 *w &= (1u64 << (rows % 64)) - 1;
             }
@@ -227,7 +228,11 @@ impl Col {
                 addrs: std::mem::take(a),
                 lens: std::mem::take(l),
             },
-            Data::List(cb, _) => return cb.finish(),
+            Data::List(cb, _) => {
+                // The list builder keeps its own validity.
+                self.valid.clear();
+                return cb.finish();
+            }
         };
         let validity = if self.nulls {
             Validity {
@@ -373,7 +378,7 @@ fn push_string(o: &mut Vec<u32>, b: &mut Vec<u8>, v: &[u8], escapes: bool) {
 }
 
 impl ZeekParser {
-    fn header_line(&mut self, line: &[u8]) -> Result<(), ReadError> {
+    fn header_line(&mut self, line: &[u8], no: u64, sink: &mut Sink) -> Result<(), ReadError> {
         if let Some(v) = line.strip_prefix(b"#separator") {
             let v = unescape_header(v.trim_ascii());
             if v.len() != 1 {
@@ -416,11 +421,17 @@ impl ZeekParser {
             b"#types" => {
                 let types: Vec<&[u8]> = parts.collect();
                 if types.len() != h.fields.len() {
-                    return Err(ReadError::Other(format!(
-                        "zeek reader: #types has {} entries but #fields has {}",
-                        types.len(),
-                        h.fields.len()
-                    )));
+                    // Data lines are skipped until the next good header.
+                    sink.skip(
+                        no,
+                        format_args!(
+                            "#types has {} entries but #fields has {}",
+                            types.len(),
+                            h.fields.len()
+                        ),
+                    );
+                    self.current = None;
+                    return Ok(());
                 }
                 let mut fields = Vec::with_capacity(types.len());
                 let mut kinds = Vec::with_capacity(types.len());
@@ -474,7 +485,7 @@ impl ZeekParser {
                 c.reserve(batch.min(1 << 16));
             }
         }
-        if r % 64 == 0 {
+        if r.is_multiple_of(64) {
             for c in &mut b.cols {
                 c.valid.push(0);
             }
@@ -661,46 +672,99 @@ struct Scan {
     backslash: bool,
 }
 
-/// Positions of `sep` in `line`, found 64 bytes at a time as a bitmask (SWAR,
-/// so the bit loop mispredicts once per block rather than once per word).
-fn find_seps(line: &[u8], sep: u8, out: &mut Vec<u32>) -> Scan {
+/// What one 64-byte block holds: separator positions as bits, and whether any
+/// byte is a backslash or non-ASCII.
+struct Block {
+    seps: u64,
+    backslash: bool,
+    high: bool,
+}
+
+/// Portable block scan, eight bytes at a time (SWAR).
+#[cfg_attr(target_arch = "x86_64", allow(dead_code))]
+#[inline(always)]
+fn block_swar(blk: &[u8], sep: u8) -> Block {
     const LO7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
     const HI: u64 = 0x8080_8080_8080_8080;
     // 0x80 in each byte of `x` that is zero (exact, no false positives).
-    #[inline(always)]
-    fn zeros(x: u64) -> u64 {
-        !(((x & LO7) + LO7) | x | LO7)
-    }
-    // The 0x80 bits of a zero mask gathered into 8 bits, byte i to bit i.
-    #[inline(always)]
-    fn gather(m: u64) -> u64 {
-        ((m >> 7).wrapping_mul(0x0102_0408_1020_4080)) >> 56
-    }
-    #[inline(always)]
-    fn block(blk: &[u8], pat: u64, bs: u64, high: &mut u64, slash: &mut u64) -> u64 {
-        let mut mask = 0u64;
-        for (k, c) in blk.chunks_exact(8).enumerate() {
-            let w = u64::from_le_bytes(c.try_into().unwrap_or_default());
-            *high |= w;
-            *slash |= zeros(w ^ bs);
-            mask |= gather(zeros(w ^ pat)) << (8 * k);
-        }
-        mask
-    }
-    out.clear();
+    let zeros = |x: u64| !(((x & LO7) + LO7) | x | LO7);
+    // Those 0x80 bits gathered into 8 bits, byte i to bit i.
+    let gather = |m: u64| ((m >> 7).wrapping_mul(0x0102_0408_1020_4080)) >> 56;
     let pat = u64::from_le_bytes([sep; 8]);
     let bs = u64::from_le_bytes([b'\\'; 8]);
-    let (mut high, mut slash) = (0u64, 0u64);
+    let (mut seps, mut slash, mut high) = (0u64, 0u64, 0u64);
+    for (k, c) in blk.chunks_exact(8).enumerate() {
+        let w = u64::from_le_bytes(c.try_into().unwrap_or_default());
+        high |= w;
+        slash |= zeros(w ^ bs);
+        seps |= gather(zeros(w ^ pat)) << (8 * k);
+    }
+    Block {
+        seps,
+        backslash: slash != 0,
+        high: high & HI != 0,
+    }
+}
+
+/// Block scan with SSE2, part of the x86_64 baseline.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn block_sse2(blk: &[u8], sep: u8) -> Block {
+    use std::arch::x86_64::*;
+    let (mut seps, mut slash, mut high) = (0u64, 0i32, 0i32);
+    // SAFETY: SSE2 is always available on x86_64, and each unaligned load reads
+    // exactly the 16 bytes of chunk `c`.
+    unsafe {
+        let vs = _mm_set1_epi8(sep as i8);
+        let vb = _mm_set1_epi8(b'\\' as i8);
+        for (k, c) in blk.chunks_exact(16).enumerate() {
+            let x = _mm_loadu_si128(c.as_ptr().cast::<__m128i>());
+            seps |= (_mm_movemask_epi8(_mm_cmpeq_epi8(x, vs)) as u32 as u64) << (16 * k);
+            slash |= _mm_movemask_epi8(_mm_cmpeq_epi8(x, vb));
+            high |= _mm_movemask_epi8(x);
+        }
+    }
+    Block {
+        seps,
+        backslash: slash != 0,
+        high: high != 0,
+    }
+}
+
+/// Positions of `sep` in `line`, found 64 bytes at a time as a bitmask so the
+/// bit loop mispredicts once per block rather than once per byte or word.
+fn find_seps(line: &[u8], sep: u8, out: &mut Vec<u32>) -> Scan {
+    #[cfg(target_arch = "x86_64")]
+    return find_seps_with(line, sep, out, block_sse2);
+    #[cfg(not(target_arch = "x86_64"))]
+    return find_seps_with(line, sep, out, block_swar);
+}
+
+#[inline(always)]
+fn find_seps_with(
+    line: &[u8],
+    sep: u8,
+    out: &mut Vec<u32>,
+    block: impl Fn(&[u8], u8) -> Block,
+) -> Scan {
+    out.clear();
+    let mut scan = Scan {
+        non_ascii: false,
+        backslash: false,
+    };
+    let mut add = |b: Block, base: u32| {
+        let mut m = b.seps;
+        while m != 0 {
+            out.push(base + m.trailing_zeros());
+            m &= m - 1;
+        }
+        scan.non_ascii |= b.high;
+        scan.backslash |= b.backslash;
+    };
     let mut blocks = line.chunks_exact(64);
     let mut base = 0u32;
-    let mut emit = |mut mask: u64, base: u32| {
-        while mask != 0 {
-            out.push(base + mask.trailing_zeros());
-            mask &= mask - 1;
-        }
-    };
     for blk in &mut blocks {
-        emit(block(blk, pat, bs, &mut high, &mut slash), base);
+        add(block(blk, sep), base);
         base += 64;
     }
     let rest = blocks.remainder();
@@ -708,12 +772,9 @@ fn find_seps(line: &[u8], sep: u8, out: &mut Vec<u32>) -> Scan {
         // Padding that is ASCII, no backslash, and not the separator.
         let mut pad = [if sep == 0 { 1 } else { 0 }; 64];
         pad[..rest.len()].copy_from_slice(rest);
-        emit(block(&pad, pat, bs, &mut high, &mut slash), base);
+        add(block(&pad, sep), base);
     }
-    Scan {
-        non_ascii: high & HI != 0,
-        backslash: slash != 0,
-    }
+    scan
 }
 
 /// Slice equality, quick for the usual one-byte `-`.
@@ -766,7 +827,7 @@ impl LineParser for ZeekParser {
             self.started = true;
         }
         if line.first() == Some(&b'#') {
-            return self.header_line(line);
+            return self.header_line(line, no, sink);
         }
         if line.is_empty() {
             return Ok(());
@@ -937,6 +998,26 @@ mod tests {
     }
 
     #[test]
+    fn separator_scan_swar() {
+        let mut seps = Vec::new();
+        for len in [0usize, 5, 63, 64, 65, 130, 200] {
+            let mut l: Vec<u8> = (0..len)
+                .map(|i| [b'\t', b'x', b'\\', 0xc3, b'-'][i * 7 % 5])
+                .collect();
+            let want: Vec<u32> = (0..len as u32)
+                .filter(|&i| l[i as usize] == b'\t')
+                .collect();
+            let scan = super::find_seps_with(&l, b'\t', &mut seps, super::block_swar);
+            assert_eq!(seps, want);
+            assert_eq!(scan.non_ascii, l.contains(&0xc3));
+            assert_eq!(scan.backslash, l.contains(&b'\\'));
+            l.retain(|c| c.is_ascii() && *c != b'\\');
+            let scan = super::find_seps_with(&l, b'\t', &mut seps, super::block_swar);
+            assert!(!scan.non_ascii && !scan.backslash);
+        }
+    }
+
+    #[test]
     fn separator_scan() {
         let line = b"a\tbb\t\tccccccccccc\td\t\teeeeeeeeeeeeeeeeeeee\t";
         let mut seps = Vec::new();
@@ -952,6 +1033,30 @@ mod tests {
         assert!(!scan.non_ascii && scan.backslash);
         let scan = super::find_seps(b"abcdefghijklmnop\xc3\xa4", b'\t', &mut seps);
         assert!(scan.non_ascii && !scan.backslash);
+        // Long lines cross 64-byte blocks; high bytes and backslashes anywhere.
+        for len in [63usize, 64, 65, 127, 128, 200] {
+            for at in [0, len / 2, len - 1] {
+                let mut l: Vec<u8> = (0..len)
+                    .map(|i| if i % 7 == 3 { b'\t' } else { b'a' })
+                    .collect();
+                let want: Vec<u32> = (0..len as u32)
+                    .filter(|&i| l[i as usize] == b'\t')
+                    .collect();
+                let scan = super::find_seps(&l, b'\t', &mut seps);
+                assert_eq!(seps, want);
+                assert!(!scan.non_ascii && !scan.backslash);
+                l[at] = 0xc3;
+                assert!(
+                    super::find_seps(&l, b'\t', &mut seps).non_ascii,
+                    "{len} {at}"
+                );
+                l[at] = b'\\';
+                assert!(
+                    super::find_seps(&l, b'\t', &mut seps).backslash,
+                    "{len} {at}"
+                );
+            }
+        }
     }
 
     #[test]
@@ -1023,6 +1128,58 @@ mod tests {
         let b = &bs[0];
         assert_eq!(field(b, 1, "s"), Value::String("ok again".into()));
         assert_eq!(field(b, 2, "n"), Value::Count(8));
+    }
+
+    #[test]
+    fn bad_values_anywhere_keep_columns_aligned() {
+        let mut text = HEADER.as_bytes().to_vec();
+        let mut want = Vec::new();
+        for i in 0..1000u64 {
+            let line = match i % 9 {
+                // A bad value in the first, a middle, and the last column.
+                2 => format!("x{i}\t{i}\ts{i}\t-\t1\t1\n"),
+                4 => format!("{i}\t{i}\ts{i}\t1.2.3.4,bad\t1\t1\n"),
+                6 => format!("{i}\t{i}\ts{i}\t-\t1\tnope\n"),
+                _ => {
+                    want.push(i);
+                    let s = if i % 5 == 0 {
+                        "-".to_string()
+                    } else {
+                        format!("s{i}")
+                    };
+                    format!("{i}\t{i}\t{s}\t::{i:x}\t{}\t1\n", i % 65536)
+                }
+            };
+            text.extend_from_slice(line.as_bytes());
+        }
+        let (bs, stats) = read_text(&text, 64);
+        assert_eq!(stats.events as usize, want.len());
+        assert_eq!(stats.skipped as usize, 1000 - want.len());
+        let mut got = Vec::new();
+        for b in &bs {
+            assert!(b.rows <= 64);
+            b.validate().unwrap();
+            for r in 0..b.rows as usize {
+                let Value::Count(n) = field(b, r, "n") else {
+                    panic!("n is null")
+                };
+                assert_eq!(field(b, r, "ts"), Value::Time(n as i64 * 1_000_000_000));
+                let s = if n % 5 == 0 {
+                    Value::Null
+                } else {
+                    Value::String(format!("s{n}"))
+                };
+                assert_eq!(field(b, r, "s"), s);
+                assert_eq!(
+                    field(b, r, "v"),
+                    Value::List(vec![Value::Address(
+                        Address::parse(&format!("::{n:x}")).unwrap()
+                    )])
+                );
+                got.push(n);
+            }
+        }
+        assert_eq!(got, want);
     }
 
     #[test]
