@@ -42,6 +42,10 @@ pub struct Config {
     pub endpoint: String,
     /// Components a node starts with.
     pub components: Vec<String>,
+    /// Peers a node joins at start (host:port or multiaddrs).
+    pub peers: Vec<String>,
+    /// The address other members dial to reach this node (default: the endpoint).
+    pub advertise: Option<String>,
     /// Log filter (tracing `EnvFilter` syntax), e.g. `warn` or `vast_node=debug`.
     pub log_level: String,
     pub import: ImportConfig,
@@ -52,6 +56,7 @@ node-id: node
 db-directory: vast.db
 endpoint: 127.0.0.1:42000
 components: [importer, archive, index]
+peers: []
 log-level: warn
 import:
   batch-size: 65536

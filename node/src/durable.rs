@@ -73,6 +73,16 @@ pub fn write_file(path: &Path, payload: &[u8]) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// Writes `bytes` as they are (no header) via a temporary file and rename.
+pub fn write_raw_atomic(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
+    let tmp = path.with_extension("tmp");
+    let mut f = File::create(&tmp).map_err(|e| StoreError::io(&tmp, e))?;
+    f.write_all(bytes)
+        .and_then(|_| f.sync_all())
+        .map_err(|e| StoreError::io(&tmp, e))?;
+    fs::rename(&tmp, path).map_err(|e| StoreError::io(path, e))
+}
+
 /// fsyncs a directory so renames and new entries in it are durable.
 pub fn sync_dir(dir: &Path) -> Result<(), StoreError> {
     File::open(dir)

@@ -7,6 +7,8 @@ pub mod durable;
 pub mod export;
 pub mod importer;
 pub mod index;
+pub mod net;
 pub mod node;
+pub mod proto;
 pub mod query;
 pub mod source;

@@ -10,8 +10,31 @@ pub struct CountArgs {
     /// Estimate from the index alone (an upper bound; exact for exact indexes).
     #[arg(short = 'e', long = "estimate")]
     pub estimate: bool,
+    /// Accept an answer that misses members which did not respond (with a warning).
+    #[arg(long = "allow-partial")]
+    pub allow_partial: bool,
     /// The query.
     pub expr: String,
+}
+
+pub async fn run_remote(a: &CountArgs, conn: &super::client::Conn) -> Result<ExitCode> {
+    use vast_node::proto::{ControlOp, ControlReply};
+    super::parse_query(&a.expr)?;
+    let op = ControlOp::Count {
+        expr: a.expr.clone(),
+        estimate: a.estimate,
+        allow_partial: a.allow_partial,
+    };
+    match conn.control(None, op).await? {
+        ControlReply::Count { count, warnings } => {
+            for w in warnings {
+                eprintln!("warning: {w}");
+            }
+            println!("{count}");
+            Ok(ExitCode::SUCCESS)
+        }
+        other => anyhow::bail!("unexpected answer {other:?}"),
+    }
 }
 
 pub async fn run(a: &CountArgs, node: &Node) -> Result<ExitCode> {

@@ -18,6 +18,9 @@ pub struct ExportArgs {
     /// Give up after this long, e.g. 10s.
     #[arg(long)]
     pub timeout: Option<String>,
+    /// Accept an answer that misses members which did not respond (with a warning).
+    #[arg(long = "allow-partial")]
+    pub allow_partial: bool,
     /// Output format: json, csv, ascii, zeek, null.
     pub format: String,
     /// The query.
@@ -78,4 +81,56 @@ pub async fn run(a: &ExportArgs, node: &Node) -> Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Export through a running node: open a cursor on the endpoint and pull chunks,
+/// so a slow consumer slows the query down instead of buffering it.
+pub async fn run_remote(a: &ExportArgs, conn: &super::client::Conn) -> Result<ExitCode> {
+    use vast_node::data::Batch;
+    use vast_node::proto::{DataRequest, DataResponse};
+    let format: OutputFormat = a.format.parse().map_err(|e| anyhow::anyhow!("{e}"))?;
+    super::parse_query(&a.expr)?;
+    if a.continuous {
+        anyhow::bail!("export -c is not supported yet");
+    }
+    let open = DataRequest::ExportOpen {
+        expr: a.expr.clone(),
+        limit: a.max_events.unwrap_or(0),
+        allow_partial: a.allow_partial,
+    };
+    let cursor = match conn.data(open).await? {
+        DataResponse::Cursor { cursor, warnings } => {
+            for w in warnings {
+                eprintln!("warning: {w}");
+            }
+            cursor
+        }
+        other => anyhow::bail!("unexpected answer {other:?}"),
+    };
+    let mut writer = make_writer(format);
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());
+    loop {
+        match conn.data(DataRequest::ExportNext { cursor }).await? {
+            DataResponse::Rows(rows) => {
+                for r in rows {
+                    let b = Batch::from_bytes(&r).context("a batch from the node")?;
+                    let all: Vec<u32> = (0..b.rows).collect();
+                    match writer.write(&b, &all, &mut out) {
+                        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+                            return Ok(ExitCode::SUCCESS)
+                        }
+                        r => r.context("writing output")?,
+                    }
+                }
+            }
+            DataResponse::End => break,
+            other => anyhow::bail!("unexpected answer {other:?}"),
+        }
+    }
+    let _ = writer.finish(&mut out);
+    match out.flush() {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e).context("writing output"),
+        _ => Ok(ExitCode::SUCCESS),
+    }
 }

@@ -71,3 +71,121 @@ pub async fn run(a: &ImportArgs, cfg: &vast_config::Config, node: &Node) -> Resu
     );
     Ok(ExitCode::SUCCESS)
 }
+
+/// Import through a running node: the source runs here, batches stream to the
+/// endpoint (relayed to `--node`) with a window of in-flight batches, and the
+/// import is acknowledged once the node made it durable.
+pub async fn run_remote(
+    a: &ImportArgs,
+    cfg: &vast_config::Config,
+    conn: &super::client::Conn,
+    node: Option<String>,
+) -> Result<ExitCode> {
+    use futures::stream::{FuturesUnordered, StreamExt};
+    use std::collections::HashMap;
+    use vast_node::proto::{DataRequest, DataResponse};
+    use vast_node::source::actor::apply_filter;
+    const WINDOW: usize = 8;
+    let format: Format = a.format.parse().map_err(|e| anyhow::anyhow!("{e}"))?;
+    let filter = a.expr.as_deref().map(super::parse_query).transpose()?;
+    let input = open_input(a.read.as_deref()).with_context(|| match &a.read {
+        Some(p) => format!("cannot read {}", p.display()),
+        None => "cannot read stdin".to_string(),
+    })?;
+    let ropts = ReaderOptions {
+        schema: a.schema.clone(),
+        ..Default::default()
+    };
+    let mut reader = Some(make_reader(format, input, &ropts)?);
+    let limit = a
+        .max_events
+        .or(matches!(format, Format::Test).then_some(100));
+    let target = node.unwrap_or_default();
+    let batch_size = cfg.import.batch_size.max(1);
+    let start = Instant::now();
+    let mut cache = HashMap::new();
+    let mut in_flight = FuturesUnordered::new();
+    let (mut sent, mut seq) = (0u64, 0u64);
+    let mut read_error = None;
+    'read: loop {
+        if limit.is_some_and(|l| sent >= l) {
+            break;
+        }
+        let mut r = reader.take().expect("reader is put back after every read");
+        let (r, res) = tokio::task::spawn_blocking(move || {
+            let res = r.read(batch_size);
+            (r, res)
+        })
+        .await?;
+        reader = Some(r);
+        let batches = match res {
+            Ok(Some(b)) => b,
+            Ok(None) => break,
+            Err(e) => {
+                read_error = Some(e);
+                break;
+            }
+        };
+        for b in batches {
+            let mut b = apply_filter(b, filter.as_ref(), &mut cache);
+            if let Some(l) = limit {
+                let left = l.saturating_sub(sent);
+                if b.rows as u64 > left {
+                    b = b.select(&(0..left as u32).collect::<Vec<_>>());
+                }
+            }
+            if b.rows == 0 {
+                continue;
+            }
+            sent += b.rows as u64;
+            seq += 1;
+            let req = DataRequest::Ingest {
+                node: target.clone(),
+                seq,
+                batch: b.to_bytes(),
+            };
+            in_flight.push(conn.data(req));
+            while in_flight.len() >= WINDOW {
+                if let Some(r) = in_flight.next().await {
+                    if let Err(e) = r {
+                        read_error = None;
+                        eprintln!("error: {e:#}");
+                        break 'read;
+                    }
+                }
+            }
+        }
+    }
+    let mut failed = None;
+    while let Some(r) = in_flight.next().await {
+        if let Err(e) = r {
+            failed = Some(e);
+        }
+    }
+    // Whatever was accepted is made durable even if reading failed midway.
+    let flushed = conn
+        .data(DataRequest::Flush {
+            node: target.clone(),
+        })
+        .await;
+    if let Some(e) = failed {
+        return Err(e.context("import failed; batches acknowledged before the error are durable"));
+    }
+    match flushed? {
+        DataResponse::Flushed { .. } => {}
+        other => anyhow::bail!("unexpected answer {other:?}"),
+    }
+    let skipped = reader.as_ref().map(|r| r.stats().skipped).unwrap_or(0);
+    let secs = start.elapsed().as_secs_f64();
+    eprintln!(
+        "imported {sent} events in {secs:.2}s ({:.0} events/s) into {}; {skipped} malformed records skipped",
+        sent as f64 / secs.max(1e-9),
+        if target.is_empty() { conn.node.as_str() } else { target.as_str() },
+    );
+    if let Some(e) = read_error {
+        return Err(
+            anyhow::anyhow!(e).context("reading input failed; events before the error are durable")
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,5 +1,6 @@
 //! Command dispatch: configuration, logging, and the embedded node.
 
+pub mod client;
 pub mod count;
 pub mod export;
 pub mod import;
@@ -33,6 +34,9 @@ fn overrides(cli: &Cli) -> Vec<(&'static str, String)> {
             if let Some(c) = &a.components {
                 o.push(("components", c.clone()));
             }
+            if !a.peer.is_empty() {
+                o.push(("peers", format!("{},", a.peer.join(","))));
+            }
         }
         _ => {}
     }
@@ -62,11 +66,11 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         .build()
         .context("starting the async runtime")?;
     rt.block_on(async move {
+        if let Command::Start(_) = cli.command {
+            return start::run(&cfg).await;
+        }
         if !cli.embedded {
-            bail!(
-                "no node to talk to: this build runs only embedded nodes; pass -N to run one inside this process on {}",
-                cfg.db_directory.display()
-            );
+            return remote(&cli, &cfg).await;
         }
         if cli.node.is_some() {
             bail!("--node names a cluster peer; an embedded node (-N) has none");
@@ -88,17 +92,91 @@ async fn embedded(cli: &Cli, cfg: &vast_config::Config, node: &Node) -> Result<E
             println!("{}", serde_json::to_string_pretty(&s)?);
             Ok(ExitCode::SUCCESS)
         }
-        Command::Spawn(_)
-        | Command::Kill { .. }
-        | Command::Stop
-        | Command::Peers
-        | Command::Start(_) => {
+        Command::Spawn(_) | Command::Kill { .. } | Command::Stop | Command::Peers => {
             bail!(
                 "`{}` needs a running node; an embedded node (-N) exits when the command is done",
                 command_name(&cli.command)
             )
         }
-        Command::Version => unreachable!("handled before the node starts"),
+        Command::Version | Command::Start(_) => unreachable!("handled before the node starts"),
+    }
+}
+
+/// Commands against a running node at the endpoint.
+async fn remote(cli: &Cli, cfg: &vast_config::Config) -> Result<ExitCode> {
+    use vast_node::proto::{ControlOp, ControlReply, SpawnSpec};
+    let conn = client::connect(&cfg.endpoint).await?;
+    let node = cli.node.clone();
+    let json = |r: ControlReply| -> Result<ExitCode> {
+        match r {
+            ControlReply::Json(s) => {
+                let v: serde_json::Value = serde_json::from_str(&s)?;
+                println!("{}", serde_json::to_string_pretty(&v)?);
+                Ok(ExitCode::SUCCESS)
+            }
+            other => bail!("unexpected answer {other:?}"),
+        }
+    };
+    match &cli.command {
+        Command::Status { detailed } => json(
+            conn.control(
+                node,
+                ControlOp::Status {
+                    detailed: *detailed,
+                },
+            )
+            .await?,
+        ),
+        Command::Peers => json(conn.control(node, ControlOp::Peers).await?),
+        Command::Stop => {
+            conn.control(node, ControlOp::Stop).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Kill { label } => {
+            conn.control(
+                node,
+                ControlOp::Kill {
+                    label: label.clone(),
+                },
+            )
+            .await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Spawn(a) => {
+            let spec = match &a.what {
+                spawn::SpawnWhat::Source {
+                    read,
+                    interface,
+                    bpf,
+                    format,
+                } => SpawnSpec::Source {
+                    path: read.as_ref().map(|p| {
+                        std::path::absolute(p)
+                            .unwrap_or_else(|_| p.clone())
+                            .display()
+                            .to_string()
+                    }),
+                    interface: interface.clone(),
+                    bpf: bpf.clone(),
+                    format: format.clone(),
+                    schema: None,
+                },
+                spawn::SpawnWhat::Archive => SpawnSpec::Component("archive".into()),
+                spawn::SpawnWhat::Index => SpawnSpec::Component("index".into()),
+                spawn::SpawnWhat::Importer => SpawnSpec::Component("importer".into()),
+            };
+            match conn.control(node, ControlOp::Spawn(spec)).await? {
+                ControlReply::Label(l) => {
+                    println!("{l}");
+                    Ok(ExitCode::SUCCESS)
+                }
+                other => bail!("unexpected answer {other:?}"),
+            }
+        }
+        Command::Count(a) => count::run_remote(a, &conn).await,
+        Command::Export(a) => export::run_remote(a, &conn).await,
+        Command::Import(a) => import::run_remote(a, cfg, &conn, node).await,
+        Command::Start(_) | Command::Version => unreachable!("handled before connecting"),
     }
 }
 

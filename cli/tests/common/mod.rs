@@ -124,3 +124,132 @@ pub fn export_json(db: &TempDb, query: &str) -> Vec<serde_json::Value> {
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad json line {l:?}: {e}")))
         .collect()
 }
+
+/// A free TCP port on loopback (bound, then released for the node to take).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A `vast start` process, killed on drop.
+pub struct NodeProc {
+    pub id: String,
+    pub endpoint: String,
+    pub db: PathBuf,
+    pub child: Option<std::process::Child>,
+    pub log: PathBuf,
+}
+
+impl NodeProc {
+    /// Starts node `id` on `db` listening on `port`, joining `peers`.
+    pub fn start(
+        id: &str,
+        db: &Path,
+        port: u16,
+        peers: &[&str],
+        components: Option<&str>,
+    ) -> NodeProc {
+        let endpoint = format!("127.0.0.1:{port}");
+        let log = db.with_extension("log");
+        let mut args: Vec<String> = vec![
+            "-i".into(),
+            id.into(),
+            "-d".into(),
+            db.display().to_string(),
+            "-e".into(),
+            endpoint.clone(),
+            "start".into(),
+        ];
+        for p in peers {
+            args.push("--peer".into());
+            args.push(p.to_string());
+        }
+        if let Some(c) = components {
+            args.push(format!("--components={c}"));
+        }
+        let child = Command::new(env!("CARGO_BIN_EXE_vast"))
+            .args(&args)
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("starting a node");
+        let n = NodeProc {
+            id: id.into(),
+            endpoint,
+            db: db.to_path_buf(),
+            child: Some(child),
+            log,
+        };
+        n.wait_ready();
+        n
+    }
+
+    /// Waits until the node answers `status`.
+    pub fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let out = vast_with(
+                &["-e", &self.endpoint, "status"],
+                None,
+                Duration::from_secs(10),
+            );
+            if out.status.success() {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "node {} never became ready: {}\nlog:\n{}",
+                self.id,
+                String::from_utf8_lossy(&out.stderr),
+                std::fs::read_to_string(&self.log).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    pub fn sigkill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for NodeProc {
+    fn drop(&mut self) {
+        self.sigkill();
+    }
+}
+
+/// `vast -e ENDPOINT args...`
+pub fn vast_at(endpoint: &str, args: &[&str], stdin: Option<&[u8]>) -> Output {
+    let mut full = vec!["-e", endpoint];
+    full.extend_from_slice(args);
+    vast_with(&full, stdin, Duration::from_secs(60))
+}
+
+/// Like `vast_at`, expecting success; returns stdout.
+pub fn vast_ok(endpoint: &str, args: &[&str], stdin: Option<&[u8]>) -> String {
+    let out = vast_at(endpoint, args, stdin);
+    assert!(
+        out.status.success(),
+        "vast -e {endpoint} {args:?} failed ({}):\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Polls `f` until it returns true or `secs` pass.
+pub fn eventually(secs: u64, what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}

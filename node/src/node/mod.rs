@@ -2,6 +2,7 @@
 //! components (importer, archive, index, sources), and runs queries over them.
 //! `vast -N` runs exactly this inside the CLI process.
 
+pub mod cluster;
 pub mod lock;
 
 use crate::archive::actor::{GetStatus, Retire};
@@ -325,6 +326,77 @@ impl Node {
             .map_err(NodeError::Failed)
     }
 
+    /// Hands a batch to this node's importer (enqueued; durable after `flush`).
+    pub async fn ingest(&self, batch: crate::data::Batch) -> Result<(), NodeError> {
+        let imp = self.importer().ok_or_else(|| self.missing("importer"))?;
+        imp.tell(crate::importer::Ingest(batch))
+            .await
+            .map_err(failed)
+    }
+
+    /// Makes everything ingested so far durable; returns the importer's event count.
+    pub async fn flush(&self) -> Result<u64, NodeError> {
+        let imp = self.importer().ok_or_else(|| self.missing("importer"))?;
+        imp.ask(crate::importer::Flush)
+            .await
+            .map_err(|e| NodeError::Failed(format!("import not durable: {e}")))
+    }
+
+    /// Candidates of `expr` in this node's index, in wire form.
+    pub async fn lookup(&self, expr: Expr) -> Result<Vec<crate::proto::WireHits>, NodeError> {
+        let index = self.index().ok_or_else(|| self.missing("index"))?;
+        let hits = index
+            .ask(crate::index::actor::Lookup {
+                expr: std::sync::Arc::new(expr),
+            })
+            .await
+            .map_err(failed)?;
+        Ok(hits
+            .into_iter()
+            .map(|h| {
+                let mut sure = Vec::new();
+                let mut maybe = Vec::new();
+                h.hits
+                    .sure
+                    .serialize_into(&mut sure)
+                    .expect("in-memory write");
+                h.hits
+                    .maybe
+                    .serialize_into(&mut maybe)
+                    .expect("in-memory write");
+                crate::proto::WireHits {
+                    partition: h.partition.meta.id,
+                    schema: h.partition.meta.schema.name.clone(),
+                    archive: h.partition.meta.archive.clone(),
+                    sure,
+                    maybe,
+                }
+            })
+            .collect())
+    }
+
+    /// Rows of partition `id` in this node's archive.
+    pub async fn fetch(
+        &self,
+        id: uuid::Uuid,
+        sure: roaring::RoaringBitmap,
+        maybe: roaring::RoaringBitmap,
+        expr: Expr,
+        limit: Option<u64>,
+    ) -> Result<Vec<Selection>, NodeError> {
+        let archive = self.archive().ok_or_else(|| self.missing("archive"))?;
+        archive
+            .ask(crate::archive::actor::Fetch {
+                id,
+                sure,
+                maybe,
+                expr: std::sync::Arc::new(expr),
+                limit,
+            })
+            .await
+            .map_err(failed)
+    }
+
     /// The node's status as JSON: schemas with event counts, partitions, bytes.
     pub async fn status(&self, detailed: bool) -> Result<serde_json::Value, NodeError> {
         let mut out = serde_json::Map::new();
@@ -389,8 +461,13 @@ impl Node {
         Ok(serde_json::Value::Object(out))
     }
 
-    /// Stops every component, flushing the importer first.
+    /// Stops every component (flushing the importer first) and releases the database.
     pub async fn shutdown(self) {
+        self.stop_components().await;
+    }
+
+    /// Stops every component, flushing the importer first.
+    pub async fn stop_components(&self) {
         let sources: Vec<ActorRef<Source>> =
             std::mem::take(&mut *self.sources.lock().expect("lock poisoned"))
                 .into_values()

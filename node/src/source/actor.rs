@@ -80,7 +80,8 @@ pub fn spawn_source(
     (actor, task)
 }
 
-fn apply_filter(
+/// Keeps the rows of `batch` that match `expr` (resolved once per schema).
+pub fn apply_filter(
     batch: Batch,
     expr: Option<&Expr>,
     cache: &mut HashMap<u64, crate::query::Resolved>,

@@ -1,0 +1,80 @@
+//! The CLI as a short-lived cluster peer: it reaches only its endpoint node, which
+//! relays to `--node NAME` inside the cluster.
+
+use anyhow::{anyhow, bail, Context, Result};
+use std::time::Duration;
+use vast_node::net::{self, Client};
+use vast_node::node::cluster::lookup_node;
+use vast_node::proto::{Control, ControlOp, ControlReply, DataRequest, DataResponse, Member};
+
+/// A connection to the endpoint node.
+pub struct Conn {
+    pub client: Client,
+    pub peer: libp2p::PeerId,
+    /// The endpoint's node id.
+    pub node: String,
+}
+
+/// Dials the endpoint and learns its node id.
+pub async fn connect(endpoint: &str) -> Result<Conn> {
+    let addr = net::parse_endpoint(endpoint).map_err(|e| anyhow!(e))?;
+    let key = libp2p::identity::Keypair::generate_ed25519();
+    let network = net::start(key, None).await.map_err(|e| anyhow!(e))?;
+    let client = network.client;
+    // Nobody serves requests to a CLI; drop what arrives.
+    tokio::spawn(async move {
+        let mut inbound = network.inbound;
+        while inbound.recv().await.is_some() {}
+    });
+    let peer = tokio::time::timeout(Duration::from_secs(5), client.dial(addr))
+        .await
+        .map_err(|_| anyhow!("no node answered at {endpoint} within 5s"))?
+        .map_err(|e| anyhow!("cannot reach a node at {endpoint}: {e}"))?;
+    let hello = DataRequest::Hello {
+        from: Member {
+            id: String::new(),
+            peer: client.peer_id.to_base58(),
+            addrs: vec![],
+            components: vec![],
+        },
+    };
+    let bytes = client
+        .request(peer, hello.encode())
+        .await
+        .map_err(|e| anyhow!("node at {endpoint}: {e}"))?;
+    match DataResponse::decode(&bytes)? {
+        DataResponse::Hello { me, .. } => Ok(Conn {
+            client,
+            peer,
+            node: me.id,
+        }),
+        DataResponse::Error(e) => bail!("node at {endpoint}: {e}"),
+        other => bail!("node at {endpoint} answered {other:?}"),
+    }
+}
+
+impl Conn {
+    /// A control request through the endpoint's control actor (kameo remote).
+    pub async fn control(&self, node: Option<String>, op: ControlOp) -> Result<ControlReply> {
+        let actor = lookup_node(&self.node, Duration::from_secs(10))
+            .await
+            .map_err(|e| anyhow!(e))?;
+        actor.ask(&Control { node, op }).await.map_err(|e| match e {
+            kameo::error::RemoteSendError::HandlerError(s) => anyhow!(s),
+            other => anyhow!("node {}: {other}", self.node),
+        })
+    }
+
+    /// A data-plane request to the endpoint.
+    pub async fn data(&self, req: DataRequest) -> Result<DataResponse> {
+        let bytes = self
+            .client
+            .request(self.peer, req.encode())
+            .await
+            .map_err(|e| anyhow!("node {}: {e}", self.node))?;
+        match DataResponse::decode(&bytes).context("answer from the endpoint")? {
+            DataResponse::Error(e) => Err(anyhow!(e)),
+            r => Ok(r),
+        }
+    }
+}

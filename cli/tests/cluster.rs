@@ -1,0 +1,244 @@
+//! Multi-node behaviour with real `vast start` processes on loopback.
+
+mod common;
+
+use common::*;
+use std::time::{Duration, Instant};
+
+fn count_at(ep: &str, q: &str) -> u64 {
+    vast_ok(ep, &["count", q], None).trim().parse().unwrap()
+}
+
+#[test]
+fn three_node_cluster() {
+    let Some(data) = data_dir() else { return };
+    let root = TempDb::new("cluster");
+    std::fs::create_dir_all(root.path()).unwrap();
+    let (p1, p2, p3) = (free_port(), free_port(), free_port());
+    let n1 = NodeProc::start("n1", &root.path().join("n1"), p1, &[], None);
+    let mut n2 = NodeProc::start("n2", &root.path().join("n2"), p2, &[&n1.endpoint], None);
+    let n3 = NodeProc::start("n3", &root.path().join("n3"), p3, &[&n2.endpoint], Some(""));
+    let (e1, e3) = (n1.endpoint.clone(), n3.endpoint.clone());
+
+    // Full mesh: n3 learned n1 through n2.
+    eventually(20, "n3 sees n1 and n2 reachable", || {
+        let peers: serde_json::Value =
+            serde_json::from_str(&vast_ok(&e3, &["peers"], None)).unwrap();
+        peers
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|m| m["reachable"] == true)
+            .count()
+            == 3
+    });
+
+    // Import via n1, and via n1 into n2; queries from the bare n3 see both.
+    let conn = std::fs::read(data.join("zeek/conn.log.gz")).unwrap();
+    let dns = std::fs::read(data.join("zeek/dns.log.gz")).unwrap();
+    vast_ok(&e1, &["import", "zeek"], Some(&conn));
+    vast_ok(&e1, &["--node", "n2", "import", "zeek"], Some(&dns));
+    assert_eq!(count_at(&e3, ":timestamp >= 1970-01-01"), 13586);
+    assert_eq!(count_at(&e3, "#type == \"zeek.conn\""), 8462);
+    assert_eq!(
+        count_at(&e3, ":addr == 192.168.1.104"),
+        2821 + count_at(&e3, "#type == \"zeek.dns\" && :addr == 192.168.1.104")
+    );
+    let json = vast_ok(&e3, &["export", "json", "resp_h == 192.168.1.104"], None);
+    assert_eq!(json.lines().count(), 97);
+    assert_eq!(
+        vast_ok(
+            &e3,
+            &["export", "-n", "10", "json", "resp_h == 192.168.1.104"],
+            None
+        )
+        .lines()
+        .count(),
+        10
+    );
+    let n2_status: serde_json::Value =
+        serde_json::from_str(&vast_ok(&e3, &["--node", "n2", "status"], None)).unwrap();
+    assert_eq!(
+        n2_status["schemas"]["zeek.dns"]["events"], 5124,
+        "{n2_status}"
+    );
+    let n2_peer = n2_status["peer"].as_str().unwrap().to_string();
+
+    // A source inside n2's process, spawned and killed from n3.
+    let eve = data.join("suricata/eve.json");
+    let label = vast_ok(
+        &e3,
+        &[
+            "--node",
+            "n2",
+            "spawn",
+            "source",
+            "-r",
+            eve.to_str().unwrap(),
+            "suricata",
+        ],
+        None,
+    );
+    assert_eq!(label.trim(), "source-0");
+    eventually(20, "the in-node source's events are queryable", || {
+        count_at(&e1, "#type ~ /suricata.*/") == 7
+    });
+    let st: serde_json::Value = serde_json::from_str(&vast_ok(
+        &e3,
+        &["--node", "n2", "status", "--detailed"],
+        None,
+    ))
+    .unwrap();
+    assert!(
+        st["components"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c == "source-0"),
+        "{st}"
+    );
+    vast_ok(&e3, &["--node", "n2", "kill", "source-0"], None);
+    let out = vast_at(&e3, &["--node", "n2", "kill", "source-0"], None);
+    assert!(!out.status.success(), "killing a gone label must fail");
+
+    // A CLI that reaches only n1 drives n3.
+    assert_eq!(
+        vast_ok(&e1, &["--node", "n3", "spawn", "archive"], None).trim(),
+        "archive"
+    );
+    let st: serde_json::Value =
+        serde_json::from_str(&vast_ok(&e1, &["--node", "n3", "status"], None)).unwrap();
+    assert_eq!(st["node"], "n3");
+    assert!(
+        st["components"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c == "archive"),
+        "{st}"
+    );
+
+    // Unknown nodes are named with the known ones.
+    let out = vast_at(&e1, &["--node", "n9", "status"], None);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("n9") && err.contains("n1") && err.contains("n2") && err.contains("n3"),
+        "{err}"
+    );
+
+    // A second node with an id already in the cluster is refused.
+    let dup = std::process::Command::new(env!("CARGO_BIN_EXE_vast"))
+        .args([
+            "-i",
+            "n1",
+            "-d",
+            root.path().join("dup").to_str().unwrap(),
+            "-e",
+            &format!("127.0.0.1:{}", free_port()),
+            "start",
+            "--peer",
+            &e3,
+        ])
+        .output()
+        .unwrap();
+    assert!(!dup.status.success());
+    assert!(
+        String::from_utf8_lossy(&dup.stderr).contains("already"),
+        "{}",
+        String::from_utf8_lossy(&dup.stderr)
+    );
+
+    // SIGKILL n2: queries fail fast naming it, or warn with --allow-partial.
+    n2.sigkill();
+    let start = Instant::now();
+    let out = vast_at(&e1, &["count", "#type == \"zeek.dns\""], None);
+    assert!(!out.status.success());
+    assert!(
+        start.elapsed() < Duration::from_secs(10),
+        "took {:?}",
+        start.elapsed()
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("n2"), "{err}");
+    let out = vast_at(
+        &e1,
+        &["count", "--allow-partial", ":timestamp >= 1970-01-01"],
+        None,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "8462");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("n2"));
+
+    // Restart n2 on its database: full answers again, same PeerId.
+    let n2 = NodeProc::start("n2", &root.path().join("n2"), p2, &[&e1], None);
+    eventually(30, "n2 is back in n1's answers", || {
+        let out = vast_at(&e1, &["count", ":timestamp >= 1970-01-01"], None);
+        out.status.success() && String::from_utf8_lossy(&out.stdout).trim() == "13593"
+    });
+    let st: serde_json::Value =
+        serde_json::from_str(&vast_ok(&n2.endpoint, &["status"], None)).unwrap();
+    assert_eq!(st["peer"].as_str().unwrap(), n2_peer);
+
+    // Stop is graceful and the process exits.
+    vast_ok(&e3, &["stop"], None);
+    let mut n3 = n3;
+    let mut child = n3.child.take().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            assert!(st.success());
+            break;
+        }
+        assert!(Instant::now() < deadline, "n3 did not stop");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn a_bad_peer_does_not_crash_a_node() {
+    let root = TempDb::new("badpeer");
+    std::fs::create_dir_all(root.path()).unwrap();
+    let n1 = NodeProc::start("n1", &root.path().join("n1"), free_port(), &[], None);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let net = vast_node::net::start(libp2p::identity::Keypair::generate_ed25519(), None)
+            .await
+            .unwrap();
+        let addr = vast_node::net::parse_endpoint(&n1.endpoint).unwrap();
+        let peer = tokio::time::timeout(Duration::from_secs(10), net.client.dial(addr))
+            .await
+            .unwrap()
+            .unwrap();
+        // Garbage, a truncated envelope, and a well-formed envelope carrying a garbage batch.
+        let ingest = vast_node::proto::DataRequest::Ingest {
+            node: String::new(),
+            seq: 1,
+            batch: vec![7; 100],
+        }
+        .encode();
+        for bytes in [
+            b"\x00\x01garbage".to_vec(),
+            ingest[..ingest.len() / 2].to_vec(),
+            ingest,
+        ] {
+            let resp =
+                tokio::time::timeout(Duration::from_secs(10), net.client.request(peer, bytes))
+                    .await
+                    .unwrap()
+                    .unwrap();
+            match vast_node::proto::DataResponse::decode(&resp).unwrap() {
+                vast_node::proto::DataResponse::Error(e) => {
+                    assert!(e.contains("malformed") || e.contains("validation"), "{e}")
+                }
+                other => panic!("expected an error, got {other:?}"),
+            }
+        }
+    });
+    // Still up and answering.
+    vast_ok(&n1.endpoint, &["status"], None);
+}

@@ -1,0 +1,288 @@
+//! The network: one libp2p swarm per process (TCP + noise + yamux, identify, kameo's
+//! remote-actor behaviour, and our data-plane protocol), owned by a task. The rest
+//! of the code holds a [`Client`] and never touches the `Swarm`.
+
+pub mod codec;
+pub mod identity;
+
+use codec::RawCodec;
+use futures::StreamExt;
+use libp2p::identity::Keypair;
+use libp2p::request_response::{self, OutboundRequestId, ProtocolSupport, ResponseChannel};
+use libp2p::swarm::{dial_opts::DialOpts, ConnectionId, NetworkBehaviour, SwarmEvent};
+use libp2p::{identify, noise, tcp, yamux, Multiaddr, PeerId, SwarmBuilder};
+use std::collections::HashMap;
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
+
+/// Everything the swarm speaks, in one behaviour.
+#[derive(NetworkBehaviour)]
+pub struct Behaviour {
+    kameo: kameo::remote::Behaviour,
+    identify: identify::Behaviour,
+    data: request_response::Behaviour<RawCodec>,
+}
+
+/// A data-plane request from a peer; answer it with [`Client::respond`].
+pub struct Inbound {
+    pub peer: PeerId,
+    pub bytes: Vec<u8>,
+    pub channel: ResponseChannel<Vec<u8>>,
+}
+
+impl std::fmt::Debug for Inbound {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Inbound({}, {} bytes)", self.peer, self.bytes.len())
+    }
+}
+
+/// Connection changes, for membership and liveness.
+#[derive(Clone, Debug)]
+pub enum NetEvent {
+    Connected(PeerId),
+    Disconnected(PeerId),
+}
+
+enum Command {
+    Dial(Multiaddr, oneshot::Sender<Result<PeerId, String>>),
+    Request(PeerId, Vec<u8>, oneshot::Sender<Result<Vec<u8>, String>>),
+    Respond(ResponseChannel<Vec<u8>>, Vec<u8>),
+    ListenAddrs(oneshot::Sender<Vec<Multiaddr>>),
+    Connected(oneshot::Sender<Vec<PeerId>>),
+}
+
+/// Handle to the network task.
+#[derive(Clone)]
+pub struct Client {
+    tx: mpsc::Sender<Command>,
+    pub peer_id: PeerId,
+}
+
+/// What the network task hands back when started.
+pub struct Network {
+    pub client: Client,
+    pub inbound: mpsc::Receiver<Inbound>,
+    pub events: mpsc::UnboundedReceiver<NetEvent>,
+}
+
+/// Parses `host:port` or a multiaddr.
+pub fn parse_endpoint(s: &str) -> Result<Multiaddr, String> {
+    if s.starts_with('/') {
+        return s.parse().map_err(|e| format!("bad multiaddr {s:?}: {e}"));
+    }
+    let (host, port) = s
+        .rsplit_once(':')
+        .ok_or_else(|| format!("endpoint {s:?} is neither host:port nor a multiaddr"))?;
+    let port: u16 = port
+        .parse()
+        .map_err(|_| format!("endpoint {s:?}: {port:?} is not a port"))?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let addr = match host.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V4(ip)) => format!("/ip4/{ip}/tcp/{port}"),
+        Ok(std::net::IpAddr::V6(ip)) => format!("/ip6/{ip}/tcp/{port}"),
+        Err(_) => format!("/dns/{host}/tcp/{port}"),
+    };
+    addr.parse().map_err(|e| format!("endpoint {s:?}: {e}"))
+}
+
+impl Client {
+    async fn call<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Command) -> Result<T, String> {
+        let (tx, rx) = oneshot::channel();
+        self.tx
+            .send(make(tx))
+            .await
+            .map_err(|_| "network task stopped".to_string())?;
+        rx.await.map_err(|_| "network task stopped".to_string())
+    }
+
+    /// Dials `addr`; resolves once connected, with the remote PeerId.
+    pub async fn dial(&self, addr: Multiaddr) -> Result<PeerId, String> {
+        self.call(|tx| Command::Dial(addr, tx)).await?
+    }
+
+    /// Sends a data-plane request and waits for the response.
+    pub async fn request(&self, peer: PeerId, bytes: Vec<u8>) -> Result<Vec<u8>, String> {
+        self.call(|tx| Command::Request(peer, bytes, tx)).await?
+    }
+
+    pub async fn respond(&self, channel: ResponseChannel<Vec<u8>>, bytes: Vec<u8>) {
+        let _ = self.tx.send(Command::Respond(channel, bytes)).await;
+    }
+
+    pub async fn listen_addrs(&self) -> Vec<Multiaddr> {
+        self.call(Command::ListenAddrs).await.unwrap_or_default()
+    }
+
+    pub async fn connected(&self) -> Vec<PeerId> {
+        self.call(Command::Connected).await.unwrap_or_default()
+    }
+}
+
+/// Builds the swarm, makes it kameo's global swarm, listens on `listen` (if any)
+/// and runs it on a task.
+pub async fn start(key: Keypair, listen: Option<Multiaddr>) -> Result<Network, String> {
+    let mut swarm = SwarmBuilder::with_existing_identity(key)
+        .with_tokio()
+        .with_tcp(
+            tcp::Config::default().nodelay(true),
+            noise::Config::new,
+            yamux::Config::default,
+        )
+        .map_err(|e| format!("tcp transport: {e}"))?
+        .with_dns()
+        .map_err(|e| format!("dns: {e}"))?
+        .with_behaviour(|key| {
+            let peer = key.public().to_peer_id();
+            Behaviour {
+                kameo: kameo::remote::Behaviour::new(
+                    peer,
+                    kameo::remote::messaging::Config::default()
+                        .with_request_timeout(Duration::from_secs(30))
+                        .with_response_size_maximum(64 << 20),
+                ),
+                identify: identify::Behaviour::new(identify::Config::new(
+                    "/vast/id/1".into(),
+                    key.public(),
+                )),
+                data: request_response::Behaviour::new(
+                    [(codec::PROTOCOL, ProtocolSupport::Full)],
+                    request_response::Config::default()
+                        .with_request_timeout(Duration::from_secs(60))
+                        .with_max_concurrent_streams(256),
+                ),
+            }
+        })
+        .map_err(|e| format!("behaviour: {e}"))?
+        // Quiet connections must stay up: membership relies on them.
+        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(24 * 3600)))
+        .build();
+    swarm
+        .behaviour()
+        .kameo
+        .try_init_global()
+        .map_err(|e| format!("kameo swarm: {e}"))?;
+    let mut listening = false;
+    if let Some(addr) = listen {
+        swarm
+            .listen_on(addr.clone())
+            .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+        // Wait until the listener is up (or failed) so callers can rely on it.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let ev = tokio::time::timeout_at(deadline, swarm.select_next_some())
+                .await
+                .map_err(|_| format!("listening on {addr} timed out"))?;
+            match ev {
+                SwarmEvent::NewListenAddr { .. } => {
+                    listening = true;
+                    break;
+                }
+                SwarmEvent::ListenerClosed { reason, .. } => {
+                    return Err(format!("cannot listen on {addr}: {reason:?}"))
+                }
+                SwarmEvent::ListenerError { error, .. } => {
+                    return Err(format!("cannot listen on {addr}: {error}"))
+                }
+                _ => {}
+            }
+        }
+    }
+    let _ = listening;
+    let peer_id = *swarm.local_peer_id();
+    let (tx, mut rx) = mpsc::channel::<Command>(256);
+    let (in_tx, in_rx) = mpsc::channel::<Inbound>(256);
+    let (ev_tx, ev_rx) = mpsc::unbounded_channel::<NetEvent>();
+    tokio::spawn(async move {
+        let mut dials: HashMap<ConnectionId, oneshot::Sender<Result<PeerId, String>>> =
+            HashMap::new();
+        let mut requests: HashMap<OutboundRequestId, oneshot::Sender<Result<Vec<u8>, String>>> =
+            HashMap::new();
+        loop {
+            tokio::select! {
+                cmd = rx.recv() => {
+                    let Some(cmd) = cmd else { break };
+                    match cmd {
+                        Command::Dial(addr, reply) => {
+                            let opts = DialOpts::unknown_peer_id().address(addr.clone()).build();
+                            let id = opts.connection_id();
+                            match swarm.dial(opts) {
+                                Ok(()) => { dials.insert(id, reply); }
+                                Err(e) => { let _ = reply.send(Err(format!("cannot dial {addr}: {e}"))); }
+                            }
+                        }
+                        Command::Request(peer, bytes, reply) => {
+                            let id = swarm.behaviour_mut().data.send_request(&peer, bytes);
+                            requests.insert(id, reply);
+                        }
+                        Command::Respond(ch, bytes) => {
+                            let _ = swarm.behaviour_mut().data.send_response(ch, bytes);
+                        }
+                        Command::ListenAddrs(reply) => {
+                            let _ = reply.send(swarm.listeners().cloned().collect());
+                        }
+                        Command::Connected(reply) => {
+                            let _ = reply.send(swarm.connected_peers().copied().collect());
+                        }
+                    }
+                }
+                ev = swarm.select_next_some() => match ev {
+                    SwarmEvent::ConnectionEstablished { peer_id, connection_id, endpoint, .. } => {
+                        tracing::debug!(peer = %peer_id, addr = %endpoint.get_remote_address(), "connected");
+                        if let Some(r) = dials.remove(&connection_id) {
+                            let _ = r.send(Ok(peer_id));
+                        }
+                        let _ = ev_tx.send(NetEvent::Connected(peer_id));
+                    }
+                    SwarmEvent::OutgoingConnectionError { connection_id, error, .. } => {
+                        if let Some(r) = dials.remove(&connection_id) {
+                            let _ = r.send(Err(error.to_string()));
+                        }
+                    }
+                    SwarmEvent::ConnectionClosed { peer_id, num_established, .. } => {
+                        if num_established == 0 {
+                            tracing::debug!(peer = %peer_id, "disconnected");
+                            let _ = ev_tx.send(NetEvent::Disconnected(peer_id));
+                        }
+                    }
+                    SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received { peer_id, info, .. })) => {
+                        // Addresses peers listen on, so kameo lookups can dial them.
+                        for a in info.listen_addrs {
+                            if !a.to_string().contains("/ip4/0.0.0.0") {
+                                swarm.add_peer_address(peer_id, a);
+                            }
+                        }
+                    }
+                    SwarmEvent::Behaviour(BehaviourEvent::Data(ev)) => match ev {
+                        request_response::Event::Message { peer, message, .. } => match message {
+                            request_response::Message::Request { request, channel, .. } => {
+                                if in_tx.try_send(Inbound { peer, bytes: request, channel }).is_err() {
+                                    tracing::warn!(peer = %peer, "data-plane request dropped: handler busy");
+                                }
+                            }
+                            request_response::Message::Response { request_id, response } => {
+                                if let Some(r) = requests.remove(&request_id) {
+                                    let _ = r.send(Ok(response));
+                                }
+                            }
+                        },
+                        request_response::Event::OutboundFailure { request_id, error, peer, .. } => {
+                            if let Some(r) = requests.remove(&request_id) {
+                                let _ = r.send(Err(format!("request to {peer} failed: {error}")));
+                            }
+                        }
+                        request_response::Event::InboundFailure { peer, error, .. } => {
+                            tracing::debug!(peer = %peer, error = %error, "inbound data-plane failure");
+                        }
+                        _ => {}
+                    },
+                    _ => {}
+                }
+            }
+        }
+    });
+    Ok(Network {
+        client: Client { tx, peer_id },
+        inbound: in_rx,
+        events: ev_rx,
+    })
+}

@@ -1,0 +1,217 @@
+//! Every type that crosses a process boundary, in one place. Control messages are
+//! kameo remote messages (serde); data-plane envelopes are rkyv bytes on our own
+//! request-response protocol, validated before use.
+
+use rkyv::{Archive, Deserialize as RkyvDeserialize, Serialize as RkyvSerialize};
+use serde::{Deserialize, Serialize};
+
+// ---------------------------------------------------------------- control plane
+
+/// A control request for node `node` (the receiving node when `None`); the
+/// receiver relays it inside the cluster when it names another member.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Control {
+    /// Target node id, or `None` for the node that receives it.
+    pub node: Option<String>,
+    /// What to do.
+    pub op: ControlOp,
+}
+
+/// The operations of the control plane.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub enum ControlOp {
+    /// Node status as JSON.
+    Status { detailed: bool },
+    /// Start a component; replies with its label.
+    Spawn(SpawnSpec),
+    /// Stop a component by label.
+    Kill { label: String },
+    /// Stop the node gracefully.
+    Stop,
+    /// Cluster membership as JSON.
+    Peers,
+    /// Count matching events over the whole cluster.
+    Count {
+        expr: String,
+        estimate: bool,
+        allow_partial: bool,
+    },
+}
+
+/// What `spawn` starts.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub enum SpawnSpec {
+    /// A source inside the node: a file (`None` is not allowed) in a format.
+    Source {
+        path: Option<String>,
+        interface: Option<String>,
+        bpf: Option<String>,
+        format: String,
+        schema: Option<String>,
+    },
+    /// `archive`, `index` or `importer`.
+    Component(String),
+}
+
+/// Replies of the control plane.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub enum ControlReply {
+    /// A JSON document (status, peers).
+    Json(String),
+    /// A component label (spawn).
+    Label(String),
+    /// Done (kill, stop).
+    Done,
+    /// A count, with warnings about members that did not answer (`--allow-partial`).
+    Count { count: u64, warnings: Vec<String> },
+}
+
+// ------------------------------------------------------------------ data plane
+
+/// A cluster member as members describe themselves to each other.
+#[derive(Clone, Debug, PartialEq, Archive, RkyvSerialize, RkyvDeserialize)]
+pub struct Member {
+    /// Node id (`n1`); empty for a CLI.
+    pub id: String,
+    /// libp2p PeerId, base58.
+    pub peer: String,
+    /// Multiaddrs it listens on.
+    pub addrs: Vec<String>,
+    /// Component labels it runs.
+    pub components: Vec<String>,
+}
+
+/// One partition's candidates, as an index sends them to a query.
+#[derive(Clone, Debug, Archive, RkyvSerialize, RkyvDeserialize)]
+pub struct WireHits {
+    /// Partition id.
+    pub partition: [u8; 16],
+    /// Schema name (for logs and status).
+    pub schema: String,
+    /// `<node>/archive` holding the data.
+    pub archive: String,
+    /// Rows surely matching, as a serialized roaring bitmap.
+    pub sure: Vec<u8>,
+    /// Rows maybe matching (to check against the data), serialized roaring bitmap.
+    pub maybe: Vec<u8>,
+}
+
+/// Data-plane requests.
+#[derive(Clone, Debug, Archive, RkyvSerialize, RkyvDeserialize)]
+pub enum DataRequest {
+    /// Membership handshake: who I am; the answer lists who the receiver knows.
+    Hello { from: Member },
+    /// A batch (rkyv `Batch` bytes) for the importer of node `node` (receiver if empty).
+    Ingest {
+        node: String,
+        seq: u64,
+        batch: Vec<u8>,
+    },
+    /// Make everything ingested so far on node `node` durable.
+    Flush { node: String },
+    /// Candidates of a query in this node's index.
+    Lookup { expr: String },
+    /// Matching rows of a partition in this node's archive; `limit` 0 means none.
+    Fetch {
+        partition: [u8; 16],
+        sure: Vec<u8>,
+        maybe: Vec<u8>,
+        expr: String,
+        limit: u64,
+    },
+    /// Start an export over the cluster; `limit` 0 means none.
+    ExportOpen {
+        expr: String,
+        limit: u64,
+        allow_partial: bool,
+    },
+    /// Next chunk of an export.
+    ExportNext { cursor: u64 },
+}
+
+/// Data-plane responses.
+#[derive(Clone, Debug, Archive, RkyvSerialize, RkyvDeserialize)]
+pub enum DataResponse {
+    /// The request failed; the message says why.
+    Error(String),
+    /// Handshake answer: the receiver and the members it knows.
+    Hello { me: Member, members: Vec<Member> },
+    /// Batch `seq` accepted.
+    Ack { seq: u64 },
+    /// Durable; events ingested by that importer so far.
+    Flushed { events: u64 },
+    /// Index candidates.
+    Hits(Vec<WireHits>),
+    /// Selected rows: each entry is rkyv `Batch` bytes.
+    Rows(Vec<Vec<u8>>),
+    /// An export started.
+    Cursor { cursor: u64, warnings: Vec<String> },
+    /// The export has no more rows.
+    End,
+}
+
+/// Why data-plane bytes were rejected.
+#[derive(Debug, thiserror::Error)]
+#[error("malformed data-plane message: {0}")]
+pub struct Malformed(pub String);
+
+fn decode<T>(bytes: &[u8]) -> Result<T, Malformed>
+where
+    T: Archive,
+    T::Archived: for<'a> rkyv::bytecheck::CheckBytes<rkyv::api::high::HighValidator<'a, rkyv::rancor::Error>>
+        + RkyvDeserialize<T, rkyv::api::high::HighDeserializer<rkyv::rancor::Error>>,
+{
+    let mut aligned = rkyv::util::AlignedVec::<16>::with_capacity(bytes.len());
+    aligned.extend_from_slice(bytes);
+    rkyv::from_bytes::<T, rkyv::rancor::Error>(&aligned).map_err(|e| Malformed(e.to_string()))
+}
+
+impl DataRequest {
+    pub fn encode(&self) -> Vec<u8> {
+        rkyv::to_bytes::<rkyv::rancor::Error>(self)
+            .expect("serializing into memory cannot fail")
+            .into_vec()
+    }
+    /// Validates and decodes untrusted bytes from a peer.
+    pub fn decode(bytes: &[u8]) -> Result<Self, Malformed> {
+        decode(bytes)
+    }
+}
+
+impl DataResponse {
+    pub fn encode(&self) -> Vec<u8> {
+        rkyv::to_bytes::<rkyv::rancor::Error>(self)
+            .expect("serializing into memory cannot fail")
+            .into_vec()
+    }
+    /// Validates and decodes untrusted bytes from a peer.
+    pub fn decode(bytes: &[u8]) -> Result<Self, Malformed> {
+        decode(bytes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn envelopes_roundtrip_and_garbage_is_rejected() {
+        let r = DataRequest::Ingest {
+            node: "n2".into(),
+            seq: 7,
+            batch: vec![1, 2, 3],
+        };
+        match DataRequest::decode(&r.encode()).unwrap() {
+            DataRequest::Ingest { node, seq, batch } => {
+                assert_eq!((node.as_str(), seq, batch), ("n2", 7, vec![1, 2, 3]))
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(DataRequest::decode(b"\xff\xff\xff\xff garbage").is_err());
+        let mut bytes = r.encode();
+        let n = bytes.len();
+        bytes[n - 4] = 0xff;
+        bytes[n - 3] = 0xff;
+        assert!(DataRequest::decode(&bytes).is_err());
+    }
+}
