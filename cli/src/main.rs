@@ -56,6 +56,13 @@ pub enum Command {
     Count(commands::count::CountArgs),
     /// Start a component (source, archive, index, importer) on a node.
     Spawn(commands::spawn::SpawnArgs),
+    /// Measure the data plane to the endpoint against raw TCP on loopback.
+    #[command(hide = true, name = "bench-dataplane")]
+    BenchDataplane {
+        /// MiB to send each way.
+        #[arg(long, default_value_t = 1024)]
+        mib: usize,
+    },
     /// Stop a component by its label.
     Kill {
         /// The component label, e.g. source-0.

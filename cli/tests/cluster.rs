@@ -242,3 +242,46 @@ fn a_bad_peer_does_not_crash_a_node() {
     // Still up and answering.
     vast_ok(&n1.endpoint, &["status"], None);
 }
+
+#[test]
+fn placement_puts_partitions_on_another_node() {
+    let Some(data) = data_dir() else { return };
+    let root = TempDb::new("placement");
+    std::fs::create_dir_all(root.path()).unwrap();
+    let n2 = NodeProc::start("n2", &root.path().join("n2"), free_port(), &[], None);
+    let n1 = NodeProc::start_env(
+        "n1",
+        &root.path().join("n1"),
+        free_port(),
+        &[&n2.endpoint],
+        Some("importer,archive,index"),
+        &[("VAST_IMPORT__PLACEMENT", "fixed:n2")],
+    );
+    eventually(20, "n1 sees n2", || {
+        let p: serde_json::Value =
+            serde_json::from_str(&vast_ok(&n1.endpoint, &["peers"], None)).unwrap();
+        p.as_array().unwrap().iter().any(|m| {
+            m["id"] == "n2"
+                && m["reachable"] == true
+                && m["components"].as_array().unwrap().len() == 3
+        })
+    });
+    let conn = std::fs::read(data.join("zeek/conn.log.gz")).unwrap();
+    vast_ok(&n1.endpoint, &["import", "zeek"], Some(&conn));
+    let s1: serde_json::Value =
+        serde_json::from_str(&vast_ok(&n1.endpoint, &["status"], None)).unwrap();
+    let s2: serde_json::Value =
+        serde_json::from_str(&vast_ok(&n2.endpoint, &["status"], None)).unwrap();
+    assert_eq!(s1["events"], 0, "{s1}");
+    assert_eq!(s2["events"], 8462, "{s2}");
+    // Queries through either node find the data, exact checks included.
+    assert_eq!(count_at(&n1.endpoint, ":addr == 192.168.1.104"), 2821);
+    assert_eq!(count_at(&n1.endpoint, "resp_p != 80"), 5732);
+    let rows = vast_ok(
+        &n1.endpoint,
+        &["export", "json", "resp_h == 192.168.1.104"],
+        None,
+    );
+    assert_eq!(rows.lines().count(), 66);
+    assert!(rows.lines().next().unwrap().contains("tS3vjKMCHqj"));
+}

@@ -28,6 +28,8 @@ pub struct ImportConfig {
     pub partition_size: u32,
     /// Seconds after which a partition that stopped filling is sealed anyway.
     pub partition_timeout: u64,
+    /// Where partitions go: `local`, `round-robin` or `fixed:<node>`.
+    pub placement: String,
 }
 
 /// Everything a node and the CLI read.
@@ -62,6 +64,7 @@ import:
   batch-size: 65536
   partition-size: 1048576
   partition-timeout: 10
+  placement: local
 "#;
 
 /// Builds the layered configuration. `file` is `-c FILE`; `overrides` are flags as

@@ -127,6 +127,17 @@ pub enum DataRequest {
     },
     /// Next chunk of an export.
     ExportNext { cursor: u64 },
+    /// A batch of partition `partition` at row `offset` for this node's archive and
+    /// index (placement put the partition here).
+    Store {
+        partition: [u8; 16],
+        offset: u32,
+        batch: Vec<u8>,
+    },
+    /// Make partition `partition` durable in this node's archive and index.
+    Seal { partition: [u8; 16] },
+    /// A batch that is validated and dropped: measures the data plane alone.
+    Discard { seq: u64, batch: Vec<u8> },
 }
 
 /// Data-plane responses.

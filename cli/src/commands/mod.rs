@@ -1,5 +1,6 @@
 //! Command dispatch: configuration, logging, and the embedded node.
 
+pub mod bench;
 pub mod client;
 pub mod count;
 pub mod export;
@@ -92,7 +93,11 @@ async fn embedded(cli: &Cli, cfg: &vast_config::Config, node: &Node) -> Result<E
             println!("{}", serde_json::to_string_pretty(&s)?);
             Ok(ExitCode::SUCCESS)
         }
-        Command::Spawn(_) | Command::Kill { .. } | Command::Stop | Command::Peers => {
+        Command::Spawn(_)
+        | Command::Kill { .. }
+        | Command::Stop
+        | Command::Peers
+        | Command::BenchDataplane { .. } => {
             bail!(
                 "`{}` needs a running node; an embedded node (-N) exits when the command is done",
                 command_name(&cli.command)
@@ -174,6 +179,7 @@ async fn remote(cli: &Cli, cfg: &vast_config::Config) -> Result<ExitCode> {
             }
         }
         Command::Count(a) => count::run_remote(a, &conn).await,
+        Command::BenchDataplane { mib } => bench::dataplane(&conn, *mib).await,
         Command::Export(a) => export::run_remote(a, &conn).await,
         Command::Import(a) => import::run_remote(a, cfg, &conn, node).await,
         Command::Start(_) | Command::Version => unreachable!("handled before connecting"),
@@ -192,6 +198,7 @@ fn command_name(c: &Command) -> &'static str {
         Command::Count(_) => "count",
         Command::Spawn(_) => "spawn",
         Command::Kill { .. } => "kill",
+        Command::BenchDataplane { .. } => "bench-dataplane",
     }
 }
 

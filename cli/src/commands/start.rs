@@ -32,6 +32,18 @@ pub async fn run(cfg: &vast_config::Config) -> Result<ExitCode> {
     };
     let cluster = Cluster::start(node.clone(), network, vec![advertise]);
     cluster.register().await.map_err(|e| anyhow!(e))?;
+    let placement: vast_node::importer::Placement = cfg
+        .import
+        .placement
+        .parse()
+        .map_err(|e: String| anyhow!(e))?;
+    node.set_placement(
+        placement,
+        Arc::new(vast_node::node::cluster::ClusterStore(Arc::downgrade(
+            &cluster,
+        ))),
+    )
+    .await?;
     for p in &cfg.peers {
         let addr = net::parse_endpoint(p)
             .map_err(|e| anyhow!(e))

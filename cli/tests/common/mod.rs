@@ -152,6 +152,18 @@ impl NodeProc {
         peers: &[&str],
         components: Option<&str>,
     ) -> NodeProc {
+        Self::start_env(id, db, port, peers, components, &[])
+    }
+
+    /// `start` with extra environment variables (configuration keys).
+    pub fn start_env(
+        id: &str,
+        db: &Path,
+        port: u16,
+        peers: &[&str],
+        components: Option<&str>,
+        env: &[(&str, &str)],
+    ) -> NodeProc {
         let endpoint = format!("127.0.0.1:{port}");
         let log = db.with_extension("log");
         let mut args: Vec<String> = vec![
@@ -173,6 +185,7 @@ impl NodeProc {
         let child = Command::new(env!("CARGO_BIN_EXE_vast"))
             .args(&args)
             .env("RUST_LOG", "warn")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())

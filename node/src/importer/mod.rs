@@ -23,7 +23,54 @@ pub struct Sinks {
     pub index: ActorRef<Index>,
 }
 
+/// Where a partition's archive and index live.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Placement {
+    /// This node's archive and index (the default).
+    Local,
+    /// Partitions take turns over every member with an archive and an index.
+    RoundRobin,
+    /// Always the named node.
+    Fixed(String),
+}
+
+impl std::str::FromStr for Placement {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "local" | "prefer-local" => Ok(Placement::Local),
+            "round-robin" => Ok(Placement::RoundRobin),
+            s if s.starts_with("fixed:") && s.len() > 6 => Ok(Placement::Fixed(s[6..].to_string())),
+            _ => Err(format!(
+                "import.placement {s:?} is not one of local, round-robin, fixed:<node>"
+            )),
+        }
+    }
+}
+
+/// Archives and indexes on other nodes, reached over the data plane. The importer
+/// treats them like its local sinks: location transparency.
+#[async_trait::async_trait]
+pub trait RemoteStore: Send + Sync + 'static {
+    /// Appends a batch of partition `id` at `offset` to `node`'s archive and index.
+    async fn store(
+        &self,
+        node: &str,
+        id: Uuid,
+        offset: u32,
+        batch: Arc<Batch>,
+    ) -> Result<(), String>;
+    /// Makes partition `id` durable on `node`.
+    async fn seal(&self, node: &str, id: Uuid) -> Result<(), String>;
+    /// Members (other than this node) that run both an archive and an index.
+    fn stores(&self) -> Vec<String>;
+    /// This node's id.
+    fn this_node(&self) -> String;
+}
+
 struct ActivePartition {
+    /// `None`: the local sinks; `Some(node)`: a remote node.
+    node: Option<String>,
     id: Uuid,
     rows: u32,
     last_write: Instant,
@@ -31,6 +78,9 @@ struct ActivePartition {
 
 pub struct Importer {
     sinks: Sinks,
+    placement: Placement,
+    remote: Option<Arc<dyn RemoteStore>>,
+    turn: usize,
     partition_size: u32,
     partition_timeout: Duration,
     active: HashMap<u64, ActivePartition>,
@@ -43,6 +93,9 @@ impl Importer {
     pub fn new(sinks: Sinks, partition_size: u32, partition_timeout: Duration) -> Self {
         Importer {
             sinks,
+            placement: Placement::Local,
+            remote: None,
+            turn: 0,
             partition_size,
             partition_timeout,
             active: HashMap::new(),
@@ -54,7 +107,10 @@ impl Importer {
 
     /// Seals partition `id` on its archive and index; the returned task ends once
     /// both hold it durably. Callers need not wait for it before ingesting more.
-    fn seal(&self, id: Uuid) -> tokio::task::JoinHandle<Result<(), String>> {
+    fn seal(&self, node: Option<String>, id: Uuid) -> tokio::task::JoinHandle<Result<(), String>> {
+        if let (Some(node), Some(remote)) = (node, self.remote.clone()) {
+            return tokio::spawn(async move { remote.seal(&node, id).await });
+        }
         let (archive, index) = (self.sinks.archive.clone(), self.sinks.index.clone());
         tokio::spawn(async move {
             let start = Instant::now();
@@ -63,6 +119,23 @@ impl Importer {
             a.map_err(|e| format!("archive: {e}"))?;
             i.map_err(|e| format!("index: {e}"))
         })
+    }
+
+    /// Picks the node for a new partition (`None` is this node).
+    fn place(&mut self) -> Option<String> {
+        let remote = self.remote.as_ref()?;
+        match &self.placement {
+            Placement::Local => None,
+            Placement::Fixed(n) if *n == remote.this_node() => None,
+            Placement::Fixed(n) => Some(n.clone()),
+            Placement::RoundRobin => {
+                let mut stores = remote.stores();
+                stores.sort();
+                self.turn += 1;
+                let k = self.turn % (stores.len() + 1);
+                (k > 0).then(|| stores[k - 1].clone())
+            }
+        }
     }
 
     /// Waits for every seal started so far.
@@ -118,20 +191,41 @@ impl Message<Ingest> for Importer {
             .get(&fp)
             .is_some_and(|a| a.rows > 0 && a.rows + batch.rows > self.partition_size);
         if full {
-            let id = self.active.remove(&fp).expect("checked above").id;
-            let h = self.seal(id);
+            let a = self.active.remove(&fp).expect("checked above");
+            let h = self.seal(a.node, a.id);
             self.sealing.push(h);
         }
+        if !self.active.contains_key(&fp) {
+            let node = self.place();
+            self.active.insert(
+                fp,
+                ActivePartition {
+                    node,
+                    id: Uuid::now_v7(),
+                    rows: 0,
+                    last_write: Instant::now(),
+                },
+            );
+        }
         let a = self.active.entry(fp).or_insert_with(|| ActivePartition {
+            node: None,
             id: Uuid::now_v7(),
             rows: 0,
             last_write: Instant::now(),
         });
-        let (id, offset) = (a.id, a.rows);
+        let (id, offset, node) = (a.id, a.rows, a.node.clone());
         a.rows += batch.rows;
         a.last_write = Instant::now();
         self.events += batch.rows as u64;
         let batch = Arc::new(batch);
+        if let (Some(node), Some(remote)) = (node, self.remote.clone()) {
+            // Remote stores acknowledge each batch; order within a partition holds
+            // because the importer handles one batch at a time.
+            if let Err(e) = remote.store(&node, id, offset, batch).await {
+                self.failed = Some(format!("storing on node {node}: {e}"));
+            }
+            return;
+        }
         tracing::trace!(partition = %id, offset, rows = batch.rows, schema = %batch.schema.name, "importer.ingest");
         let sent_a = self
             .sinks
@@ -165,9 +259,9 @@ impl Message<Flush> for Importer {
     type Reply = Result<u64, String>;
 
     async fn handle(&mut self, _: Flush, _: &mut Context<Self, Self::Reply>) -> Self::Reply {
-        let ids: Vec<Uuid> = self.active.drain().map(|(_, a)| a.id).collect();
-        for id in ids {
-            let h = self.seal(id);
+        let parts: Vec<ActivePartition> = self.active.drain().map(|(_, a)| a).collect();
+        for a in parts {
+            let h = self.seal(a.node, a.id);
             self.sealing.push(h);
         }
         let result = self.await_seals().await;
@@ -191,8 +285,8 @@ impl Message<Tick> for Importer {
             .map(|(k, _)| *k)
             .collect();
         for k in stale {
-            let id = self.active.remove(&k).expect("listed above").id;
-            let h = self.seal(id);
+            let a = self.active.remove(&k).expect("listed above");
+            let h = self.seal(a.node, a.id);
             self.sealing.push(h);
         }
         // Reap finished seals so errors surface and handles do not pile up.
@@ -208,5 +302,20 @@ impl Message<Tick> for Importer {
             }
         }
         self.sealing = keep;
+    }
+}
+
+/// Connects the importer to remote stores and sets its placement policy.
+pub struct SetPlacement {
+    pub placement: Placement,
+    pub remote: Arc<dyn RemoteStore>,
+}
+
+impl Message<SetPlacement> for Importer {
+    type Reply = ();
+
+    async fn handle(&mut self, m: SetPlacement, _: &mut Context<Self, ()>) {
+        self.placement = m.placement;
+        self.remote = Some(m.remote);
     }
 }

@@ -8,12 +8,13 @@ use crate::query::Expr;
 use kameo::prelude::*;
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use uuid::Uuid;
 
 pub struct Index {
     dir: PathBuf,
-    catalog: Catalog,
+    /// Shared with the node so lookups do not queue behind batches being indexed.
+    catalog: Arc<RwLock<Catalog>>,
     building: HashMap<Uuid, PartitionBuilder>,
     failed: Option<String>,
     retired: bool,
@@ -22,7 +23,7 @@ pub struct Index {
 impl Index {
     /// Opens the catalog under `dir`.
     pub fn open(dir: PathBuf) -> Result<Self, crate::durable::StoreError> {
-        let catalog = Catalog::open(&dir)?;
+        let catalog = Arc::new(RwLock::new(Catalog::open(&dir)?));
         Ok(Index {
             dir,
             catalog,
@@ -31,6 +32,30 @@ impl Index {
             retired: false,
         })
     }
+}
+
+impl Index {
+    /// The catalog, for lookups that run beside the actor.
+    pub fn catalog(&self) -> Arc<RwLock<Catalog>> {
+        self.catalog.clone()
+    }
+}
+
+/// Lookup on a shared catalog, as the `Lookup` message does but without waiting for
+/// the index actor's mailbox.
+pub fn lookup_catalog(
+    catalog: &RwLock<Catalog>,
+    expr: &Expr,
+) -> Result<Vec<PartitionHits>, String> {
+    let catalog = catalog.read().expect("catalog lock poisoned");
+    if let Some(c) = catalog.corrupt.first() {
+        return Err(format!(
+            "partition {} is unusable: {}",
+            c.dir.display(),
+            c.error
+        ));
+    }
+    catalog.lookup(expr).map_err(|e| e.to_string())
 }
 
 impl Actor for Index {
@@ -87,7 +112,7 @@ impl Message<SealIndex> for Index {
         let _span =
             tracing::debug_span!("index.seal", partition = %m.id, rows = b.rows()).entered();
         let p = b.write(&self.dir).map_err(|e| e.to_string())?;
-        self.catalog.add(p);
+        self.catalog.write().expect("catalog lock poisoned").add(p);
         Ok(())
     }
 }
@@ -101,17 +126,8 @@ impl Message<Lookup> for Index {
     type Reply = Result<Vec<PartitionHits>, String>;
 
     async fn handle(&mut self, m: Lookup, _: &mut Context<Self, Self::Reply>) -> Self::Reply {
-        if let Some(c) = self.catalog.corrupt.first() {
-            return Err(format!(
-                "partition {} is unusable: {}",
-                c.dir.display(),
-                c.error
-            ));
-        }
-        let _span =
-            tracing::debug_span!("index.lookup", partitions = self.catalog.partitions.len())
-                .entered();
-        self.catalog.lookup(&m.expr).map_err(|e| e.to_string())
+        let _span = tracing::debug_span!("index.lookup").entered();
+        lookup_catalog(&self.catalog, &m.expr)
     }
 }
 
@@ -150,19 +166,19 @@ impl Message<GetIndexStatus> for Index {
     ) -> IndexStatus {
         let mut schemas: std::collections::BTreeMap<String, (u64, usize)> = Default::default();
         let mut bytes = 0;
-        for p in &self.catalog.partitions {
+        let catalog = self.catalog.read().expect("catalog lock poisoned");
+        for p in &catalog.partitions {
             let e = schemas.entry(p.meta.schema.name.clone()).or_default();
             e.0 += p.meta.rows as u64;
             e.1 += 1;
             bytes += p.disk_bytes();
         }
         IndexStatus {
-            partitions: self.catalog.partitions.len(),
+            partitions: catalog.partitions.len(),
             building: self.building.len(),
             schemas: schemas.into_iter().map(|(k, (e, p))| (k, e, p)).collect(),
             index_bytes: bytes,
-            corrupt: self
-                .catalog
+            corrupt: catalog
                 .corrupt
                 .iter()
                 .map(|c| (c.dir.display().to_string(), c.error.clone()))

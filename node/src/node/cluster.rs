@@ -404,6 +404,10 @@ impl Cluster {
                     Err(e) => err(e),
                 }
             }
+            // An archive-only node's data is indexed elsewhere.
+            DataRequest::Lookup { .. } if !self.node.labels().iter().any(|l| l == "index") => {
+                DataResponse::Hits(vec![])
+            }
             DataRequest::Lookup { expr } => match parse(&expr) {
                 Ok(e) => match self.node.lookup(e).await {
                     Ok(hits) => DataResponse::Hits(hits),
@@ -456,6 +460,31 @@ impl Cluster {
                 Err(e) => err(e),
             },
             DataRequest::ExportNext { cursor } => self.export_next(cursor).await,
+            DataRequest::Store {
+                partition,
+                offset,
+                batch,
+            } => match Batch::from_bytes(&batch) {
+                Ok(b) => match self
+                    .node
+                    .store(uuid::Uuid::from_bytes(partition), offset, b)
+                    .await
+                {
+                    Ok(()) => DataResponse::Ack { seq: offset as u64 },
+                    Err(e) => err(e),
+                },
+                Err(e) => err(e),
+            },
+            DataRequest::Seal { partition } => {
+                match self.node.seal(uuid::Uuid::from_bytes(partition)).await {
+                    Ok(()) => DataResponse::Ack { seq: 0 },
+                    Err(e) => err(e),
+                }
+            }
+            DataRequest::Discard { seq, batch } => match Batch::from_bytes(&batch) {
+                Ok(_) => DataResponse::Ack { seq },
+                Err(e) => err(e),
+            },
         }
     }
 
@@ -511,7 +540,7 @@ impl Cluster {
             let members = self.members.lock().expect("lock poisoned");
             members
                 .iter()
-                .filter(|(_, m)| m.components.iter().any(|c| c == "index" || c == "archive"))
+                .filter(|(_, m)| m.components.iter().any(|c| c == "index"))
                 .map(|(id, _)| id.clone())
                 .collect()
         };
@@ -835,5 +864,60 @@ fn remote_error(node: &str, e: kameo::error::RemoteSendError<String>) -> String 
     match e {
         kameo::error::RemoteSendError::HandlerError(s) => s,
         other => format!("node {node}: {other}"),
+    }
+}
+
+/// The cluster as the importer's remote store: partitions placed on other nodes
+/// travel over the data plane.
+pub struct ClusterStore(pub std::sync::Weak<Cluster>);
+
+#[async_trait::async_trait]
+impl crate::importer::RemoteStore for ClusterStore {
+    async fn store(
+        &self,
+        node: &str,
+        id: uuid::Uuid,
+        offset: u32,
+        batch: Arc<Batch>,
+    ) -> Result<(), String> {
+        let c = self.0.upgrade().ok_or("node is shutting down")?;
+        let req = DataRequest::Store {
+            partition: *id.as_bytes(),
+            offset,
+            batch: batch.to_bytes(),
+        };
+        c.ask_member(node, req, Duration::from_secs(60))
+            .await
+            .map(|_| ())
+    }
+
+    async fn seal(&self, node: &str, id: uuid::Uuid) -> Result<(), String> {
+        let c = self.0.upgrade().ok_or("node is shutting down")?;
+        let req = DataRequest::Seal {
+            partition: *id.as_bytes(),
+        };
+        c.ask_member(node, req, Duration::from_secs(300))
+            .await
+            .map(|_| ())
+    }
+
+    fn stores(&self) -> Vec<String> {
+        let Some(c) = self.0.upgrade() else {
+            return vec![];
+        };
+        let members = c.members.lock().expect("lock poisoned");
+        members
+            .iter()
+            .filter(|(_, m)| {
+                m.connected
+                    && m.components.iter().any(|x| x == "archive")
+                    && m.components.iter().any(|x| x == "index")
+            })
+            .map(|(id, _)| id.clone())
+            .collect()
+    }
+
+    fn this_node(&self) -> String {
+        self.0.upgrade().map(|c| c.id.clone()).unwrap_or_default()
     }
 }

@@ -83,6 +83,7 @@ pub struct Node {
     _lock: DbLock,
     archive: Mutex<Option<ActorRef<Archive>>>,
     index: Mutex<Option<ActorRef<Index>>>,
+    catalog: Mutex<Option<std::sync::Arc<std::sync::RwLock<crate::index::catalog::Catalog>>>>,
     importer: Mutex<Option<ActorRef<Importer>>>,
     sources: Mutex<BTreeMap<String, ActorRef<Source>>>,
     next_source: Mutex<usize>,
@@ -108,6 +109,7 @@ impl Node {
             _lock: lock,
             archive: Mutex::new(None),
             index: Mutex::new(None),
+            catalog: Mutex::new(None),
             importer: Mutex::new(None),
             sources: Mutex::new(BTreeMap::new()),
             next_source: Mutex::new(0),
@@ -186,6 +188,7 @@ impl Node {
                     });
                 }
                 let idx = Index::open(self.opts.db.join("index"))?;
+                *self.catalog.lock().expect("lock poisoned") = Some(idx.catalog());
                 let i = Index::spawn_with_mailbox(idx, mailbox::bounded(16));
                 *self.index.lock().expect("lock poisoned") = Some(i);
             }
@@ -334,6 +337,61 @@ impl Node {
             .map_err(failed)
     }
 
+    /// Stores a batch of a partition placed on this node by another node's importer.
+    pub async fn store(
+        &self,
+        id: uuid::Uuid,
+        offset: u32,
+        batch: crate::data::Batch,
+    ) -> Result<(), NodeError> {
+        let (index, archive) = self.query_parts()?;
+        let batch = std::sync::Arc::new(batch);
+        archive
+            .tell(crate::archive::actor::Append {
+                id,
+                offset,
+                batch: batch.clone(),
+            })
+            .await
+            .map_err(failed)?;
+        index
+            .tell(crate::index::actor::IndexBatch {
+                id,
+                archive: format!("{}/archive", self.id),
+                offset,
+                batch,
+            })
+            .await
+            .map_err(failed)
+    }
+
+    /// Seals a partition placed on this node.
+    pub async fn seal(&self, id: uuid::Uuid) -> Result<(), NodeError> {
+        let (index, archive) = self.query_parts()?;
+        archive
+            .ask(crate::archive::actor::Seal { id })
+            .await
+            .map_err(failed)?;
+        index
+            .ask(crate::index::actor::SealIndex { id })
+            .await
+            .map_err(failed)
+    }
+
+    /// Sets where this node's importer places partitions.
+    pub async fn set_placement(
+        &self,
+        placement: crate::importer::Placement,
+        remote: std::sync::Arc<dyn crate::importer::RemoteStore>,
+    ) -> Result<(), NodeError> {
+        if let Some(imp) = self.importer() {
+            imp.ask(crate::importer::SetPlacement { placement, remote })
+                .await
+                .map_err(failed)?;
+        }
+        Ok(())
+    }
+
     /// Makes everything ingested so far durable; returns the importer's event count.
     pub async fn flush(&self) -> Result<u64, NodeError> {
         let imp = self.importer().ok_or_else(|| self.missing("importer"))?;
@@ -344,13 +402,18 @@ impl Node {
 
     /// Candidates of `expr` in this node's index, in wire form.
     pub async fn lookup(&self, expr: Expr) -> Result<Vec<crate::proto::WireHits>, NodeError> {
-        let index = self.index().ok_or_else(|| self.missing("index"))?;
-        let hits = index
-            .ask(crate::index::actor::Lookup {
-                expr: std::sync::Arc::new(expr),
-            })
-            .await
-            .map_err(failed)?;
+        let catalog = self
+            .catalog
+            .lock()
+            .expect("lock poisoned")
+            .clone()
+            .ok_or_else(|| self.missing("index"))?;
+        let hits = tokio::task::spawn_blocking(move || {
+            crate::index::actor::lookup_catalog(&catalog, &expr)
+        })
+        .await
+        .map_err(failed)?
+        .map_err(NodeError::Failed)?;
         Ok(hits
             .into_iter()
             .map(|h| {
