@@ -172,9 +172,9 @@ where
     T::Archived: for<'a> rkyv::bytecheck::CheckBytes<rkyv::api::high::HighValidator<'a, rkyv::rancor::Error>>
         + RkyvDeserialize<T, rkyv::api::high::HighDeserializer<rkyv::rancor::Error>>,
 {
-    let mut aligned = rkyv::util::AlignedVec::<16>::with_capacity(bytes.len());
-    aligned.extend_from_slice(bytes);
-    rkyv::from_bytes::<T, rkyv::rancor::Error>(&aligned).map_err(|e| Malformed(e.to_string()))
+    crate::data::batch::with_aligned(bytes, |b| {
+        rkyv::from_bytes::<T, rkyv::rancor::Error>(b).map_err(|e| Malformed(e.to_string()))
+    })
 }
 
 impl DataRequest {
@@ -219,10 +219,14 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert!(DataRequest::decode(b"\xff\xff\xff\xff garbage").is_err());
-        let mut bytes = r.encode();
-        let n = bytes.len();
-        bytes[n - 4] = 0xff;
-        bytes[n - 3] = 0xff;
-        assert!(DataRequest::decode(&bytes).is_err());
+        let bytes = r.encode();
+        let half = DataRequest::decode(&bytes[..bytes.len() / 2]);
+        assert!(
+            half.is_err(),
+            "{} bytes, half decoded as {half:?}",
+            bytes.len()
+        );
+        // Every tag and relative pointer out of range.
+        assert!(DataRequest::decode(&vec![0xff; bytes.len()]).is_err());
     }
 }

@@ -11,7 +11,7 @@ use vast_node::proto::{DataRequest, DataResponse};
 use vast_node::source::format::{make_reader, Format, ReaderOptions};
 
 pub async fn dataplane(conn: &Conn, mib: usize) -> Result<ExitCode> {
-    // A realistic batch: generated conn events, about 1 MiB serialized.
+    // A realistic batch: generated conn events, at most 1 MiB serialized.
     let mut reader = make_reader(
         Format::Test,
         Box::new(std::io::empty()),

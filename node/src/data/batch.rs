@@ -90,6 +90,16 @@ impl fmt::Debug for Batch {
     }
 }
 
+/// Runs `f` on `bytes` aligned for rkyv, copying only when they are not already.
+pub fn with_aligned<R>(bytes: &[u8], f: impl FnOnce(&[u8]) -> R) -> R {
+    if (bytes.as_ptr() as usize).is_multiple_of(16) {
+        return f(bytes);
+    }
+    let mut aligned = rkyv::util::AlignedVec::<16>::with_capacity(bytes.len());
+    aligned.extend_from_slice(bytes);
+    f(&aligned)
+}
+
 /// A borrowed view of one cell.
 #[derive(Clone, Copy)]
 pub enum ValueRef<'a> {
@@ -332,12 +342,22 @@ impl Batch {
     /// Validates rkyv bytes (bytecheck) and the column structure, then deserializes.
     /// Bytes from disk and from peers are untrusted and always come through here.
     pub fn from_bytes(bytes: &[u8]) -> Result<Batch, BatchError> {
-        let mut aligned = rkyv::util::AlignedVec::<16>::with_capacity(bytes.len());
-        aligned.extend_from_slice(bytes);
-        let batch = rkyv::from_bytes::<Batch, rkyv::rancor::Error>(&aligned)
-            .map_err(|e| BatchError::Archive(e.to_string()))?;
+        let batch = with_aligned(bytes, |b| {
+            rkyv::from_bytes::<Batch, rkyv::rancor::Error>(b)
+                .map_err(|e| BatchError::Archive(e.to_string()))
+        })?;
         batch.validate()?;
         Ok(batch)
+    }
+
+    /// Validates rkyv bytes (bytecheck) without deserializing: enough for a hop
+    /// that only forwards or drops the batch.
+    pub fn check_bytes(bytes: &[u8]) -> Result<u32, BatchError> {
+        with_aligned(bytes, |b| {
+            rkyv::access::<ArchivedBatch, rkyv::rancor::Error>(b)
+                .map(|a| a.rows.to_native())
+                .map_err(|e| BatchError::Archive(e.to_string()))
+        })
     }
 
     /// Structural validation of every column against the schema.

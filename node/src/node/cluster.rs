@@ -481,7 +481,7 @@ impl Cluster {
                     Err(e) => err(e),
                 }
             }
-            DataRequest::Discard { seq, batch } => match Batch::from_bytes(&batch) {
+            DataRequest::Discard { seq, batch } => match Batch::check_bytes(&batch) {
                 Ok(_) => DataResponse::Ack { seq },
                 Err(e) => err(e),
             },
