@@ -64,6 +64,17 @@ fn three_node_cluster() {
     );
     let n2_peer = n2_status["peer"].as_str().unwrap().to_string();
 
+    // The bare n3 has no importer: it forwards imports to a member that has one.
+    let small = std::fs::read(data.join("zeek/small_conn.log")).unwrap();
+    let before = count_at(&e3, "#type == \"zeek.conn\"");
+    let out = vast_ok(&e3, &["import", "zeek"], Some(&small));
+    let _ = out;
+    let added = count_at(&e3, "#type == \"zeek.conn\"") - before;
+    assert!(added > 0, "forwarded import stored nothing");
+    // Keep the later totals as the reference answers expect them.
+    assert_eq!(count_at(&e3, "#type == \"zeek.conn\""), 8462 + added);
+    let conn_total = 8462 + added;
+
     // A source inside n2's process, spawned and killed from n3.
     let eve = data.join("suricata/eve.json");
     let label = vast_ok(
@@ -171,14 +182,21 @@ fn three_node_cluster() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "8462");
+    // n2 holds the dns log and the suricata events; what the rest holds remains.
+    let partial: u64 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
+    assert!(
+        partial >= 8462 && partial < 13593 + conn_total - 8462,
+        "{partial}"
+    );
     assert!(String::from_utf8_lossy(&out.stderr).contains("n2"));
 
     // Restart n2 on its database: full answers again, same PeerId.
     let n2 = NodeProc::start("n2", &root.path().join("n2"), p2, &[&e1], None);
     eventually(30, "n2 is back in n1's answers", || {
         let out = vast_at(&e1, &["count", ":timestamp >= 1970-01-01"], None);
-        out.status.success() && String::from_utf8_lossy(&out.stdout).trim() == "13593"
+        out.status.success()
+            && String::from_utf8_lossy(&out.stdout).trim()
+                == (13593 + conn_total - 8462).to_string()
     });
     let st: serde_json::Value =
         serde_json::from_str(&vast_ok(&n2.endpoint, &["status"], None)).unwrap();
@@ -284,4 +302,66 @@ fn placement_puts_partitions_on_another_node() {
     );
     assert_eq!(rows.lines().count(), 66);
     assert!(rows.lines().next().unwrap().contains("tS3vjKMCHqj"));
+}
+
+#[test]
+fn a_peer_vanishing_mid_import_fails_the_import() {
+    let root = TempDb::new("vanish");
+    std::fs::create_dir_all(root.path()).unwrap();
+    let n1 = NodeProc::start("n1", &root.path().join("n1"), free_port(), &[], None);
+    let mut n2 = NodeProc::start(
+        "n2",
+        &root.path().join("n2"),
+        free_port(),
+        &[&n1.endpoint],
+        None,
+    );
+    eventually(20, "n1 sees n2", || {
+        vast_ok(&n1.endpoint, &["peers"], None)
+            .matches("\"reachable\": true")
+            .count()
+            == 2
+    });
+    // An endless generated stream into n2 through n1; n2 dies underneath it.
+    let mut import = std::process::Command::new(env!("CARGO_BIN_EXE_vast"))
+        .args([
+            "-e",
+            &n1.endpoint,
+            "--node",
+            "n2",
+            "import",
+            "-n",
+            "100000000",
+            "test",
+        ])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    eventually(30, "events reach n2", || {
+        let s = vast_at(&n2.endpoint, &["status", "--detailed"], None);
+        s.status.success()
+            && String::from_utf8_lossy(&s.stdout).contains("archive")
+            && !String::from_utf8_lossy(&s.stdout).contains("\"active-partitions\": 0")
+    });
+    n2.sigkill();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(st) = import.try_wait().unwrap() {
+            break st;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "import did not notice that n2 vanished"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let mut err = String::new();
+    std::io::Read::read_to_string(import.stderr.as_mut().unwrap(), &mut err).unwrap();
+    assert!(
+        !status.success(),
+        "import succeeded although n2 died: {err}"
+    );
+    assert!(err.contains("n2"), "{err}");
+    // n1 is unharmed.
+    vast_ok(&n1.endpoint, &["status"], None);
 }

@@ -286,3 +286,31 @@ pub async fn start(key: Keypair, listen: Option<Multiaddr>) -> Result<Network, S
         events: ev_rx,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoints() {
+        assert_eq!(
+            parse_endpoint("127.0.0.1:42000").unwrap().to_string(),
+            "/ip4/127.0.0.1/tcp/42000"
+        );
+        assert_eq!(
+            parse_endpoint("[::1]:5").unwrap().to_string(),
+            "/ip6/::1/tcp/5"
+        );
+        assert_eq!(
+            parse_endpoint("n1:42000").unwrap().to_string(),
+            "/dns/n1/tcp/42000"
+        );
+        assert_eq!(
+            parse_endpoint("/ip4/10.0.0.1/tcp/7").unwrap().to_string(),
+            "/ip4/10.0.0.1/tcp/7"
+        );
+        assert!(parse_endpoint("n1").is_err());
+        assert!(parse_endpoint("n1:http").is_err());
+        assert!(parse_endpoint("/nonsense").is_err());
+    }
+}
