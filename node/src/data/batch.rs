@@ -60,6 +60,12 @@ pub enum ColumnData {
         values: Box<Column>,
     },
     Record(#[rkyv(omit_bounds)] Vec<Column>),
+    /// Raw bytes, the `Str` layout without the UTF-8 guarantee. Last so the archived
+    /// discriminants of the older variants stay unchanged.
+    Blob {
+        offsets: Vec<u32>,
+        bytes: Vec<u8>,
+    },
 }
 
 /// One column: values plus validity.
@@ -117,6 +123,8 @@ pub enum ValueRef<'a> {
     List(&'a Column, usize, usize),
     Map(&'a Column, &'a Column, usize, usize),
     Record(&'a [Column], usize),
+    /// Raw bytes.
+    Blob(&'a [u8]),
 }
 
 /// Why bytes from disk or a peer do not form a valid batch.
@@ -135,7 +143,9 @@ impl Column {
             ColumnData::Int(v) | ColumnData::Duration(v) | ColumnData::Time(v) => v.len(),
             ColumnData::Count(v) => v.len(),
             ColumnData::Real(v) => v.len(),
-            ColumnData::Str { offsets, .. } => offsets.len().saturating_sub(1),
+            ColumnData::Str { offsets, .. } | ColumnData::Blob { offsets, .. } => {
+                offsets.len().saturating_sub(1)
+            }
             ColumnData::Address(v) => v.len(),
             ColumnData::Subnet { addrs, .. } => addrs.len(),
             ColumnData::List { offsets, .. } | ColumnData::Map { offsets, .. } => {
@@ -200,6 +210,9 @@ impl Column {
                 offsets[row + 1] as usize,
             ),
             ColumnData::Record(cs) => ValueRef::Record(cs, row),
+            ColumnData::Blob { offsets, bytes } => {
+                ValueRef::Blob(&bytes[offsets[row] as usize..offsets[row + 1] as usize])
+            }
         }
     }
 
@@ -252,6 +265,9 @@ impl Column {
                 }
                 Ok(())
             }
+            (ColumnData::Blob { offsets, bytes }, Type::Blob) => {
+                check_offsets(offsets, bytes.len())
+            }
             (ColumnData::List { offsets, values }, Type::List(t)) => {
                 check_offsets(offsets, values.len())?;
                 values.validate(t, values.len())
@@ -303,6 +319,7 @@ impl<'a> ValueRef<'a> {
             },
             ValueRef::Address(a) => Value::Address(a),
             ValueRef::Subnet(s) => Value::Subnet(s),
+            ValueRef::Blob(b) => Value::Blob(b.to_vec()),
             ValueRef::List(c, a, b) => {
                 let et = ty.list_element();
                 Value::List((a..b).map(|i| c.value(i, et)).collect())

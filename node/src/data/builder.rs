@@ -31,6 +31,10 @@ fn empty_data(ty: &Type) -> ColumnData {
             addrs: Vec::new(),
             lens: Vec::new(),
         },
+        Type::Blob => ColumnData::Blob {
+            offsets: vec![0],
+            bytes: Vec::new(),
+        },
         Type::List(_) | Type::Map(_, _) | Type::Record(_) => ColumnData::Record(Vec::new()),
         Type::Alias(_, _) => unreachable!("base() strips aliases"),
     }
@@ -91,7 +95,9 @@ impl ColumnBuilder {
             ColumnData::Int(v) | ColumnData::Duration(v) | ColumnData::Time(v) => v.push(0),
             ColumnData::Count(v) => v.push(0),
             ColumnData::Real(v) => v.push(0.0),
-            ColumnData::Str { offsets, bytes } => offsets.push(bytes.len() as u32),
+            ColumnData::Str { offsets, bytes } | ColumnData::Blob { offsets, bytes } => {
+                offsets.push(bytes.len() as u32)
+            }
             ColumnData::Address(v) => v.push([0; 16]),
             ColumnData::Subnet { addrs, lens } => {
                 addrs.push([0; 16]);
@@ -169,6 +175,17 @@ impl ColumnBuilder {
             self.push_null();
         }
     }
+    /// Appends raw bytes to a blob column (null in any other column).
+    #[inline]
+    pub fn push_blob(&mut self, b: &[u8]) {
+        if let ColumnData::Blob { offsets, bytes } = &mut self.data {
+            bytes.extend_from_slice(b);
+            offsets.push(bytes.len() as u32);
+            self.mark(true);
+        } else {
+            self.push_null();
+        }
+    }
     #[inline]
     pub fn push_address(&mut self, a: Address) {
         if let ColumnData::Address(v) = &mut self.data {
@@ -222,6 +239,7 @@ impl ColumnBuilder {
             ) => self.push_str(s),
             (Value::Address(a), Type::Address) => self.push_address(*a),
             (Value::Subnet(s), Type::Subnet) => self.push_subnet(*s),
+            (Value::Blob(b), Type::Blob) => self.push_blob(b),
             (Value::List(xs), Type::List(_)) => {
                 let mut ok = true;
                 self.push_list(|c| {
@@ -437,7 +455,7 @@ fn truncate_column(c: &mut Column, rows: usize) {
         ColumnData::Int(v) | ColumnData::Duration(v) | ColumnData::Time(v) => v.truncate(rows),
         ColumnData::Count(v) => v.truncate(rows),
         ColumnData::Real(v) => v.truncate(rows),
-        ColumnData::Str { offsets, bytes } => {
+        ColumnData::Str { offsets, bytes } | ColumnData::Blob { offsets, bytes } => {
             offsets.truncate(rows + 1);
             bytes.truncate(*offsets.last().unwrap_or(&0) as usize);
         }

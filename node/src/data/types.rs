@@ -48,6 +48,9 @@ pub enum Type {
     Record(#[rkyv(omit_bounds)] Vec<Field>),
     /// A named alias of another type.
     Alias(String, #[rkyv(omit_bounds)] Box<Type>),
+    /// Raw bytes (e.g. a captured packet); not UTF-8, so kept apart from `String`.
+    /// Last so the archived discriminants of the older variants stay unchanged.
+    Blob,
 }
 
 /// A named field of a record or schema.
@@ -123,6 +126,7 @@ impl Type {
             Type::List(_) => "list",
             Type::Map(_, _) => "map",
             Type::Record(_) => "record",
+            Type::Blob => "blob",
             Type::Alias(_, _) => unreachable!("base() strips aliases"),
         }
     }

@@ -149,9 +149,49 @@ pub enum Value {
     List(Vec<Value>),
     Map(Vec<(Value, Value)>),
     Record(Vec<(String, Value)>),
+    /// Raw bytes.
+    Blob(Vec<u8>),
 }
 
 pub const NANOS_PER_SEC: i64 = 1_000_000_000;
+
+const BASE64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+/// Appends standard padded base64 (RFC 4648) of `bytes`: how blobs are rendered as
+/// text, and the encoding of Community IDs.
+pub fn push_base64(out: &mut Vec<u8>, bytes: &[u8]) {
+    let mut chunks = bytes.chunks_exact(3);
+    for c in &mut chunks {
+        let n = (c[0] as u32) << 16 | (c[1] as u32) << 8 | c[2] as u32;
+        out.extend_from_slice(&[
+            BASE64[(n >> 18) as usize & 63],
+            BASE64[(n >> 12) as usize & 63],
+            BASE64[(n >> 6) as usize & 63],
+            BASE64[n as usize & 63],
+        ]);
+    }
+    match *chunks.remainder() {
+        [a] => {
+            let n = (a as u32) << 16;
+            out.extend_from_slice(&[
+                BASE64[(n >> 18) as usize & 63],
+                BASE64[(n >> 12) as usize & 63],
+                b'=',
+                b'=',
+            ]);
+        }
+        [a, b] => {
+            let n = (a as u32) << 16 | (b as u32) << 8;
+            out.extend_from_slice(&[
+                BASE64[(n >> 18) as usize & 63],
+                BASE64[(n >> 12) as usize & 63],
+                BASE64[(n >> 6) as usize & 63],
+                b'=',
+            ]);
+        }
+        _ => {}
+    }
+}
 
 /// Formats nanoseconds since the epoch as ISO 8601 UTC with up to 9 fractional digits
 /// (trailing zeros dropped), e.g. `2009-11-18T08:00:21.486539`.
@@ -285,6 +325,11 @@ impl fmt::Display for Value {
             Value::Address(a) => write!(f, "{a}"),
             Value::Subnet(s) => write!(f, "{s}"),
             Value::Enum(e) => write!(f, "{e}"),
+            Value::Blob(b) => {
+                let mut s = Vec::with_capacity(b.len() * 4 / 3 + 4);
+                push_base64(&mut s, b);
+                f.write_str(std::str::from_utf8(&s).unwrap_or_default())
+            }
             Value::List(xs) => {
                 write!(f, "[")?;
                 for (i, x) in xs.iter().enumerate() {

@@ -236,6 +236,8 @@ pub fn write_literal(f: &mut fmt::Formatter<'_>, v: &Value) -> fmt::Result {
             }
         }
         Value::String(s) | Value::Enum(s) => write_string(f, s),
+        // No blob literal exists; the base64 text is what a user would compare to.
+        Value::Blob(_) => write_string(f, &v.to_string()),
         Value::Pattern(p) => {
             f.write_str("/")?;
             let mut chars = p.chars();

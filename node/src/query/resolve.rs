@@ -309,6 +309,10 @@ fn eval_cell(op: Op, cell: ValueRef<'_>, ty: &Type, value: &Value, re: Option<&R
     if cell.is_null() {
         return null_result(op, value);
     }
+    // Raw bytes have no literal: a blob only ever satisfies `!= nil`.
+    if matches!(cell, ValueRef::Blob(_)) {
+        return op == Op::Ne && matches!(value, Value::Null);
+    }
     match op {
         Op::Eq => equal(cell, ty, value),
         Op::Ne => !equal(cell, ty, value),

@@ -1,7 +1,7 @@
 //! VAST's ASCII notation, one event per line: `<v1, v2, <nested>, ...>`.
 
 use super::{flush_buf, Writer};
-use crate::data::value::{format_duration, format_time};
+use crate::data::value::{format_duration, format_time, push_base64};
 use crate::data::{Batch, Schema, Type, ValueRef};
 use std::io::{self, Write};
 
@@ -167,6 +167,8 @@ pub(crate) fn write_ascii(buf: &mut Vec<u8>, v: ValueRef<'_>, ty: &Type) {
         ValueRef::Subnet(s) => {
             let _ = write!(buf, "{s}");
         }
+        // Base64, as in json and csv: one unambiguous token without quoting rules.
+        ValueRef::Blob(b) => push_base64(buf, b),
         ValueRef::List(c, a, b) => {
             let et = ty.list_element();
             buf.push(b'[');

@@ -1,7 +1,7 @@
 //! JSON lines: one object per event with the flattened field names as keys.
 
 use super::{flush_buf, Writer};
-use crate::data::value::{format_time, NANOS_PER_SEC};
+use crate::data::value::{format_time, push_base64, NANOS_PER_SEC};
 use crate::data::{Batch, Schema, Type, ValueRef};
 use std::io::{self, Write};
 
@@ -114,6 +114,12 @@ fn write_json(buf: &mut Vec<u8>, v: ValueRef<'_>, ty: &Type) {
             buf.push(b'"');
         }
         ValueRef::Str(s) => write_str(buf, s),
+        // Raw bytes are not UTF-8: base64 keeps them lossless in a JSON string.
+        ValueRef::Blob(b) => {
+            buf.push(b'"');
+            push_base64(buf, b);
+            buf.push(b'"');
+        }
         ValueRef::Address(a) => {
             let _ = write!(buf, "\"{a}\"");
         }

@@ -98,7 +98,7 @@ pub fn zeek_type(ty: &Type, nested: bool) -> String {
         Type::Address => "addr".into(),
         Type::Subnet => "subnet".into(),
         Type::List(elem) if !nested => format!("vector[{}]", zeek_type(elem, true)),
-        Type::List(_) | Type::Map(_, _) | Type::Record(_) => "string".into(),
+        Type::List(_) | Type::Map(_, _) | Type::Record(_) | Type::Blob => "string".into(),
     }
 }
 
@@ -122,6 +122,28 @@ fn write_string(buf: &mut Vec<u8>, s: &str, in_set: bool) {
             0..=0x1f | 0x7f => write_hex_escape(buf, c),
             b',' if in_set => write_hex_escape(buf, c),
             _ => buf.push(c),
+        }
+    }
+}
+
+/// Appends raw bytes as a Zeek string: printable ASCII stays, everything else
+/// (control bytes, bytes >= 0x80, which need not form UTF-8) becomes `\xHH`.
+fn write_blob(buf: &mut Vec<u8>, bytes: &[u8], in_set: bool) {
+    if bytes.is_empty() {
+        buf.extend_from_slice(EMPTY);
+        return;
+    }
+    let mut rest = bytes;
+    if bytes == UNSET || bytes == EMPTY {
+        write_hex_escape(buf, bytes[0]);
+        rest = &bytes[1..];
+    }
+    for &c in rest {
+        match c {
+            b'\\' => buf.extend_from_slice(b"\\\\"),
+            b',' if in_set => write_hex_escape(buf, c),
+            0x20..=0x7e => buf.push(c),
+            _ => write_hex_escape(buf, c),
         }
     }
 }
@@ -150,6 +172,7 @@ fn write_value(buf: &mut Vec<u8>, scratch: &mut Vec<u8>, v: ValueRef<'_>, ty: &T
         ValueRef::Real(r) => write_real(buf, r),
         ValueRef::Duration(ns) | ValueRef::Time(ns) => write_secs6(buf, ns),
         ValueRef::Str(s) => write_string(buf, s, in_set),
+        ValueRef::Blob(b) => write_blob(buf, b, in_set),
         ValueRef::Address(a) => {
             let _ = write!(buf, "{a}");
         }
