@@ -26,7 +26,10 @@ pub struct ImportArgs {
     /// Schema name for json and csv input.
     #[arg(short = 't', long = "type")]
     pub schema: Option<String>,
-    /// Input format: zeek, zeek-json, suricata, json, csv, syslog, test.
+    /// pcap: keep at most this many payload bytes per connection.
+    #[arg(long = "cutoff", value_name = "BYTES")]
+    pub cutoff: Option<u64>,
+    /// Input format: zeek, zeek-json, suricata, json, csv, syslog, pcap, test.
     pub format: String,
     /// Keep only events matching this expression.
     pub expr: Option<String>,
@@ -42,6 +45,7 @@ pub async fn run(a: &ImportArgs, cfg: &vast_config::Config, node: &Node) -> Resu
     let ropts = ReaderOptions {
         schema: a.schema.clone(),
         seed: 0,
+        cutoff: a.cutoff,
     };
     let reader = make_reader(format, input, &ropts)?;
     // The test format is endless; without -n it makes a small demo set.

@@ -125,7 +125,9 @@ async fn run(
             })
             .await
             .map_err(|e| format!("reader thread failed: {e}"))?;
-            let ReadStats { events, skipped } = r.stats();
+            let ReadStats {
+                events, skipped, ..
+            } = r.stats();
             c.read.store(events, Ordering::Relaxed);
             c.skipped.store(skipped, Ordering::Relaxed);
             reader = Some(r);

@@ -15,6 +15,8 @@ pub struct ReadStats {
     pub events: u64,
     /// Malformed records skipped (each also logged, rate-limited).
     pub skipped: u64,
+    /// Reader-specific counters by name, e.g. packets dropped by the kernel.
+    pub counters: Vec<(String, u64)>,
 }
 
 /// Why a reader could not go on at all (as opposed to a skipped record).

@@ -2,6 +2,7 @@
 
 pub mod csv;
 pub mod json;
+pub mod pcap;
 pub mod syslog;
 pub mod test;
 pub mod zeek;
@@ -62,6 +63,8 @@ pub enum Format {
     Syslog,
     /// Generated events (`test`).
     Test,
+    /// pcap or pcapng packet captures (`pcap`).
+    Pcap,
 }
 
 impl FromStr for Format {
@@ -75,6 +78,7 @@ impl FromStr for Format {
             "csv" => Format::Csv,
             "syslog" => Format::Syslog,
             "test" => Format::Test,
+            "pcap" => Format::Pcap,
             _ => return Err(format!("unknown input format: {s}")),
         })
     }
@@ -87,6 +91,8 @@ pub struct ReaderOptions {
     pub schema: Option<String>,
     /// Seed of the `test` generator.
     pub seed: u64,
+    /// For `pcap`: keep at most this many payload bytes per connection.
+    pub cutoff: Option<u64>,
 }
 
 /// Builds the reader for `format` over `input`.
@@ -107,6 +113,7 @@ pub fn make_reader(
         Format::Csv => Box::new(csv::CsvReader::new(input, opts.schema.clone())),
         Format::Syslog => Box::new(syslog::SyslogReader::new(input)),
         Format::Test => Box::new(test::TestReader::new(opts.seed)),
+        Format::Pcap => Box::new(pcap::PcapReader::new(input, opts.cutoff)),
     })
 }
 
@@ -201,6 +208,7 @@ mod tests {
             ("csv", Format::Csv),
             ("syslog", Format::Syslog),
             ("test", Format::Test),
+            ("pcap", Format::Pcap),
         ] {
             assert_eq!(n.parse::<Format>().unwrap(), f);
         }
