@@ -13,7 +13,14 @@ use vast_node::source::format::pcap::stream::PcapStream;
 /// `vast -N export pcap EXPR`: the raw output and the process result.
 fn export_pcap(db: &TempDb, expr: &str) -> std::process::Output {
     vast_with(
-        &["-N", "-d", db.path().to_str().unwrap(), "export", "pcap", expr],
+        &[
+            "-N",
+            "-d",
+            db.path().to_str().unwrap(),
+            "export",
+            "pcap",
+            expr,
+        ],
         None,
         Duration::from_secs(120),
     )
@@ -61,7 +68,11 @@ fn example_pcap() {
     assert_eq!(export_json(&db, ":addr in 192.168.168.0/24").len(), 1000);
 
     let out = export_pcap(&db, "sport > 60000 && src !in 192.168.168.0/8");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(out.stdout.len(), 24, "a header and no packets");
     assert_eq!(parse_count(&out.stdout), 0);
     if let Some(n) = tcpdump_count("empty", &out.stdout) {
@@ -73,7 +84,11 @@ fn example_pcap() {
     let want = count(&db, &["proto == \"tcp\" && dport == 80"]);
     assert!(want > 10 && want < 1000, "{want} packets");
     let out = export_pcap(&db, "proto == \"tcp\" && dport == 80");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(parse_count(&out.stdout) as u64, want);
     if let Some(n) = tcpdump_count("some", &out.stdout) {
         assert_eq!(n as u64, want);
@@ -191,7 +206,9 @@ while at + 16 <= len(data):
 #[test]
 fn community_ids_match_the_python_package() {
     let Some(data) = data_dir() else { return };
-    let probe = Command::new("python3").args(["-c", "import communityid"]).output();
+    let probe = Command::new("python3")
+        .args(["-c", "import communityid"])
+        .output();
     match probe {
         Ok(o) if o.status.success() => {}
         _ => {
@@ -207,7 +224,11 @@ fn community_ids_match_the_python_package() {
         .args(["-c", COMMUNITY_ID_PY, file.to_str().unwrap()])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let want: Vec<String> = String::from_utf8(out.stdout)
         .unwrap()
         .lines()

@@ -264,11 +264,7 @@ fn transport(d: &mut Decoded, proto: u8, b: &[u8]) {
                 d.ports = Some((s, t));
             }
         }
-        1 | 58 => {
-            if b.len() >= 2 {
-                d.ports = Some((b[0] as u16, b[1] as u16));
-            }
-        }
+        1 | 58 if b.len() >= 2 => d.ports = Some((b[0] as u16, b[1] as u16)),
         _ => {}
     }
     d.payload_len = b.len().saturating_sub(header);
@@ -368,7 +364,12 @@ pub(crate) mod tests {
         sll2.extend_from_slice(&ip);
         expect_udp(&decode(linktype::LINUX_SLL2, &sll2));
 
-        for lt in [linktype::RAW, linktype::RAW_12, linktype::RAW_14, linktype::IPV4] {
+        for lt in [
+            linktype::RAW,
+            linktype::RAW_12,
+            linktype::RAW_14,
+            linktype::IPV4,
+        ] {
             expect_udp(&decode(lt, &ip));
         }
 
@@ -386,10 +387,16 @@ pub(crate) mod tests {
         let d = decode(linktype::NULL, &null6);
         assert_eq!((d.proto, d.ports), (Some(6), Some((5, 80))));
         let d = decode(linktype::RAW, &v6);
-        assert_eq!((d.proto, d.ports, d.payload_len), (Some(6), Some((5, 80)), 2));
+        assert_eq!(
+            (d.proto, d.ports, d.payload_len),
+            (Some(6), Some((5, 80)), 2)
+        );
 
         assert_eq!(decode(9999, &eth), Decoded::default());
-        assert_eq!(decode(linktype::LOOP, &[0, 0, 0, 99, 1, 2]), Decoded::default());
+        assert_eq!(
+            decode(linktype::LOOP, &[0, 0, 0, 99, 1, 2]),
+            Decoded::default()
+        );
     }
 
     #[test]
@@ -415,7 +422,11 @@ pub(crate) mod tests {
         let d = decode(
             linktype::ETHERNET,
             &ether(
-                &[(ETHERTYPE_QINQ_OLD, 1), (ETHERTYPE_VLAN, 2), (ETHERTYPE_VLAN, 3)],
+                &[
+                    (ETHERTYPE_QINQ_OLD, 1),
+                    (ETHERTYPE_VLAN, 2),
+                    (ETHERTYPE_VLAN, 3),
+                ],
                 ETHERTYPE_IPV4,
                 &ip,
             ),

@@ -29,7 +29,10 @@ impl XorShift {
 fn capture_bytes(rel: &str) -> Option<Vec<u8>> {
     let p = data(rel)?;
     let mut bytes = Vec::new();
-    open_input(Some(&p)).unwrap().read_to_end(&mut bytes).unwrap();
+    open_input(Some(&p))
+        .unwrap()
+        .read_to_end(&mut bytes)
+        .unwrap();
     Some(bytes)
 }
 
@@ -109,7 +112,10 @@ fn decoder_survives_mutated_packets() {
     }
     // Most mutations keep the headers intact: a decoder that gives up on
     // everything would fail here.
-    assert!(decoded_ports > 100_000, "{decoded_ports} packets with ports");
+    assert!(
+        decoded_ports > 100_000,
+        "{decoded_ports} packets with ports"
+    );
 }
 
 #[test]
@@ -159,5 +165,8 @@ fn stream_parser_survives_mutated_files() {
             assert!(n <= m.len() / 16, "more packets than the bytes can hold");
         }
     }
-    assert!(complete > 1_000, "{complete} mutated files parsed to their end");
+    assert!(
+        complete > 1_000,
+        "{complete} mutated files parsed to their end"
+    );
 }

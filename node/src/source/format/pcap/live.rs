@@ -105,6 +105,8 @@ impl Reader for PcapLiveReader {
             match self.cap.next_packet() {
                 Ok(p) => {
                     let ts = p.header.ts;
+                    // time_t and suseconds_t are i64 here but not on every target.
+                    #[allow(clippy::unnecessary_cast)]
                     let time = ts.tv_sec as i64 * 1_000_000_000 + ts.tv_usec as i64 * 1000;
                     let data = p.data;
                     self.rows.push(time, self.linktype, data);

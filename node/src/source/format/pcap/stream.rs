@@ -138,7 +138,9 @@ impl<R: BufRead> PcapStream<R> {
     /// were there (less than `n` only at the end of the input).
     fn fill(&mut self, n: usize) -> io::Result<usize> {
         self.buf.clear();
-        let got = (&mut self.input).take(n as u64).read_to_end(&mut self.buf)?;
+        let got = (&mut self.input)
+            .take(n as u64)
+            .read_to_end(&mut self.buf)?;
         self.offset += got as u64;
         Ok(got)
     }

@@ -2,7 +2,7 @@
 //! files, blobs in batches, live capture on `lo` and through a real node.
 
 use super::decode::tests::{ether, ipv4_packet, tcp, udp};
-use super::stream::{PcapStream, StreamError, MAX_RECORD};
+use super::stream::{PcapStream, StreamError};
 use super::*;
 use crate::data::{Batch, Value, ValueRef};
 use crate::source::format::testutil::{data, field, read_all, total_rows};
@@ -10,7 +10,12 @@ use crate::source::format::{make_reader, open_input, Format, ReaderOptions};
 use std::io::Cursor;
 
 /// One pcap file: header plus records of (seconds, fraction, bytes).
-pub(crate) fn pcap_file(big_endian: bool, nanos: bool, linktype: u32, pkts: &[(u32, u32, Vec<u8>)]) -> Vec<u8> {
+pub(crate) fn pcap_file(
+    big_endian: bool,
+    nanos: bool,
+    linktype: u32,
+    pkts: &[(u32, u32, Vec<u8>)],
+) -> Vec<u8> {
     let w32 = |v: u32| {
         if big_endian {
             v.to_be_bytes()
@@ -43,7 +48,13 @@ pub(crate) fn pcap_file(big_endian: bool, nanos: bool, linktype: u32, pkts: &[(u
 }
 
 /// A pcapng section: SHB, one IDB (with `tsresol` if given), then EPBs and one SPB.
-fn pcapng_section(big_endian: bool, linktype: u16, tsresol: Option<u8>, epbs: &[(u64, Vec<u8>)], spb: Option<Vec<u8>>) -> Vec<u8> {
+fn pcapng_section(
+    big_endian: bool,
+    linktype: u16,
+    tsresol: Option<u8>,
+    epbs: &[(u64, Vec<u8>)],
+    spb: Option<Vec<u8>>,
+) -> Vec<u8> {
     let w32 = |v: u32| {
         if big_endian {
             v.to_be_bytes()
@@ -60,7 +71,7 @@ fn pcapng_section(big_endian: bool, linktype: u16, tsresol: Option<u8>, epbs: &[
     };
     let block = |ty: u32, body: &[u8]| {
         let mut body = body.to_vec();
-        while body.len() % 4 != 0 {
+        while !body.len().is_multiple_of(4) {
             body.push(0);
         }
         let len = 12 + body.len() as u32;
@@ -105,10 +116,17 @@ fn pcapng_section(big_endian: bool, linktype: u16, tsresol: Option<u8>, epbs: &[
 }
 
 fn frame(sport: u16) -> Vec<u8> {
-    ether(&[], 0x0800, &ipv4_packet([10, 0, 0, 1], [10, 0, 0, 2], 17, &udp(sport, 53, b"q")))
+    ether(
+        &[],
+        0x0800,
+        &ipv4_packet([10, 0, 0, 1], [10, 0, 0, 2], 17, &udp(sport, 53, b"q")),
+    )
 }
 
-fn all_packets(bytes: &[u8]) -> (Vec<(i64, u32, Vec<u8>)>, Result<(), StreamError>, u64) {
+/// (time, link type, bytes) of each packet, how the stream ended, records skipped.
+type Parsed = (Vec<(i64, u32, Vec<u8>)>, Result<(), StreamError>, u64);
+
+fn all_packets(bytes: &[u8]) -> Parsed {
     let mut s = PcapStream::new(bytes);
     let mut out = Vec::new();
     loop {
@@ -123,12 +141,35 @@ fn all_packets(bytes: &[u8]) -> (Vec<(i64, u32, Vec<u8>)>, Result<(), StreamErro
 #[test]
 fn concatenated_files_of_every_flavor() {
     let mut bytes = pcap_file(false, false, 1, &[(10, 5, frame(1)), (11, 6, frame(2))]);
-    bytes.extend(pcap_file(true, true, 101, &[(12, 7, frame(3)[14..].to_vec())]));
-    bytes.extend(pcapng_section(false, 1, None, &[(13_000_008, frame(4))], Some(frame(5))));
+    bytes.extend(pcap_file(
+        true,
+        true,
+        101,
+        &[(12, 7, frame(3)[14..].to_vec())],
+    ));
+    bytes.extend(pcapng_section(
+        false,
+        1,
+        None,
+        &[(13_000_008, frame(4))],
+        Some(frame(5)),
+    ));
     // Nanosecond units (10^-9), big-endian section.
-    bytes.extend(pcapng_section(true, 113, Some(9), &[(14_000_000_009, vec![0; 20])], None));
+    bytes.extend(pcapng_section(
+        true,
+        113,
+        Some(9),
+        &[(14_000_000_009, vec![0; 20])],
+        None,
+    ));
     // Base-2 units: 2^-10 s.
-    bytes.extend(pcapng_section(false, 1, Some(0x80 | 10), &[(3 << 10 | 512, frame(6))], None));
+    bytes.extend(pcapng_section(
+        false,
+        1,
+        Some(0x80 | 10),
+        &[(3 << 10 | 512, frame(6))],
+        None,
+    ));
     bytes.extend(pcap_file(false, false, 1, &[(15, 1, frame(7))]));
     let (pkts, res, skipped) = all_packets(&bytes);
     res.unwrap();
@@ -198,11 +239,13 @@ fn malformed_streams_fail_clearly() {
     assert_eq!(total_rows(&bs), 1);
     let msg = err.unwrap().to_string();
     assert!(msg.contains("captured length 4294967295 exceeds"), "{msg}");
-    assert!(MAX_RECORD < u32::MAX);
     // pcapng with a broken byte-order magic and with a bad block length.
     let mut ng = pcapng_section(false, 1, None, &[(1, frame(1))], None);
     ng[8] ^= 0xff;
-    assert!(matches!(all_packets(&ng).1, Err(StreamError::Corrupt { .. })));
+    assert!(matches!(
+        all_packets(&ng).1,
+        Err(StreamError::Corrupt { .. })
+    ));
     let mut ng = pcapng_section(false, 1, None, &[(1, frame(1))], None);
     let idb = 28;
     ng[idb + 4] = 13;
@@ -248,8 +291,15 @@ fn shared_captures() {
 #[test]
 fn cutoff_in_the_file_reader() {
     let payload = vec![7u8; 100];
-    let f = |sport| ether(&[], 0x0800, &ipv4_packet([10, 0, 0, 1], [10, 0, 0, 2], 6, &tcp(sport, 80, &payload)));
-    let pkts: Vec<(u32, u32, Vec<u8>)> = (0..10).map(|i| (i, 0, f(1000 + (i % 2) as u16))).collect();
+    let f = |sport| {
+        ether(
+            &[],
+            0x0800,
+            &ipv4_packet([10, 0, 0, 1], [10, 0, 0, 2], 6, &tcp(sport, 80, &payload)),
+        )
+    };
+    let pkts: Vec<(u32, u32, Vec<u8>)> =
+        (0..10).map(|i| (i, 0, f(1000 + (i % 2) as u16))).collect();
     let bytes = pcap_file(false, false, 1, &pkts);
     let mut r = PcapReader::new(Cursor::new(bytes), Some(250));
     let (bs, err) = read_all(&mut r, 100);
@@ -292,7 +342,12 @@ fn blobs_roundtrip_and_match_only_nil() {
     assert!(!cmp_cell(Op::Eq, cell, &ty, &Value::Null));
     assert!(!cmp_cell(Op::Eq, cell, &ty, &Value::String("x".into())));
     assert!(!cmp_cell(Op::Ne, cell, &ty, &Value::String("x".into())));
-    assert!(!cmp_cell(Op::Match, cell, &ty, &Value::Pattern(".*".into())));
+    assert!(!cmp_cell(
+        Op::Match,
+        cell,
+        &ty,
+        &Value::Pattern(".*".into())
+    ));
     assert!(!cmp_cell(Op::In, cell, &ty, &Value::List(vec![])));
     let q = crate::query::parse("payload != nil && payload == \"abc\"").unwrap();
     let r = crate::query::resolve(&q, &back.schema);
@@ -321,7 +376,12 @@ fn blobs_render_in_every_text_format() {
     assert!(render(OutputFormat::Ascii).contains(", AC1c/0E=>"));
     let zeek = render(OutputFormat::Zeek);
     assert!(zeek.contains("\\x00-\\\\\\xffA"), "{zeek}");
-    assert!(zeek.contains("#types\ttime\taddr\taddr\tport\tport\tstring\tcount\tcount\tstring\tcount\tstring"), "{zeek}");
+    assert!(
+        zeek.contains(
+            "#types\ttime\taddr\taddr\tport\tport\tstring\tcount\tcount\tstring\tcount\tstring"
+        ),
+        "{zeek}"
+    );
 }
 
 #[cfg(target_os = "linux")]
@@ -338,7 +398,11 @@ mod live {
     /// Opens a capture of UDP to a fresh port on `lo`, or `None` (with a message)
     /// without the privileges to capture.
     fn capture() -> Option<(PcapLiveReader, u16)> {
-        let port = UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = UdpSocket::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
         match PcapLiveReader::open("lo", Some(&format!("udp dst port {port}")), 65535, None) {
             Ok(r) => Some((r, port)),
             Err(e) if e.to_string().contains("setcap") => {
@@ -352,13 +416,16 @@ mod live {
     fn send(port: u16, n: usize) {
         let s = UdpSocket::bind("127.0.0.1:0").unwrap();
         for i in 0..n {
-            s.send_to(format!("datagram {i}").as_bytes(), ("127.0.0.1", port)).unwrap();
+            s.send_to(format!("datagram {i}").as_bytes(), ("127.0.0.1", port))
+                .unwrap();
         }
     }
 
     #[test]
     fn captures_exactly_what_was_sent() {
-        let Some((mut r, port)) = capture() else { return };
+        let Some((mut r, port)) = capture() else {
+            return;
+        };
         send(port, N);
         let deadline = Instant::now() + Duration::from_secs(10);
         let mut got = Vec::new();
@@ -374,7 +441,10 @@ mod live {
         assert_eq!(got.len(), N);
         assert!(got.iter().all(|p| *p == Value::Count(port as u64)));
         let c = r.stats().counters;
-        assert!(c.contains(&(counter::RECEIVED.to_string(), N as u64)), "{c:?}");
+        assert!(
+            c.contains(&(counter::RECEIVED.to_string(), N as u64)),
+            "{c:?}"
+        );
         assert!(c.iter().any(|(n, _)| n == counter::DROPPED_KERNEL));
     }
 
@@ -385,17 +455,25 @@ mod live {
             .err()
             .unwrap()
             .to_string();
-        assert!(e.starts_with("bad capture filter \"udp port banana\": "), "{e}");
+        assert!(
+            e.starts_with("bad capture filter \"udp port banana\": "),
+            "{e}"
+        );
         let e = PcapLiveReader::open("nosuchif0", None, 65535, None)
             .err()
             .unwrap()
             .to_string();
-        assert!(e.contains("nosuchif0") && e.contains("no such interface"), "{e}");
+        assert!(
+            e.contains("nosuchif0") && e.contains("no such interface"),
+            "{e}"
+        );
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn through_a_node() {
-        let Some((reader, port)) = capture() else { return };
+        let Some((reader, port)) = capture() else {
+            return;
+        };
         let db = std::env::temp_dir().join(format!("vast-pcap-live-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&db);
         let node = Node::open(NodeOptions {
@@ -420,7 +498,9 @@ mod live {
             )
             .unwrap();
         assert_eq!(label, "source-0");
-        tokio::task::spawn_blocking(move || send(port, N)).await.unwrap();
+        tokio::task::spawn_blocking(move || send(port, N))
+            .await
+            .unwrap();
         // Let the capture deliver before stopping the source.
         tokio::time::sleep(Duration::from_millis(800)).await;
         tokio::time::timeout(Duration::from_secs(10), node.kill("source-0"))
