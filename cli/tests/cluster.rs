@@ -365,3 +365,97 @@ fn a_peer_vanishing_mid_import_fails_the_import() {
     // n1 is unharmed.
     vast_ok(&n1.endpoint, &["status"], None);
 }
+
+#[test]
+fn live_capture_on_another_node() {
+    let root = TempDb::new("capture");
+    std::fs::create_dir_all(root.path()).unwrap();
+    let env = [("VAST_IMPORT__PARTITION_TIMEOUT", "1")];
+    let n1 = NodeProc::start_env("n1", &root.path().join("n1"), free_port(), &[], None, &env);
+    let _n2 = NodeProc::start_env(
+        "n2",
+        &root.path().join("n2"),
+        free_port(),
+        &[&n1.endpoint],
+        None,
+        &env,
+    );
+    eventually(20, "n1 sees n2", || {
+        vast_ok(&n1.endpoint, &["peers"], None)
+            .matches("\"reachable\": true")
+            .count()
+            == 2
+    });
+    let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let port = sock.local_addr().unwrap().port();
+    let filter = format!("udp port {port}");
+    let out = vast_at(
+        &n1.endpoint,
+        &[
+            "--node", "n2", "spawn", "source", "-i", "lo", "-f", &filter, "pcap",
+        ],
+        None,
+    );
+    if !out.status.success() {
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("lo")
+                && (err.contains("permission")
+                    || err.contains("CAP_NET_RAW")
+                    || err.contains("setcap")),
+            "{err}"
+        );
+        eprintln!("skipping: cannot capture here: {err}");
+        return;
+    }
+    let label = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    // A bad filter fails the spawn with libpcap's message.
+    let bad = vast_at(
+        &n1.endpoint,
+        &[
+            "--node",
+            "n2",
+            "spawn",
+            "source",
+            "-i",
+            "lo",
+            "-f",
+            "udp port nonsense",
+            "pcap",
+        ],
+        None,
+    );
+    assert!(!bad.status.success());
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("filter"),
+        "{}",
+        String::from_utf8_lossy(&bad.stderr)
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    let sender = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    for i in 0..50u32 {
+        sender
+            .send_to(&i.to_be_bytes(), ("127.0.0.1", port))
+            .unwrap();
+    }
+    let q = format!("dport == {port}");
+    eventually(30, "the 50 datagrams are queryable through n1", || {
+        count_at(&n1.endpoint, &q) == 50
+    });
+    let st: serde_json::Value = serde_json::from_str(&vast_ok(
+        &n1.endpoint,
+        &["--node", "n2", "status", "--detailed"],
+        None,
+    ))
+    .unwrap();
+    assert!(st["sources"][&label]["counters"].is_object(), "{st}");
+    vast_ok(&n1.endpoint, &["--node", "n2", "kill", &label], None);
+    // Stopped: later datagrams are not captured.
+    for i in 0..10u32 {
+        sender
+            .send_to(&i.to_be_bytes(), ("127.0.0.1", port))
+            .unwrap();
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(count_at(&n1.endpoint, &q), 50);
+}

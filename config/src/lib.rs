@@ -26,7 +26,8 @@ pub struct ImportConfig {
     pub batch_size: usize,
     /// Events after which a partition is sealed.
     pub partition_size: u32,
-    /// Seconds after which a partition that stopped filling is sealed anyway.
+    /// Seconds after which a running node seals a partition, full or not, so that
+    /// streaming sources become queryable.
     pub partition_timeout: u64,
     /// Where partitions go: `local`, `round-robin` or `fixed:<node>`.
     pub placement: String,

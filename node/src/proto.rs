@@ -41,11 +41,15 @@ pub enum ControlOp {
 /// What `spawn` starts.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub enum SpawnSpec {
-    /// A source inside the node: a file (`None` is not allowed) in a format.
+    /// A source inside the node: a file or (for `pcap`) a live interface.
     Source {
         path: Option<String>,
         interface: Option<String>,
         bpf: Option<String>,
+        /// Bytes captured per packet (live capture).
+        snaplen: Option<u32>,
+        /// Payload bytes kept per connection (pcap).
+        cutoff: Option<u64>,
         format: String,
         schema: Option<String>,
     },

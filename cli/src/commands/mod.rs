@@ -153,6 +153,8 @@ async fn remote(cli: &Cli, cfg: &vast_config::Config) -> Result<ExitCode> {
                     read,
                     interface,
                     bpf,
+                    snaplen,
+                    cutoff,
                     format,
                 } => SpawnSpec::Source {
                     path: read.as_ref().map(|p| {
@@ -163,6 +165,8 @@ async fn remote(cli: &Cli, cfg: &vast_config::Config) -> Result<ExitCode> {
                     }),
                     interface: interface.clone(),
                     bpf: bpf.clone(),
+                    snaplen: *snaplen,
+                    cutoff: *cutoff,
                     format: format.clone(),
                     schema: None,
                 },

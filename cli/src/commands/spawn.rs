@@ -22,6 +22,12 @@ pub enum SpawnWhat {
         /// BPF filter for captures.
         #[arg(short = 'f', long = "filter")]
         bpf: Option<String>,
+        /// Bytes captured per packet.
+        #[arg(long)]
+        snaplen: Option<u32>,
+        /// Keep at most this many payload bytes of each connection.
+        #[arg(short = 'c', long = "cutoff")]
+        cutoff: Option<u64>,
         /// Input format.
         format: String,
     },

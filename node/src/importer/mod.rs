@@ -73,7 +73,7 @@ struct ActivePartition {
     node: Option<String>,
     id: Uuid,
     rows: u32,
-    last_write: Instant,
+    created: Instant,
 }
 
 pub struct Importer {
@@ -203,7 +203,7 @@ impl Message<Ingest> for Importer {
                     node,
                     id: Uuid::now_v7(),
                     rows: 0,
-                    last_write: Instant::now(),
+                    created: Instant::now(),
                 },
             );
         }
@@ -211,11 +211,10 @@ impl Message<Ingest> for Importer {
             node: None,
             id: Uuid::now_v7(),
             rows: 0,
-            last_write: Instant::now(),
+            created: Instant::now(),
         });
         let (id, offset, node) = (a.id, a.rows, a.node.clone());
         a.rows += batch.rows;
-        a.last_write = Instant::now();
         self.events += batch.rows as u64;
         let batch = Arc::new(batch);
         if let (Some(node), Some(remote)) = (node, self.remote.clone()) {
@@ -281,7 +280,7 @@ impl Message<Tick> for Importer {
         let stale: Vec<u64> = self
             .active
             .iter()
-            .filter(|(_, a)| a.last_write.elapsed() >= self.partition_timeout)
+            .filter(|(_, a)| a.created.elapsed() >= self.partition_timeout)
             .map(|(k, _)| *k)
             .collect();
         for k in stale {

@@ -754,39 +754,67 @@ impl Cluster {
             SpawnSpec::Source {
                 path,
                 interface,
-                bpf: _,
+                bpf,
+                snaplen,
+                cutoff,
                 format,
                 schema,
             } => {
                 use crate::source::format::{make_reader, open_input, Format, ReaderOptions};
-                if interface.is_some() {
-                    return Err(format!(
-                        "node {} cannot capture from interfaces: packet capture is not built yet",
-                        self.id
-                    ));
-                }
-                let Some(path) = path else {
-                    return Err(
-                        "spawn source needs -r FILE (stdin belongs to the node process)".into(),
-                    );
-                };
                 let f: Format = format.parse().map_err(|e| format!("{e}"))?;
-                let input = open_input(Some(std::path::Path::new(&path)))
-                    .map_err(|e| format!("node {}: cannot read {path}: {e}", self.id))?;
-                let reader = make_reader(
-                    f,
-                    input,
-                    &ReaderOptions {
-                        schema,
-                        ..Default::default()
-                    },
-                )
-                .map_err(|e| format!("node {}: {e}", self.id))?;
+                let (reader, description): (Box<dyn crate::source::Reader>, String) =
+                    match (interface, path) {
+                        (Some(_), Some(_)) => {
+                            return Err("spawn source takes -r FILE or -i IFACE, not both".into())
+                        }
+                        (Some(iface), None) => {
+                            if f != Format::Pcap {
+                                return Err(format!(
+                                    "capturing from an interface needs the pcap format, not {format}"
+                                ));
+                            }
+                            let id = self.id.clone();
+                            let i = iface.clone();
+                            let r = tokio::task::spawn_blocking(move || {
+                                crate::source::format::pcap::live::PcapLiveReader::open(
+                                    &i,
+                                    bpf.as_deref(),
+                                    snaplen.unwrap_or(65535),
+                                    cutoff,
+                                )
+                            })
+                            .await
+                            .map_err(|e| e.to_string())?
+                            .map_err(|e| format!("node {id}: {e}"))?;
+                            (Box::new(r), format!("interface {iface}"))
+                        }
+                        (None, Some(path)) => {
+                            let input = open_input(Some(std::path::Path::new(&path)))
+                                .map_err(|e| format!("node {}: cannot read {path}: {e}", self.id))?;
+                            let r = make_reader(
+                                f,
+                                input,
+                                &ReaderOptions {
+                                    schema,
+                                    cutoff,
+                                    ..Default::default()
+                                },
+                            )
+                            .map_err(|e| format!("node {}: {e}", self.id))?;
+                            (r, path)
+                        }
+                        (None, None) => {
+                            return Err(
+                                "spawn source needs -r FILE or -i IFACE (stdin belongs to the node process)"
+                                    .into(),
+                            )
+                        }
+                    };
                 let opts = crate::source::actor::SourceOptions {
                     limit: None,
                     filter: None,
                     batch_size: self.node.options().batch_size,
-                    description: path,
+                    description,
                     format,
                 };
                 let (label, _task) = self

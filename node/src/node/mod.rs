@@ -269,6 +269,16 @@ impl Node {
         let source = self.sources.lock().expect("lock poisoned").remove(label);
         if let Some(s) = source {
             let _ = s.ask(StopSource).await;
+            // Return once the source stopped and flushed what it read, so nothing
+            // arrives after `kill` returns (bounded: a stuck reader is left behind).
+            let deadline = std::time::Instant::now() + Duration::from_secs(10);
+            while std::time::Instant::now() < deadline {
+                match s.ask(GetSourceStatus).await {
+                    Ok(st) if !st.done => tokio::time::sleep(Duration::from_millis(20)).await,
+                    _ => break,
+                }
+            }
+            s.kill();
             return Ok(());
         }
         match label {
@@ -515,7 +525,8 @@ impl Node {
                     m.insert(
                         label,
                         json!({"input": st.description, "format": st.format, "events": st.events,
-                               "skipped": st.skipped, "done": st.done, "error": st.error}),
+                               "skipped": st.skipped, "done": st.done, "error": st.error,
+                               "counters": st.counters.iter().map(|(k, v)| (k.clone(), json!(v))).collect::<serde_json::Map<_, _>>()}),
                     );
                 }
             }

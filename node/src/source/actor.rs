@@ -45,6 +45,8 @@ pub struct SourceCounters {
     pub stop: AtomicBool,
     pub done: AtomicBool,
     pub error: Mutex<Option<String>>,
+    /// Reader-specific counters (e.g. packets dropped by the kernel).
+    pub extra: Mutex<Vec<(String, u64)>>,
 }
 
 pub struct Source {
@@ -126,14 +128,21 @@ async fn run(
             .await
             .map_err(|e| format!("reader thread failed: {e}"))?;
             let ReadStats {
-                events, skipped, ..
+                events,
+                skipped,
+                counters,
             } = r.stats();
+            *c.extra.lock().expect("counter lock poisoned") = counters;
             c.read.store(events, Ordering::Relaxed);
             c.skipped.store(skipped, Ordering::Relaxed);
             reader = Some(r);
             let Some(batches) = res.map_err(|e| e.to_string())? else {
                 break;
             };
+            // Killed while reading: what arrived after the kill is not imported.
+            if c.stop.load(Ordering::Relaxed) {
+                break;
+            }
             for b in batches {
                 let mut b = apply_filter(b, opts.filter.as_ref(), &mut cache);
                 if let Some(l) = opts.limit {
@@ -195,6 +204,7 @@ pub struct SourceStatus {
     pub skipped: u64,
     pub done: bool,
     pub error: Option<String>,
+    pub counters: Vec<(String, u64)>,
 }
 
 pub struct GetSourceStatus;
@@ -215,6 +225,7 @@ impl Message<GetSourceStatus> for Source {
             skipped: c.skipped.load(Ordering::Relaxed),
             done: c.done.load(Ordering::Relaxed),
             error: c.error.lock().expect("error lock poisoned").clone(),
+            counters: c.extra.lock().expect("counter lock poisoned").clone(),
         }
     }
 }
