@@ -47,7 +47,7 @@ fn open_error(iface: &str, e: pcap::Error) -> ReadError {
 }
 
 impl PcapLiveReader {
-    /// Opens `iface` (non-promiscuous, immediate delivery) with an optional BPF
+    /// Opens `iface` (non-promiscuous, packets delivered within 100 ms) with an optional BPF
     /// filter, capturing at most `snaplen` bytes per packet and, with `cutoff`,
     /// at most that many payload bytes per connection.
     pub fn open(
@@ -60,9 +60,11 @@ impl PcapLiveReader {
         let cap = pcap::Capture::from_device(iface)
             .map_err(|e| open_error(iface, e))?
             .snaplen(snaplen)
+            // Not immediate mode: on Linux that means TPACKET_V2 with fixed
+            // snaplen-sized slots (a 32 MiB ring holds ~500 full-size frames);
+            // TPACKET_V3 packs packets into blocks handed over when full or
+            // after the timeout, so the same ring absorbs long bursts.
             .timeout(PCAP_TIMEOUT_MS)
-            .immediate_mode(true)
-            // A larger kernel buffer absorbs bursts while a batch is being built.
             .buffer_size(32 << 20)
             .open()
             .map_err(|e| open_error(iface, e))?

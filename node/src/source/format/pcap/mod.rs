@@ -1,5 +1,18 @@
 //! Packets: pcap and pcapng streams (files, stdin, concatenations) and live
 //! capture, decoded into `pcap.packet` events with a Community ID.
+//!
+//! Decisions worth knowing:
+//! - Streams are parsed by hand ([`stream`]) because libpcap reads only from a
+//!   `FILE*`; live capture goes through libpcap (the `pcap` crate, [`live`]).
+//! - Every packet keeps its bytes (`payload`, a blob) and its link type
+//!   (`linktype`), so `export pcap` writes them back unchanged. A pcap file has
+//!   one link type: the export uses the first packet's and skips (and counts)
+//!   packets of other link types.
+//! - Blobs render as base64 in json, csv and ascii, and as a Zeek `string` with
+//!   `\xHH` escapes in zeek output; queries match them only with `!= nil`.
+//! - The cutoff ([`cutoff`]) counts transport payload per connection (both
+//!   directions together); once a connection reached the cutoff, its further
+//!   packets are dropped and counted, not stored.
 
 pub mod community_id;
 pub mod cutoff;
