@@ -111,6 +111,7 @@ pub async fn run_remote(
     let mut in_flight = FuturesUnordered::new();
     let (mut sent, mut seq) = (0u64, 0u64);
     let mut read_error = None;
+    let mut failed: Option<anyhow::Error> = None;
     'read: loop {
         if limit.is_some_and(|l| sent >= l) {
             break;
@@ -150,20 +151,16 @@ pub async fn run_remote(
             };
             in_flight.push(conn.data(req));
             while in_flight.len() >= WINDOW {
-                if let Some(r) = in_flight.next().await {
-                    if let Err(e) = r {
-                        read_error = None;
-                        eprintln!("error: {e:#}");
-                        break 'read;
-                    }
+                if let Some(Err(e)) = in_flight.next().await {
+                    failed = Some(e);
+                    break 'read;
                 }
             }
         }
     }
-    let mut failed = None;
     while let Some(r) = in_flight.next().await {
         if let Err(e) = r {
-            failed = Some(e);
+            failed.get_or_insert(e);
         }
     }
     // Whatever was accepted is made durable even if reading failed midway.

@@ -238,11 +238,9 @@ pub async fn start(key: Keypair, listen: Option<Multiaddr>) -> Result<Network, S
                             let _ = r.send(Err(error.to_string()));
                         }
                     }
-                    SwarmEvent::ConnectionClosed { peer_id, num_established, .. } => {
-                        if num_established == 0 {
-                            tracing::debug!(peer = %peer_id, "disconnected");
-                            let _ = ev_tx.send(NetEvent::Disconnected(peer_id));
-                        }
+                    SwarmEvent::ConnectionClosed { peer_id, num_established: 0, .. } => {
+                        tracing::debug!(peer = %peer_id, "disconnected");
+                        let _ = ev_tx.send(NetEvent::Disconnected(peer_id));
                     }
                     SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received { peer_id, info, .. })) => {
                         // Addresses peers listen on, so kameo lookups can dial them.

@@ -761,7 +761,7 @@ impl Cluster {
                 schema,
             } => {
                 use crate::source::format::{make_reader, open_input, Format, ReaderOptions};
-                let f: Format = format.parse().map_err(|e| format!("{e}"))?;
+                let f: Format = format.parse()?;
                 let (reader, description): (Box<dyn crate::source::Reader>, String) =
                     match (interface, path) {
                         (Some(_), Some(_)) => {
