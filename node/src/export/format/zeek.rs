@@ -106,7 +106,18 @@ pub fn zeek_type(ty: &Type, nested: bool) -> String {
 /// other control bytes, and for commas inside set/vector elements. UTF-8 stays raw
 /// (Zeek's `enable_utf_8`). Values that would read as unset or empty are escaped too.
 fn write_string(buf: &mut Vec<u8>, s: &str, in_set: bool) {
-    let bytes = s.as_bytes();
+    write_escaped(buf, s.as_bytes(), in_set, false);
+}
+
+/// Appends raw bytes as a Zeek string: printable ASCII stays, everything else
+/// (control bytes, bytes >= 0x80, which need not form UTF-8) becomes `\xHH`.
+fn write_blob(buf: &mut Vec<u8>, bytes: &[u8], in_set: bool) {
+    write_escaped(buf, bytes, in_set, true);
+}
+
+/// Zeek escaping shared by strings and blobs; `escape_high` also escapes bytes
+/// >= 0x80 (blobs need not be UTF-8).
+fn write_escaped(buf: &mut Vec<u8>, bytes: &[u8], in_set: bool, escape_high: bool) {
     if bytes.is_empty() {
         buf.extend_from_slice(EMPTY);
         return;
@@ -121,29 +132,8 @@ fn write_string(buf: &mut Vec<u8>, s: &str, in_set: bool) {
             b'\\' => buf.extend_from_slice(b"\\\\"),
             0..=0x1f | 0x7f => write_hex_escape(buf, c),
             b',' if in_set => write_hex_escape(buf, c),
+            0x80..=0xff if escape_high => write_hex_escape(buf, c),
             _ => buf.push(c),
-        }
-    }
-}
-
-/// Appends raw bytes as a Zeek string: printable ASCII stays, everything else
-/// (control bytes, bytes >= 0x80, which need not form UTF-8) becomes `\xHH`.
-fn write_blob(buf: &mut Vec<u8>, bytes: &[u8], in_set: bool) {
-    if bytes.is_empty() {
-        buf.extend_from_slice(EMPTY);
-        return;
-    }
-    let mut rest = bytes;
-    if bytes == UNSET || bytes == EMPTY {
-        write_hex_escape(buf, bytes[0]);
-        rest = &bytes[1..];
-    }
-    for &c in rest {
-        match c {
-            b'\\' => buf.extend_from_slice(b"\\\\"),
-            b',' if in_set => write_hex_escape(buf, c),
-            0x20..=0x7e => buf.push(c),
-            _ => write_hex_escape(buf, c),
         }
     }
 }
