@@ -54,6 +54,18 @@ pub struct Config {
     pub import: ImportConfig,
 }
 
+/// Top-level keys, for picking our variables out of the environment.
+const KNOWN_KEYS: &[&str] = &[
+    "node-id",
+    "db-directory",
+    "endpoint",
+    "components",
+    "peers",
+    "advertise",
+    "log-level",
+    "import",
+];
+
 const DEFAULTS: &str = r#"
 node-id: node
 db-directory: vast.db
@@ -119,6 +131,12 @@ pub fn load_from(
             .map(|p| p.replace('_', "-"))
             .collect::<Vec<_>>()
             .join(".");
+        // Other tools set VAST_* variables too (scripts, compose files); only keys
+        // of ours are taken, so a stranger's variable cannot stop the CLI.
+        let top = key.split('.').next().unwrap_or_default();
+        if !KNOWN_KEYS.contains(&top) {
+            continue;
+        }
         b = b
             .set_override(key.as_str(), parse_scalar(&v))
             .map_err(|e| ConfigError::Invalid(format!("{k}: {e}")))?;
@@ -235,6 +253,8 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("/nonexistent.yaml"), "{e}");
+        // Variables that are not ours are left alone.
+        load_from(None, &[], env(&[("VAST_LAB_PORT", "1")]), None).unwrap();
         let e = load_from(None, &[], env(&[("VAST_IMPORT__BATCH_SIZE", "lots")]), None)
             .unwrap_err()
             .to_string();
