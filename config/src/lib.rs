@@ -33,6 +33,18 @@ pub struct ImportConfig {
     pub placement: String,
 }
 
+/// OpenTelemetry export; OpenTelemetry's own environment variables win.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields, default)]
+pub struct TelemetryConfig {
+    /// OTLP endpoint, e.g. `http://collector:4318` (`OTEL_EXPORTER_OTLP_ENDPOINT`).
+    pub otlp_endpoint: Option<String>,
+    /// `grpc` or `http/protobuf` (`OTEL_EXPORTER_OTLP_PROTOCOL`).
+    pub otlp_protocol: Option<String>,
+    /// Service name on exported spans (`OTEL_SERVICE_NAME`).
+    pub service_name: Option<String>,
+}
+
 /// Everything a node and the CLI read.
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
@@ -52,6 +64,8 @@ pub struct Config {
     /// Log filter (tracing `EnvFilter` syntax), e.g. `warn` or `vast_node=debug`.
     pub log_level: String,
     pub import: ImportConfig,
+    #[serde(default)]
+    pub telemetry: TelemetryConfig,
 }
 
 /// Top-level keys, for picking our variables out of the environment.
@@ -64,6 +78,7 @@ const KNOWN_KEYS: &[&str] = &[
     "advertise",
     "log-level",
     "import",
+    "telemetry",
 ];
 
 const DEFAULTS: &str = r#"

@@ -12,3 +12,4 @@ pub mod node;
 pub mod proto;
 pub mod query;
 pub mod source;
+pub mod telemetry;

@@ -15,6 +15,8 @@ pub struct Control {
     pub node: Option<String>,
     /// What to do.
     pub op: ControlOp,
+    /// W3C `traceparent` of the caller's span (empty when not tracing).
+    pub traceparent: String,
 }
 
 /// The operations of the control plane.
@@ -181,15 +183,67 @@ where
     })
 }
 
+/// Appends the caller's W3C `traceparent` and its length (one byte) after the
+/// rkyv bytes, so every data-plane request carries trace context.
+fn with_trace(mut bytes: Vec<u8>) -> Vec<u8> {
+    let tp = crate::telemetry::current_traceparent();
+    let tp = if tp.len() <= 255 { tp } else { String::new() };
+    bytes.extend_from_slice(tp.as_bytes());
+    bytes.push(tp.len() as u8);
+    bytes
+}
+
+/// Splits off the trailer `with_trace` added; a malformed trace is dropped.
+fn split_trace(bytes: &[u8]) -> Result<(&[u8], String), Malformed> {
+    let (&len, rest) = bytes
+        .split_last()
+        .ok_or_else(|| Malformed("empty message".into()))?;
+    let len = len as usize;
+    if len > rest.len() {
+        return Err(Malformed("trace trailer longer than the message".into()));
+    }
+    let (body, tp) = rest.split_at(rest.len() - len);
+    let tp = std::str::from_utf8(tp)
+        .ok()
+        .filter(|t| t.bytes().all(|c| c.is_ascii_hexdigit() || c == b'-'))
+        .unwrap_or_default()
+        .to_string();
+    Ok((body, tp))
+}
+
 impl DataRequest {
+    /// A short name for logs and spans.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            DataRequest::Hello { .. } => "hello",
+            DataRequest::Ingest { .. } => "ingest",
+            DataRequest::Flush { .. } => "flush",
+            DataRequest::Lookup { .. } => "lookup",
+            DataRequest::Fetch { .. } => "fetch",
+            DataRequest::ExportOpen { .. } => "export-open",
+            DataRequest::ExportNext { .. } => "export-next",
+            DataRequest::Store { .. } => "store",
+            DataRequest::Seal { .. } => "seal",
+            DataRequest::Discard { .. } => "discard",
+        }
+    }
+
+    /// rkyv bytes plus the current span's trace context.
     pub fn encode(&self) -> Vec<u8> {
-        rkyv::to_bytes::<rkyv::rancor::Error>(self)
-            .expect("serializing into memory cannot fail")
-            .into_vec()
+        with_trace(
+            rkyv::to_bytes::<rkyv::rancor::Error>(self)
+                .expect("serializing into memory cannot fail")
+                .into_vec(),
+        )
     }
     /// Validates and decodes untrusted bytes from a peer.
     pub fn decode(bytes: &[u8]) -> Result<Self, Malformed> {
-        decode(bytes)
+        Self::decode_traced(bytes).map(|(r, _)| r)
+    }
+    /// `decode`, also returning the sender's `traceparent` (empty if none).
+    pub fn decode_traced(bytes: &[u8]) -> Result<(Self, String), Malformed> {
+        let (body, tp) = split_trace(bytes)?;
+        Ok((decode(body)?, tp))
     }
 }
 

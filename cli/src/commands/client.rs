@@ -59,10 +59,17 @@ impl Conn {
         let actor = lookup_node(&self.node, Duration::from_secs(10))
             .await
             .map_err(|e| anyhow!(e))?;
-        actor.ask(&Control { node, op }).await.map_err(|e| match e {
-            kameo::error::RemoteSendError::HandlerError(s) => anyhow!(s),
-            other => anyhow!("node {}: {other}", self.node),
-        })
+        actor
+            .ask(&Control {
+                node,
+                op,
+                traceparent: vast_node::telemetry::current_traceparent(),
+            })
+            .await
+            .map_err(|e| match e {
+                kameo::error::RemoteSendError::HandlerError(s) => anyhow!(s),
+                other => anyhow!("node {}: {other}", self.node),
+            })
     }
 
     /// A data-plane request to the endpoint.

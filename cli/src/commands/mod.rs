@@ -11,6 +11,7 @@ pub mod start;
 use crate::{Cli, Command};
 use anyhow::{bail, Context, Result};
 use std::process::ExitCode;
+use tracing::Instrument;
 use vast_node::node::{Node, NodeOptions};
 
 /// Flags that override configuration keys.
@@ -44,43 +45,61 @@ fn overrides(cli: &Cli) -> Vec<(&'static str, String)> {
     o
 }
 
-fn init_logging(filter: &str) {
-    use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env()
-        .or_else(|_| EnvFilter::try_new(filter))
-        .unwrap_or_else(|_| EnvFilter::new("warn"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
-}
-
 pub fn run(cli: Cli) -> Result<ExitCode> {
     if let Command::Version = cli.command {
         println!("vast {}", env!("CARGO_PKG_VERSION"));
         return Ok(ExitCode::SUCCESS);
     }
     let cfg = vast_config::load(cli.config.as_deref(), &overrides(&cli))?;
-    init_logging(&cfg.log_level);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    rt.block_on(async move {
-        if let Command::Start(_) = cli.command {
-            return start::run(&cfg).await;
+    let is_node = matches!(cli.command, Command::Start(_));
+    let telemetry = vast_node::telemetry::init(
+        &vast_node::telemetry::TelemetryOptions {
+            log_filter: cfg.log_level.clone(),
+            endpoint: cfg.telemetry.otlp_endpoint.clone(),
+            protocol: cfg.telemetry.otlp_protocol.clone(),
+            service: cfg.telemetry.service_name.clone(),
+            node: if is_node || cli.embedded {
+                cfg.node_id.clone()
+            } else {
+                "cli".into()
+            },
+        },
+        &rt,
+    );
+    // One CLI command is one trace; a node's spans hang off the requests it serves.
+    let span = if is_node {
+        tracing::Span::none()
+    } else {
+        tracing::info_span!(
+            "vast",
+            command = command_name(&cli.command),
+            node = cli.node.as_deref().unwrap_or("")
+        )
+    };
+    let res = rt.block_on(
+        async move {
+            if let Command::Start(_) = cli.command {
+                return start::run(&cfg).await;
+            }
+            if !cli.embedded {
+                return remote(&cli, &cfg).await;
+            }
+            if cli.node.is_some() {
+                bail!("--node names a cluster peer; an embedded node (-N) has none");
+            }
+            let node = Node::open(NodeOptions::from_config(&cfg)).await?;
+            let res = embedded(&cli, &cfg, &node).await;
+            node.shutdown().await;
+            res
         }
-        if !cli.embedded {
-            return remote(&cli, &cfg).await;
-        }
-        if cli.node.is_some() {
-            bail!("--node names a cluster peer; an embedded node (-N) has none");
-        }
-        let node = Node::open(NodeOptions::from_config(&cfg)).await?;
-        let res = embedded(&cli, &cfg, &node).await;
-        node.shutdown().await;
-        res
-    })
+        .instrument(span),
+    );
+    telemetry.shutdown();
+    res
 }
 
 async fn embedded(cli: &Cli, cfg: &vast_config::Config, node: &Node) -> Result<ExitCode> {

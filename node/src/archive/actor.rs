@@ -46,6 +46,8 @@ pub struct Append {
     pub id: Uuid,
     pub offset: u32,
     pub batch: Arc<Batch>,
+    /// The importer's span, parent of the archive's.
+    pub span: tracing::Span,
 }
 
 impl Message<Append> for Archive {
@@ -59,7 +61,7 @@ impl Message<Append> for Archive {
             self.failed = Some("archive was killed and refuses new data".into());
             return;
         }
-        let _span = tracing::debug_span!("archive.append", partition = %m.id, rows = m.batch.rows, schema = %m.batch.schema.name).entered();
+        let _span = tracing::info_span!(parent: &m.span, "archive.append", partition = %m.id, rows = m.batch.rows, schema = %m.batch.schema.name).entered();
         match self.store.append(m.id, m.offset, &m.batch) {
             Ok(n) => self.stored_bytes += n,
             Err(e) => {

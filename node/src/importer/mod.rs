@@ -176,12 +176,12 @@ impl Actor for Importer {
 }
 
 /// A batch from a source (told; failures surface at `Flush`).
-pub struct Ingest(pub Batch);
+pub struct Ingest(pub Batch, pub tracing::Span);
 
 impl Message<Ingest> for Importer {
     type Reply = ();
 
-    async fn handle(&mut self, Ingest(batch): Ingest, _: &mut Context<Self, ()>) {
+    async fn handle(&mut self, Ingest(batch, parent): Ingest, _: &mut Context<Self, ()>) {
         if self.failed.is_some() || batch.rows == 0 {
             return;
         }
@@ -216,11 +216,17 @@ impl Message<Ingest> for Importer {
         let (id, offset, node) = (a.id, a.rows, a.node.clone());
         a.rows += batch.rows;
         self.events += batch.rows as u64;
+        let span = tracing::info_span!(parent: &parent, "importer.ingest", partition = %id, rows = batch.rows, schema = %batch.schema.name, placed = node.as_deref().unwrap_or("local"));
         let batch = Arc::new(batch);
         if let (Some(node), Some(remote)) = (node, self.remote.clone()) {
+            use tracing::Instrument;
             // Remote stores acknowledge each batch; order within a partition holds
             // because the importer handles one batch at a time.
-            if let Err(e) = remote.store(&node, id, offset, batch).await {
+            if let Err(e) = remote
+                .store(&node, id, offset, batch)
+                .instrument(span)
+                .await
+            {
                 self.failed = Some(format!("storing on node {node}: {e}"));
             }
             return;
@@ -233,6 +239,7 @@ impl Message<Ingest> for Importer {
                 id,
                 offset,
                 batch: batch.clone(),
+                span: span.clone(),
             })
             .await;
         let sent_i = self
@@ -243,6 +250,7 @@ impl Message<Ingest> for Importer {
                 archive: self.sinks.archive_name.clone(),
                 offset,
                 batch,
+                span,
             })
             .await;
         if sent_a.is_err() || sent_i.is_err() {

@@ -73,6 +73,8 @@ pub struct IndexBatch {
     pub archive: String,
     pub offset: u32,
     pub batch: Arc<Batch>,
+    /// The importer's span, parent of the index's.
+    pub span: tracing::Span,
 }
 
 impl Message<IndexBatch> for Index {
@@ -86,7 +88,7 @@ impl Message<IndexBatch> for Index {
             self.failed = Some("index was killed and refuses new data".into());
             return;
         }
-        let _span = tracing::debug_span!("index.add", partition = %m.id, rows = m.batch.rows, schema = %m.batch.schema.name).entered();
+        let _span = tracing::info_span!(parent: &m.span, "index.add", partition = %m.id, rows = m.batch.rows, schema = %m.batch.schema.name).entered();
         self.building
             .entry(m.id)
             .or_insert_with(|| PartitionBuilder::new(m.id, m.batch.schema.clone(), m.archive))

@@ -18,6 +18,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use tracing::Instrument;
 
 /// How long a member that holds data may take to answer a lookup.
 pub const MEMBER_TIMEOUT: Duration = Duration::from_secs(2);
@@ -282,8 +283,12 @@ impl Cluster {
                     bytes,
                     channel,
                 } = req;
-                let resp = match DataRequest::decode(&bytes) {
-                    Ok(r) => this.handle(peer, r).await,
+                let resp = match DataRequest::decode_traced(&bytes) {
+                    Ok((r, tp)) => {
+                        let span = tracing::info_span!("data.request", node = %this.id, kind = r.kind(), bytes = bytes.len());
+                        crate::telemetry::set_remote_parent(&span, &tp);
+                        this.handle(peer, r).instrument(span).await
+                    }
                     Err(e) => {
                         tracing::warn!(peer = %peer, error = %e, "rejected a malformed data-plane message");
                         err(e)
@@ -525,6 +530,7 @@ impl Cluster {
 
     /// Candidates from every member that holds data; members that do not answer in
     /// time fail the query, or become warnings with `allow_partial`.
+    #[tracing::instrument(name = "query.fanout", skip_all, fields(node = %self.id, expr = %expr))]
     pub async fn lookup_all(
         self: &Arc<Self>,
         expr: &str,
@@ -534,7 +540,14 @@ impl Cluster {
         let mut out = Vec::new();
         let mut warnings = Vec::new();
         if self.node.labels().iter().any(|l| l == "index") {
-            out.extend(self.node.lookup(parsed).await.map_err(|e| e.to_string())?);
+            let span = tracing::info_span!("query.lookup", member = %self.id);
+            out.extend(
+                self.node
+                    .lookup(parsed)
+                    .instrument(span)
+                    .await
+                    .map_err(|e| e.to_string())?,
+            );
         }
         let holders: Vec<String> = {
             let members = self.members.lock().expect("lock poisoned");
@@ -572,6 +585,7 @@ impl Cluster {
         Ok((out, warnings))
     }
 
+    #[tracing::instrument(name = "query.fetch", skip_all, fields(archive = %h.archive, schema = %h.schema))]
     async fn fetch_from(
         &self,
         h: &WireHits,
@@ -613,6 +627,7 @@ impl Cluster {
     }
 
     /// Counts over the whole cluster.
+    #[tracing::instrument(name = "query.count", skip_all, fields(node = %self.id, expr = %expr))]
     pub async fn count(
         self: &Arc<Self>,
         expr: &str,
@@ -637,6 +652,7 @@ impl Cluster {
         Ok((n, warnings))
     }
 
+    #[tracing::instrument(name = "query.stream", skip_all, fields(node = %self.id, cursor = id))]
     async fn export_next(self: &Arc<Self>, id: u64) -> DataResponse {
         loop {
             let next = {
@@ -709,6 +725,7 @@ impl Cluster {
                 .ask(&Control {
                     node: None,
                     op: c.op,
+                    traceparent: crate::telemetry::current_traceparent(),
                 })
                 .await
                 .map_err(|e| remote_error(target, e));
@@ -859,10 +876,15 @@ impl Message<Control> for NodeActor {
         // keeps taking control messages.
         let cluster = self.cluster.clone();
         let (delegated, reply) = ctx.reply_sender();
+        let span = tracing::info_span!("node.control", node = %cluster.id, op = ?c.op, target = c.node.as_deref().unwrap_or(""));
+        crate::telemetry::set_remote_parent(&span, &c.traceparent);
         if let Some(reply) = reply {
-            tokio::spawn(async move {
-                reply.send(cluster.control(c).await);
-            });
+            tokio::spawn(
+                async move {
+                    reply.send(cluster.control(c).await);
+                }
+                .instrument(span),
+            );
         }
         delegated
     }

@@ -342,7 +342,7 @@ impl Node {
     /// Hands a batch to this node's importer (enqueued; durable after `flush`).
     pub async fn ingest(&self, batch: crate::data::Batch) -> Result<(), NodeError> {
         let imp = self.importer().ok_or_else(|| self.missing("importer"))?;
-        imp.tell(crate::importer::Ingest(batch))
+        imp.tell(crate::importer::Ingest(batch, tracing::Span::current()))
             .await
             .map_err(failed)
     }
@@ -361,6 +361,7 @@ impl Node {
                 id,
                 offset,
                 batch: batch.clone(),
+                span: tracing::Span::current(),
             })
             .await
             .map_err(failed)?;
@@ -370,6 +371,7 @@ impl Node {
                 archive: format!("{}/archive", self.id),
                 offset,
                 batch,
+                span: tracing::Span::current(),
             })
             .await
             .map_err(failed)
@@ -411,6 +413,7 @@ impl Node {
     }
 
     /// Candidates of `expr` in this node's index, in wire form.
+    #[tracing::instrument(name = "index.lookup", skip_all, fields(node = %self.id))]
     pub async fn lookup(&self, expr: Expr) -> Result<Vec<crate::proto::WireHits>, NodeError> {
         let catalog = self
             .catalog
@@ -449,6 +452,7 @@ impl Node {
     }
 
     /// Rows of partition `id` in this node's archive.
+    #[tracing::instrument(name = "archive.fetch", skip_all, fields(node = %self.id, partition = %id))]
     pub async fn fetch(
         &self,
         id: uuid::Uuid,

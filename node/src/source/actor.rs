@@ -156,9 +156,9 @@ async fn run(
                     continue;
                 }
                 c.events.fetch_add(b.rows as u64, Ordering::Relaxed);
-                tracing::trace!(rows = b.rows, schema = %b.schema.name, "source.batch");
+                let span = tracing::info_span!("source.batch", source = %opts.description, rows = b.rows, schema = %b.schema.name);
                 importer
-                    .tell(Ingest(b))
+                    .tell(Ingest(b, span))
                     .await
                     .map_err(|e| format!("importer unavailable: {e}"))?;
             }
