@@ -86,7 +86,16 @@ impl Catalog {
             if matches!(r, Resolved::False) {
                 continue;
             }
+            let span = tracing::info_span!(
+                "index.partition",
+                partition = %p.meta.uuid(),
+                schema = %p.meta.schema.name,
+                rows = p.meta.rows,
+                candidates = tracing::field::Empty,
+            );
+            let _g = span.enter();
             let hits = p.lookup(r)?;
+            span.record("candidates", hits.estimate());
             if hits.sure.is_empty() && hits.maybe.is_empty() {
                 continue;
             }

@@ -421,7 +421,9 @@ impl Node {
             .expect("lock poisoned")
             .clone()
             .ok_or_else(|| self.missing("index"))?;
+        let span = tracing::Span::current();
         let hits = tokio::task::spawn_blocking(move || {
+            let _g = span.enter();
             crate::index::actor::lookup_catalog(&catalog, &expr)
         })
         .await
