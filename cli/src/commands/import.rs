@@ -35,7 +35,14 @@ pub struct ImportArgs {
     pub expr: Option<String>,
 }
 
-pub async fn run(a: &ImportArgs, cfg: &vast_config::Config, node: &Node) -> Result<ExitCode> {
+/// The reader, filter and event limit an import runs with, embedded or remote.
+struct Prepared {
+    reader: Box<dyn vast_node::source::Reader>,
+    filter: Option<vast_node::query::Expr>,
+    limit: Option<u64>,
+}
+
+fn prepare(a: &ImportArgs) -> Result<Prepared> {
     let format: Format = a.format.parse().map_err(|e| anyhow::anyhow!("{e}"))?;
     let filter = a.expr.as_deref().map(super::parse_query).transpose()?;
     let input = open_input(a.read.as_deref()).with_context(|| match &a.read {
@@ -52,6 +59,19 @@ pub async fn run(a: &ImportArgs, cfg: &vast_config::Config, node: &Node) -> Resu
     let limit = a
         .max_events
         .or(matches!(format, Format::Test).then_some(100));
+    Ok(Prepared {
+        reader,
+        filter,
+        limit,
+    })
+}
+
+pub async fn run(a: &ImportArgs, cfg: &vast_config::Config, node: &Node) -> Result<ExitCode> {
+    let Prepared {
+        reader,
+        filter,
+        limit,
+    } = prepare(a)?;
     let opts = SourceOptions {
         limit,
         filter,
@@ -90,20 +110,12 @@ pub async fn run_remote(
     use vast_node::proto::{DataRequest, DataResponse};
     use vast_node::source::actor::apply_filter;
     const WINDOW: usize = 8;
-    let format: Format = a.format.parse().map_err(|e| anyhow::anyhow!("{e}"))?;
-    let filter = a.expr.as_deref().map(super::parse_query).transpose()?;
-    let input = open_input(a.read.as_deref()).with_context(|| match &a.read {
-        Some(p) => format!("cannot read {}", p.display()),
-        None => "cannot read stdin".to_string(),
-    })?;
-    let ropts = ReaderOptions {
-        schema: a.schema.clone(),
-        ..Default::default()
-    };
-    let mut reader = Some(make_reader(format, input, &ropts)?);
-    let limit = a
-        .max_events
-        .or(matches!(format, Format::Test).then_some(100));
+    let Prepared {
+        reader,
+        filter,
+        limit,
+    } = prepare(a)?;
+    let mut reader = Some(reader);
     let target = node.unwrap_or_default();
     let batch_size = cfg.import.batch_size.max(1);
     let start = Instant::now();
