@@ -212,22 +212,24 @@ pub fn format_time(ns: i64) -> String {
     }
 }
 
+/// Duration units, largest first, as written in literals and output.
+pub const DURATION_UNITS: [(i64, &str); 7] = [
+    (86_400 * NANOS_PER_SEC, "d"),
+    (3_600 * NANOS_PER_SEC, "h"),
+    (60 * NANOS_PER_SEC, "min"),
+    (NANOS_PER_SEC, "s"),
+    (1_000_000, "ms"),
+    (1_000, "us"),
+    (1, "ns"),
+];
+
 /// Formats a duration with the largest unit that keeps it readable (`1.5s`, `250ms`, `3h`).
 pub fn format_duration(ns: i64) -> String {
-    let units: [(i64, &str); 7] = [
-        (86_400 * NANOS_PER_SEC, "d"),
-        (3_600 * NANOS_PER_SEC, "h"),
-        (60 * NANOS_PER_SEC, "min"),
-        (NANOS_PER_SEC, "s"),
-        (1_000_000, "ms"),
-        (1_000, "us"),
-        (1, "ns"),
-    ];
     if ns == 0 {
         return "0s".into();
     }
     let abs = ns.unsigned_abs() as i128;
-    for (u, name) in units {
+    for (u, name) in DURATION_UNITS {
         if abs >= u as i128 {
             let v = ns as f64 / u as f64;
             let mut s = format!("{v:.6}");

@@ -274,19 +274,10 @@ pub fn write_literal(f: &mut fmt::Formatter<'_>, v: &Value) -> fmt::Result {
 
 /// The largest unit that represents the duration exactly.
 fn write_duration(f: &mut fmt::Formatter<'_>, d: i64) -> fmt::Result {
-    const UNITS: [(i64, &str); 7] = [
-        (86_400 * NANOS_PER_SEC, "d"),
-        (3_600 * NANOS_PER_SEC, "h"),
-        (60 * NANOS_PER_SEC, "min"),
-        (NANOS_PER_SEC, "s"),
-        (1_000_000, "ms"),
-        (1_000, "us"),
-        (1, "ns"),
-    ];
     if d == 0 {
         return f.write_str("0s");
     }
-    for (u, name) in UNITS {
+    for (u, name) in crate::data::value::DURATION_UNITS {
         if d % u == 0 {
             return write!(f, "{}{name}", d / u);
         }
