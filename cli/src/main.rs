@@ -28,6 +28,9 @@ pub struct Cli {
     /// This node's id [config: node-id].
     #[arg(short = 'i', long = "node-id")]
     pub node_id: Option<String>,
+    /// File holding the cluster secret [config: cluster.secret-file].
+    #[arg(long = "secret-file", global = true)]
+    pub secret_file: Option<PathBuf>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -48,6 +51,8 @@ pub enum Command {
     Peers,
     /// Print the version.
     Version,
+    /// Print a new random cluster secret (256 bits, one line) for cluster.secret-file.
+    Secret,
     /// Import events from stdin or a file.
     Import(commands::import::ImportArgs),
     /// Export events matching a query.

@@ -34,7 +34,15 @@ fn three_node_cluster() {
     std::fs::create_dir_all(root.path()).unwrap();
     let (p1, p2, p3) = (free_port(), free_port(), free_port());
     let n1 = NodeProc::start("n1", &root.path().join("n1"), p1, &[], None);
-    let mut n2 = NodeProc::start("n2", &root.path().join("n2"), p2, &[&n1.endpoint], None);
+    // n2 may read the sample data for a spawned source; nothing else.
+    let mut n2 = NodeProc::start_env(
+        "n2",
+        &root.path().join("n2"),
+        p2,
+        &[&n1.endpoint],
+        None,
+        &[("VAST_SOURCE__READ_DIRS", data.to_str().unwrap())],
+    );
     let n3 = NodeProc::start("n3", &root.path().join("n3"), p3, &[&n2.endpoint], Some(""));
     let (e1, e3) = (n1.endpoint.clone(), n3.endpoint.clone());
 
@@ -243,9 +251,13 @@ fn a_bad_peer_does_not_crash_a_node() {
     let n1 = NodeProc::start("n1", &root.path().join("n1"), free_port(), &[], None);
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
-        let net = vast_node::net::start(libp2p::identity::Keypair::generate_ed25519(), None)
-            .await
-            .unwrap();
+        let net = vast_node::net::start(
+            libp2p::identity::Keypair::generate_ed25519(),
+            None,
+            vast_node::net::NetOptions::client(None, 32 << 20),
+        )
+        .await
+        .unwrap();
         let addr = vast_node::net::parse_endpoint(&n1.endpoint).unwrap();
         let peer = tokio::time::timeout(Duration::from_secs(10), net.client.dial(addr))
             .await
@@ -256,6 +268,7 @@ fn a_bad_peer_does_not_crash_a_node() {
             node: String::new(),
             seq: 1,
             batch: vec![7; 100],
+            forwarded: false,
         }
         .encode();
         for bytes in [

@@ -45,6 +45,37 @@ pub struct TelemetryConfig {
     pub service_name: Option<String>,
 }
 
+/// Cluster admission and the limits a node puts on what peers can make it hold.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct ClusterConfig {
+    /// File holding the cluster secret (`vast secret` makes one). Without it a node
+    /// listens on loopback only.
+    pub secret_file: Option<PathBuf>,
+    /// Largest data-plane frame a node accepts or sends, in bytes.
+    pub max_frame: usize,
+    /// Bytes of inbound data-plane requests a node holds at once, over all peers.
+    pub max_inflight_bytes: usize,
+    /// Inbound data-plane requests a node handles at once, over all peers.
+    pub max_inflight_requests: usize,
+    /// Established connections a node accepts from others.
+    pub max_connections: u32,
+    /// Open export cursors per client.
+    pub max_cursors_per_peer: usize,
+    /// Seconds after which an export cursor nobody pulls is closed.
+    pub cursor_idle_timeout: u64,
+}
+
+/// What sources spawned inside a node (`vast spawn source`) may read.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct SourceConfig {
+    /// Directories under which `spawn source -r FILE` may read; empty refuses all.
+    pub read_dirs: Vec<PathBuf>,
+    /// Interfaces `spawn source -i IFACE` may capture on; `*` allows any.
+    pub interfaces: Vec<String>,
+}
+
 /// Everything a node and the CLI read.
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
@@ -64,6 +95,8 @@ pub struct Config {
     /// Log filter (tracing `EnvFilter` syntax), e.g. `warn` or `vast_node=debug`.
     pub log_level: String,
     pub import: ImportConfig,
+    pub cluster: ClusterConfig,
+    pub source: SourceConfig,
     #[serde(default)]
     pub telemetry: TelemetryConfig,
 }
@@ -78,8 +111,14 @@ const KNOWN_KEYS: &[&str] = &[
     "advertise",
     "log-level",
     "import",
+    "cluster",
+    "source",
     "telemetry",
 ];
+
+/// Keys whose environment and flag values are comma-separated lists; every other
+/// value is taken whole, commas included (`VAST_LOG_LEVEL=warn,vast_node=info`).
+const LIST_KEYS: &[&str] = &["components", "peers", "source.read-dirs", "source.interfaces"];
 
 const DEFAULTS: &str = r#"
 node-id: node
@@ -93,6 +132,16 @@ import:
   partition-size: 1048576
   partition-timeout: 10
   placement: local
+cluster:
+  max-frame: 33554432
+  max-inflight-bytes: 268435456
+  max-inflight-requests: 512
+  max-connections: 256
+  max-cursors-per-peer: 16
+  cursor-idle-timeout: 60
+source:
+  read-dirs: []
+  interfaces: ["*"]
 "#;
 
 /// Builds the layered configuration. `file` is `-c FILE`; `overrides` are flags as
@@ -153,12 +202,12 @@ pub fn load_from(
             continue;
         }
         b = b
-            .set_override(key.as_str(), parse_scalar(&v))
+            .set_override(key.as_str(), parse_value(&key, &v))
             .map_err(|e| ConfigError::Invalid(format!("{k}: {e}")))?;
     }
     for (k, v) in overrides {
         b = b
-            .set_override(*k, parse_scalar(v))
+            .set_override(*k, parse_value(k, v))
             .map_err(|e| ConfigError::Invalid(format!("{k}: {e}")))?;
     }
     let cfg = b.build().map_err(|e| ConfigError::Invalid(e.to_string()))?;
@@ -169,9 +218,9 @@ pub fn load_from(
     Ok(c)
 }
 
-/// Environment values and flags are strings; lists are comma-separated.
-fn parse_scalar(v: &str) -> config::Value {
-    if v.contains(',') || v.is_empty() {
+/// Environment values and flags are strings; values of list keys are comma-separated.
+fn parse_value(key: &str, v: &str) -> config::Value {
+    if LIST_KEYS.contains(&key) {
         let items: Vec<config::Value> = v
             .split(',')
             .map(str::trim)
@@ -197,6 +246,26 @@ impl Config {
                     "unknown component {c:?} in components (known: importer, archive, index)"
                 )));
             }
+        }
+        let c = &self.cluster;
+        if c.max_frame < 1 << 20 || c.max_frame > 1 << 30 {
+            return Err(ConfigError::Invalid(format!(
+                "cluster.max-frame {} must be between 1 MiB and 1 GiB",
+                c.max_frame
+            )));
+        }
+        if c.max_inflight_bytes < c.max_frame {
+            return Err(ConfigError::Invalid(format!(
+                "cluster.max-inflight-bytes {} must be at least cluster.max-frame {}",
+                c.max_inflight_bytes, c.max_frame
+            )));
+        }
+        if c.max_inflight_requests == 0 || c.max_connections == 0 || c.max_cursors_per_peer == 0
+        {
+            return Err(ConfigError::Invalid(
+                "cluster.max-inflight-requests, max-connections and max-cursors-per-peer must be positive"
+                    .into(),
+            ));
         }
         if self.import.batch_size == 0 || self.import.partition_size == 0 {
             return Err(ConfigError::Invalid(
@@ -274,5 +343,30 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("batch"), "{e}");
+    }
+
+    #[test]
+    fn lists_split_only_for_list_keys() {
+        let c = load_from(
+            None,
+            &[],
+            env(&[
+                ("VAST_LOG_LEVEL", "warn,vast_node=info"),
+                ("VAST_SOURCE__READ_DIRS", "/data"),
+                ("VAST_CLUSTER__SECRET_FILE", "/etc/vast/cluster.secret"),
+            ]),
+            None,
+        )
+        .unwrap();
+        assert_eq!(c.log_level, "warn,vast_node=info");
+        assert_eq!(c.source.read_dirs, vec![PathBuf::from("/data")]);
+        assert_eq!(
+            c.cluster.secret_file.as_deref(),
+            Some(Path::new("/etc/vast/cluster.secret"))
+        );
+        let c = load_from(None, &[], env(&[("VAST_SOURCE__READ_DIRS", "/a, /b")]), None).unwrap();
+        assert_eq!(c.source.read_dirs, vec![PathBuf::from("/a"), PathBuf::from("/b")]);
+        assert_eq!(c.source.interfaces, vec!["*".to_string()]);
+        assert!(load_from(None, &[], env(&[]), None).unwrap().source.read_dirs.is_empty());
     }
 }

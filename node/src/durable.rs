@@ -75,8 +75,25 @@ pub fn write_file(path: &Path, payload: &[u8]) -> Result<(), StoreError> {
 
 /// Writes `bytes` as they are (no header) via a temporary file and rename.
 pub fn write_raw_atomic(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
+    write_raw_atomic_mode(path, bytes, 0o644)
+}
+
+/// `write_raw_atomic` for files only their owner may read (keys): the file is
+/// created with `mode` from the start, never briefly wider.
+pub fn write_private_atomic(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
+    write_raw_atomic_mode(path, bytes, 0o600)
+}
+
+fn write_raw_atomic_mode(path: &Path, bytes: &[u8], mode: u32) -> Result<(), StoreError> {
+    use std::os::unix::fs::OpenOptionsExt;
     let tmp = path.with_extension("tmp");
-    let mut f = File::create(&tmp).map_err(|e| StoreError::io(&tmp, e))?;
+    let _ = fs::remove_file(&tmp);
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(&tmp)
+        .map_err(|e| StoreError::io(&tmp, e))?;
     f.write_all(bytes)
         .and_then(|_| f.sync_all())
         .map_err(|e| StoreError::io(&tmp, e))?;

@@ -107,23 +107,29 @@ pub struct WireHits {
 pub enum DataRequest {
     /// Membership handshake: who I am; the answer lists who the receiver knows.
     Hello { from: Member },
-    /// A batch (rkyv `Batch` bytes) for the importer of node `node` (receiver if empty).
+    /// A batch (rkyv `Batch` bytes) for the importer of node `node` (receiver if
+    /// empty); `forwarded` when a member relays it (members only).
     Ingest {
         node: String,
         seq: u64,
         batch: Vec<u8>,
+        forwarded: bool,
     },
-    /// Make everything ingested so far on node `node` durable.
-    Flush { node: String },
+    /// Make everything ingested so far on node `node` durable; `forwarded` when a
+    /// member relays it (members only).
+    Flush { node: String, forwarded: bool },
     /// Candidates of a query in this node's index.
     Lookup { expr: String },
-    /// Matching rows of a partition in this node's archive; `limit` 0 means none.
+    /// Matching rows of a partition in this node's archive, from row `from_row` on,
+    /// about `max_bytes` at most (the receiver caps it too); `limit` 0 means none.
     Fetch {
         partition: [u8; 16],
         sure: Vec<u8>,
         maybe: Vec<u8>,
         expr: String,
         limit: u64,
+        from_row: u32,
+        max_bytes: u64,
     },
     /// Start an export over the cluster; `limit` 0 means none.
     ExportOpen {
@@ -131,8 +137,10 @@ pub enum DataRequest {
         limit: u64,
         allow_partial: bool,
     },
-    /// Next chunk of an export.
-    ExportNext { cursor: u64 },
+    /// Next chunk of an export (only its opener may pull it).
+    ExportNext { cursor: [u8; 16] },
+    /// Close an export early (`-n` reached, client done).
+    ExportClose { cursor: [u8; 16] },
     /// A batch of partition `partition` at row `offset` for this node's archive and
     /// index (placement put the partition here).
     Store {
@@ -161,8 +169,16 @@ pub enum DataResponse {
     Hits(Vec<WireHits>),
     /// Selected rows: each entry is rkyv `Batch` bytes.
     Rows(Vec<Vec<u8>>),
-    /// An export started.
-    Cursor { cursor: u64, warnings: Vec<String> },
+    /// One page of a `Fetch`: rows, and the row to ask from next (`None`: done).
+    Page {
+        batches: Vec<Vec<u8>>,
+        resume: Option<u32>,
+    },
+    /// An export started; `cursor` is a random 128-bit id bound to its opener.
+    Cursor {
+        cursor: [u8; 16],
+        warnings: Vec<String>,
+    },
     /// The export has no more rows.
     End,
 }
@@ -178,9 +194,7 @@ where
     T::Archived: for<'a> rkyv::bytecheck::CheckBytes<rkyv::api::high::HighValidator<'a, rkyv::rancor::Error>>
         + RkyvDeserialize<T, rkyv::api::high::HighDeserializer<rkyv::rancor::Error>>,
 {
-    crate::data::batch::with_aligned(bytes, |b| {
-        rkyv::from_bytes::<T, rkyv::rancor::Error>(b).map_err(|e| Malformed(e.to_string()))
-    })
+    crate::data::checked::from_bytes::<T>(bytes).map_err(Malformed)
 }
 
 /// Appends the caller's W3C `traceparent` and its length (one byte) after the
@@ -222,6 +236,7 @@ impl DataRequest {
             DataRequest::Fetch { .. } => "fetch",
             DataRequest::ExportOpen { .. } => "export-open",
             DataRequest::ExportNext { .. } => "export-next",
+            DataRequest::ExportClose { .. } => "export-close",
             DataRequest::Store { .. } => "store",
             DataRequest::Seal { .. } => "seal",
             DataRequest::Discard { .. } => "discard",
@@ -269,9 +284,12 @@ mod tests {
             node: "n2".into(),
             seq: 7,
             batch: vec![1, 2, 3],
+            forwarded: false,
         };
         match DataRequest::decode(&r.encode()).unwrap() {
-            DataRequest::Ingest { node, seq, batch } => {
+            DataRequest::Ingest {
+                node, seq, batch, ..
+            } => {
                 assert_eq!((node.as_str(), seq, batch), ("n2", 7, vec![1, 2, 3]))
             }
             other => panic!("{other:?}"),

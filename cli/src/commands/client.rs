@@ -15,11 +15,23 @@ pub struct Conn {
     pub node: String,
 }
 
+/// The cluster secret named by the configuration, if any.
+pub fn load_secret(cfg: &vast_config::Config) -> Result<Option<net::Secret>> {
+    cfg.cluster
+        .secret_file
+        .as_deref()
+        .map(net::Secret::load)
+        .transpose()
+        .map_err(|e| anyhow!(e))
+}
+
 /// Dials the endpoint and learns its node id.
-pub async fn connect(endpoint: &str) -> Result<Conn> {
+pub async fn connect(cfg: &vast_config::Config) -> Result<Conn> {
+    let endpoint = cfg.endpoint.as_str();
     let addr = net::parse_endpoint(endpoint).map_err(|e| anyhow!(e))?;
     let key = libp2p::identity::Keypair::generate_ed25519();
-    let network = net::start(key, None).await.map_err(|e| anyhow!(e))?;
+    let opts = net::NetOptions::client(load_secret(cfg)?, cfg.cluster.max_frame);
+    let network = net::start(key, None, opts).await.map_err(|e| anyhow!(e))?;
     let client = network.client;
     // Nobody serves requests to a CLI; drop what arrives.
     tokio::spawn(async move {
@@ -30,6 +42,8 @@ pub async fn connect(endpoint: &str) -> Result<Conn> {
         .await
         .map_err(|_| anyhow!("no node answered at {endpoint} within 5s"))?
         .map_err(|e| anyhow!("cannot reach a node at {endpoint}: {e}"))?;
+    // Only the endpoint's own data-plane answers are taken below, and its control
+    // actor must be the one registered by this very peer.
     let hello = DataRequest::Hello {
         from: Member {
             id: String::new(),
@@ -56,7 +70,7 @@ pub async fn connect(endpoint: &str) -> Result<Conn> {
 impl Conn {
     /// A control request through the endpoint's control actor (kameo remote).
     pub async fn control(&self, node: Option<String>, op: ControlOp) -> Result<ControlReply> {
-        let actor = lookup_node(&self.node, Duration::from_secs(10))
+        let actor = lookup_node(&self.node, self.peer, Duration::from_secs(10))
             .await
             .map_err(|e| anyhow!(e))?;
         actor

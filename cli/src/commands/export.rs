@@ -118,7 +118,9 @@ pub async fn run_remote(a: &ExportArgs, conn: &super::client::Conn) -> Result<Ex
                     let all: Vec<u32> = (0..b.rows).collect();
                     match writer.write(&b, &all, &mut out) {
                         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {
-                            return Ok(ExitCode::SUCCESS)
+                            // Nobody reads on: release the node's cursor now.
+                            let _ = conn.data(DataRequest::ExportClose { cursor }).await;
+                            return Ok(ExitCode::SUCCESS);
                         }
                         r => r.context("writing output")?,
                     }

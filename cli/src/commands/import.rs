@@ -118,6 +118,7 @@ pub async fn run_remote(
     let mut reader = Some(reader);
     let target = node.unwrap_or_default();
     let batch_size = cfg.import.batch_size.max(1);
+    let frame_room = cfg.cluster.max_frame.saturating_sub(64 << 10);
     let start = Instant::now();
     let mut cache = HashMap::new();
     let mut in_flight = FuturesUnordered::new();
@@ -155,17 +156,21 @@ pub async fn run_remote(
                 continue;
             }
             sent += b.rows as u64;
-            seq += 1;
-            let req = DataRequest::Ingest {
-                node: target.clone(),
-                seq,
-                batch: b.to_bytes(),
-            };
-            in_flight.push(conn.data(req));
-            while in_flight.len() >= WINDOW {
-                if let Some(Err(e)) = in_flight.next().await {
-                    failed = Some(e);
-                    break 'read;
+            // Batches travel whole when they fit a frame, else in row ranges.
+            for (_, bytes) in b.to_bytes_fitting(frame_room) {
+                seq += 1;
+                let req = DataRequest::Ingest {
+                    node: target.clone(),
+                    seq,
+                    batch: bytes,
+                    forwarded: false,
+                };
+                in_flight.push(conn.data(req));
+                while in_flight.len() >= WINDOW {
+                    if let Some(Err(e)) = in_flight.next().await {
+                        failed = Some(e);
+                        break 'read;
+                    }
                 }
             }
         }
@@ -179,6 +184,7 @@ pub async fn run_remote(
     let flushed = conn
         .data(DataRequest::Flush {
             node: target.clone(),
+            forwarded: false,
         })
         .await;
     if let Some(e) = failed {

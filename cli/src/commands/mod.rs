@@ -26,6 +26,9 @@ fn overrides(cli: &Cli) -> Vec<(&'static str, String)> {
     if let Some(i) = &cli.node_id {
         o.push(("node-id", i.clone()));
     }
+    if let Some(s) = &cli.secret_file {
+        o.push(("cluster.secret-file", s.display().to_string()));
+    }
     match &cli.command {
         Command::Import(a) => {
             if let Some(b) = a.batch_size {
@@ -48,6 +51,13 @@ fn overrides(cli: &Cli) -> Vec<(&'static str, String)> {
 pub fn run(cli: Cli) -> Result<ExitCode> {
     if let Command::Version = cli.command {
         println!("vast {}", env!("CARGO_PKG_VERSION"));
+        return Ok(ExitCode::SUCCESS);
+    }
+    if let Command::Secret = cli.command {
+        println!(
+            "{}",
+            vast_node::net::secret::generate().map_err(|e| anyhow::anyhow!(e))?
+        );
         return Ok(ExitCode::SUCCESS);
     }
     let cfg = vast_config::load(cli.config.as_deref(), &overrides(&cli))?;
@@ -122,14 +132,16 @@ async fn embedded(cli: &Cli, cfg: &vast_config::Config, node: &Node) -> Result<E
                 command_name(&cli.command)
             )
         }
-        Command::Version | Command::Start(_) => unreachable!("handled before the node starts"),
+        Command::Version | Command::Secret | Command::Start(_) => {
+            unreachable!("handled before the node starts")
+        }
     }
 }
 
 /// Commands against a running node at the endpoint.
 async fn remote(cli: &Cli, cfg: &vast_config::Config) -> Result<ExitCode> {
     use vast_node::proto::{ControlOp, ControlReply, SpawnSpec};
-    let conn = client::connect(&cfg.endpoint).await?;
+    let conn = client::connect(cfg).await?;
     let node = cli.node.clone();
     let json = |r: ControlReply| -> Result<ExitCode> {
         match r {
@@ -205,7 +217,9 @@ async fn remote(cli: &Cli, cfg: &vast_config::Config) -> Result<ExitCode> {
         Command::BenchDataplane { mib } => bench::dataplane(&conn, *mib).await,
         Command::Export(a) => export::run_remote(a, &conn).await,
         Command::Import(a) => import::run_remote(a, cfg, &conn, node).await,
-        Command::Start(_) | Command::Version => unreachable!("handled before connecting"),
+        Command::Start(_) | Command::Version | Command::Secret => {
+            unreachable!("handled before connecting")
+        }
     }
 }
 
@@ -216,6 +230,7 @@ fn command_name(c: &Command) -> &'static str {
         Command::Status { .. } => "status",
         Command::Peers => "peers",
         Command::Version => "version",
+        Command::Secret => "secret",
         Command::Import(_) => "import",
         Command::Export(_) => "export",
         Command::Count(_) => "count",

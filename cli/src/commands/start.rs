@@ -6,7 +6,8 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 use vast_node::net;
-use vast_node::node::cluster::Cluster;
+use vast_node::node::access::SourcePolicy;
+use vast_node::node::cluster::{Cluster, ClusterOptions};
 use vast_node::node::{Node, NodeOptions};
 
 #[derive(Args, Debug)]
@@ -19,18 +20,71 @@ pub struct StartArgs {
     pub components: Option<String>,
 }
 
+/// Whether `addr` only accepts connections from this machine.
+fn is_loopback(addr: &libp2p::Multiaddr) -> bool {
+    use libp2p::multiaddr::Protocol;
+    match addr.iter().next() {
+        Some(Protocol::Ip4(ip)) => ip.is_loopback(),
+        Some(Protocol::Ip6(ip)) => ip.is_loopback(),
+        Some(Protocol::Dns(h) | Protocol::Dns4(h) | Protocol::Dns6(h)) => h == "localhost",
+        _ => false,
+    }
+}
+
 pub async fn run(cfg: &vast_config::Config) -> Result<ExitCode> {
+    let listen = net::parse_endpoint(&cfg.endpoint).map_err(|e| anyhow!(e))?;
+    let secret = super::client::load_secret(cfg)?;
+    // Protected mode, as Redis has it: without a secret anyone who reaches the
+    // port owns the node, so only this machine may reach it.
+    if secret.is_none() {
+        if !is_loopback(&listen) {
+            return Err(anyhow!(
+                "refusing to listen on {} without a cluster secret: anyone who reaches it could control this node. Make one with `vast secret > FILE` (chmod 600) and pass --secret-file FILE (config cluster.secret-file, env VAST_CLUSTER__SECRET_FILE) to every node and CLI, or listen on a loopback address",
+                cfg.endpoint
+            ));
+        }
+        eprintln!("warning: no cluster secret (--secret-file): listening on loopback only, and any local process can control this node");
+    }
     let node = Arc::new(Node::open(NodeOptions::from_config(cfg)).await?);
     let key = net::identity::load_or_create(&cfg.db_directory).map_err(|e| anyhow!(e))?;
-    let listen = net::parse_endpoint(&cfg.endpoint).map_err(|e| anyhow!(e))?;
-    let network = net::start(key, Some(listen.clone()))
-        .await
-        .map_err(|e| anyhow!(e))?;
+    let mut protected = vec![cfg.db_directory.clone()];
+    if let Some(s) = &cfg.cluster.secret_file {
+        protected.push(s.clone());
+    }
+    let network = net::start(
+        key,
+        Some(listen.clone()),
+        net::NetOptions {
+            secret,
+            max_frame: cfg.cluster.max_frame,
+            max_inflight_bytes: Some(cfg.cluster.max_inflight_bytes),
+            max_connections: cfg.cluster.max_connections,
+        },
+    )
+    .await
+    .map_err(|e| anyhow!(e))?;
     let advertise = match &cfg.advertise {
         Some(a) => net::parse_endpoint(a).map_err(|e| anyhow!(e))?,
         None => listen.clone(),
     };
-    let cluster = Cluster::start(node.clone(), network, vec![advertise]);
+    let cluster = Cluster::start(
+        node.clone(),
+        network,
+        ClusterOptions {
+            advertise: vec![advertise],
+            max_frame: cfg.cluster.max_frame,
+            max_inflight_requests: cfg.cluster.max_inflight_requests,
+            max_cursors_per_peer: cfg.cluster.max_cursors_per_peer,
+            cursor_idle: Duration::from_secs(cfg.cluster.cursor_idle_timeout.max(1)),
+            sources: SourcePolicy::new(
+                &cfg.node_id,
+                &cfg.source.read_dirs,
+                &protected,
+                &cfg.source.interfaces,
+            ),
+        },
+    )
+    .map_err(|e| anyhow!(e))?;
     cluster.register().await.map_err(|e| anyhow!(e))?;
     let placement: vast_node::importer::Placement = cfg
         .import

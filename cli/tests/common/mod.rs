@@ -141,6 +141,8 @@ pub struct NodeProc {
     pub db: PathBuf,
     pub child: Option<std::process::Child>,
     pub log: PathBuf,
+    /// The cluster secret file the node was started with, if any.
+    pub secret: Option<String>,
 }
 
 impl NodeProc {
@@ -197,6 +199,10 @@ impl NodeProc {
             db: db.to_path_buf(),
             child: Some(child),
             log,
+            secret: env
+                .iter()
+                .find(|(k, _)| *k == "VAST_CLUSTER__SECRET_FILE")
+                .map(|(_, v)| v.to_string()),
         };
         n.wait_ready();
         n
@@ -205,12 +211,13 @@ impl NodeProc {
     /// Waits until the node answers `status`.
     pub fn wait_ready(&self) {
         let deadline = Instant::now() + Duration::from_secs(30);
+        let mut args = vec!["-e", &self.endpoint];
+        if let Some(s) = &self.secret {
+            args.extend(["--secret-file", s.as_str()]);
+        }
+        args.push("status");
         loop {
-            let out = vast_with(
-                &["-e", &self.endpoint, "status"],
-                None,
-                Duration::from_secs(10),
-            );
+            let out = vast_with(&args, None, Duration::from_secs(10));
             if out.status.success() {
                 return;
             }

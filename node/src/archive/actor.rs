@@ -1,7 +1,7 @@
 //! The archive actor: appends batches to partitions, seals them durably, and returns
 //! the rows a query selects.
 
-use super::store::{ArchiveStore, Selection};
+use super::store::{ArchiveStore, Fetched};
 use crate::data::Batch;
 use crate::durable::StoreError;
 use crate::query::Expr;
@@ -12,9 +12,10 @@ use uuid::Uuid;
 
 pub struct Archive {
     store: ArchiveStore,
-    /// The first failed append; reported by the next `Seal` so no import is
-    /// acknowledged over lost data.
-    failed: Option<String>,
+    /// The first failed append of each partition; reported by that partition's
+    /// `Seal`, so no import is acknowledged over lost data and one bad partition
+    /// (or a peer's refused `Store`) does not fail the others.
+    failed: std::collections::HashMap<Uuid, String>,
     /// Refuses new data after `kill`; what it has stays queryable.
     retired: bool,
     pub(crate) stored_bytes: u64,
@@ -24,7 +25,7 @@ impl Archive {
     pub fn new(store: ArchiveStore) -> Self {
         Archive {
             store,
-            failed: None,
+            failed: Default::default(),
             retired: false,
             stored_bytes: 0,
         }
@@ -54,11 +55,12 @@ impl Message<Append> for Archive {
     type Reply = ();
 
     async fn handle(&mut self, m: Append, _: &mut Context<Self, ()>) {
-        if self.failed.is_some() {
+        if self.failed.contains_key(&m.id) {
             return;
         }
         if self.retired {
-            self.failed = Some("archive was killed and refuses new data".into());
+            self.failed
+                .insert(m.id, "archive was killed and refuses new data".into());
             return;
         }
         let _span = tracing::info_span!(parent: &m.span, "archive.append", partition = %m.id, rows = m.batch.rows, schema = %m.batch.schema.name).entered();
@@ -66,7 +68,8 @@ impl Message<Append> for Archive {
             Ok(n) => self.stored_bytes += n,
             Err(e) => {
                 tracing::error!(error = %e, "archive append failed");
-                self.failed = Some(e.to_string());
+                self.store.abandon(m.id);
+                self.failed.insert(m.id, e.to_string());
             }
         }
     }
@@ -81,30 +84,53 @@ impl Message<Seal> for Archive {
     type Reply = Result<(), String>;
 
     async fn handle(&mut self, m: Seal, _: &mut Context<Self, Self::Reply>) -> Self::Reply {
-        if let Some(e) = &self.failed {
-            return Err(e.clone());
+        if let Some(e) = self.failed.remove(&m.id) {
+            self.store.abandon(m.id);
+            return Err(e);
         }
         self.store.seal(m.id).map_err(|e: StoreError| e.to_string())
     }
 }
 
-/// Rows of partition `id` among the candidates that match `expr`.
+/// Rows of partition `id` among the candidates that match `expr`, from row
+/// `from_row` on, about `max_bytes` at most (`usize::MAX`: all).
 pub struct Fetch {
     pub id: Uuid,
     pub sure: RoaringBitmap,
     pub maybe: RoaringBitmap,
     pub expr: Arc<Expr>,
     pub limit: Option<u64>,
+    pub from_row: u32,
+    pub max_bytes: usize,
 }
 
 impl Message<Fetch> for Archive {
-    type Reply = Result<Vec<Selection>, String>;
+    type Reply = Result<Fetched, String>;
 
     async fn handle(&mut self, m: Fetch, _: &mut Context<Self, Self::Reply>) -> Self::Reply {
         let _span = tracing::debug_span!("archive.fetch", partition = %m.id, candidates = m.sure.len() + m.maybe.len()).entered();
         self.store
-            .fetch(m.id, &m.sure, &m.maybe, &m.expr, m.limit)
+            .fetch(
+                m.id,
+                &m.sure,
+                &m.maybe,
+                &m.expr,
+                m.limit,
+                m.from_row,
+                m.max_bytes,
+            )
             .map_err(|e| e.to_string())
+    }
+}
+
+/// Whether partition `id` is sealed here (such ids are never written again).
+pub struct IsSealed(pub Uuid);
+
+impl Message<IsSealed> for Archive {
+    type Reply = bool;
+
+    async fn handle(&mut self, m: IsSealed, _: &mut Context<Self, bool>) -> bool {
+        self.store.is_sealed(m.0)
     }
 }
 

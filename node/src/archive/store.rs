@@ -42,6 +42,14 @@ struct Active {
     rows: u32,
 }
 
+/// One page of a fetch: selections, and the partition row to continue from when
+/// the page filled up (`None`: the partition is done).
+#[derive(Debug, Default)]
+pub struct Fetched {
+    pub selections: Vec<Selection>,
+    pub resume: Option<u32>,
+}
+
 /// Rows of one batch selected by a query.
 pub struct Selection {
     pub batch: Batch,
@@ -108,10 +116,18 @@ impl ArchiveStore {
         let active = match self.active.get_mut(&id) {
             Some(a) => a,
             None => {
+                // A partition's data file is created exactly once: an id that is
+                // sealed (or already on disk) is refused, never truncated, whoever
+                // sends it.
+                if self.sealed.contains_key(&id) || meta_path(&dir, id).exists() {
+                    return Err(StoreError::corrupt(
+                        &data_path(&dir, id),
+                        "partition is sealed; sealed partitions are never rewritten",
+                    ));
+                }
                 let path = data_path(&dir, id);
                 let file = OpenOptions::new()
-                    .create(true)
-                    .truncate(true)
+                    .create_new(true)
                     .write(true)
                     .open(&path)
                     .map_err(|e| StoreError::io(&path, e))?;
@@ -168,6 +184,19 @@ impl ArchiveStore {
         Ok(())
     }
 
+    /// Whether partition `id` is sealed here.
+    pub fn is_sealed(&self, id: Uuid) -> bool {
+        self.sealed.contains_key(&id) || meta_path(&self.dir, id).exists()
+    }
+
+    /// Drops a partition that failed while being written; its partial data file
+    /// was never acknowledged.
+    pub fn abandon(&mut self, id: Uuid) {
+        if self.active.remove(&id).is_some() {
+            let _ = fs::remove_file(data_path(&self.dir, id));
+        }
+    }
+
     /// Partitions still being written.
     pub fn active(&self) -> impl Iterator<Item = &Uuid> {
         self.active.keys()
@@ -179,17 +208,18 @@ impl ArchiveStore {
         }
         let path = meta_path(&self.dir, id);
         let bytes = durable::read_file(&path)?;
-        let mut aligned = rkyv::util::AlignedVec::<16>::with_capacity(bytes.len());
-        aligned.extend_from_slice(&bytes);
-        let meta = rkyv::from_bytes::<ArchiveMeta, rkyv::rancor::Error>(&aligned)
-            .map_err(|e| StoreError::corrupt(&path, e.to_string()))?;
+        let meta = crate::data::checked::from_bytes::<ArchiveMeta>(&bytes)
+            .map_err(|e| StoreError::corrupt(&path, e))?;
         self.sealed.insert(id, meta.clone());
         Ok(meta)
     }
 
-    /// Rows among `candidates` that satisfy `expr`, in row order, batch by batch.
-    /// `verify` lists candidates that still need the exact check; the others are
-    /// known matches. Stops after `limit` rows.
+    /// Rows among the candidates that satisfy `expr`, in row order, batch by batch,
+    /// from partition row `from_row` on. `maybe` lists candidates that still need
+    /// the exact check; `sure` ones are known matches. Stops after `limit` rows, or
+    /// once about `max_bytes` of rows are selected (then `resume` says where to go
+    /// on), so no answer outgrows a frame.
+    #[allow(clippy::too_many_arguments)]
     pub fn fetch(
         &mut self,
         id: Uuid,
@@ -197,7 +227,9 @@ impl ArchiveStore {
         maybe: &RoaringBitmap,
         expr: &Expr,
         limit: Option<u64>,
-    ) -> Result<Vec<Selection>, StoreError> {
+        from_row: u32,
+        max_bytes: usize,
+    ) -> Result<Fetched, StoreError> {
         let meta = self.meta(id)?;
         let path = data_path(&self.dir, id);
         let file = File::open(&path).map_err(|e| StoreError::io(&path, e))?;
@@ -205,18 +237,23 @@ impl ArchiveStore {
         let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| StoreError::io(&path, e))?;
         let mut out = Vec::new();
         let mut taken = 0u64;
+        let mut bytes = 0usize;
         let mut resolved = None;
         for fr in &meta.frames {
             if limit.is_some_and(|l| taken >= l) {
                 break;
             }
-            let range = fr.first_row..fr.first_row + fr.rows;
+            let end = fr.first_row.saturating_add(fr.rows);
+            if end <= from_row {
+                continue;
+            }
+            let range = fr.first_row.max(from_row)..end;
             let s = sure.range_cardinality(range.clone());
             let m = maybe.range_cardinality(range.clone());
             if s == 0 && m == 0 {
                 continue;
             }
-            let batch = read_batch(&path, &map, fr)?;
+            let (batch, raw_len) = read_batch(&path, &map, fr)?;
             let mut rows: Vec<u32> = Vec::new();
             let mut check: Vec<u32> = Vec::new();
             for r in sure.range(range.clone()) {
@@ -242,12 +279,39 @@ impl ArchiveStore {
             if let Some(l) = limit {
                 rows.truncate((l - taken) as usize);
             }
-            taken += rows.len() as u64;
-            if !rows.is_empty() {
-                out.push(Selection { batch, rows });
+            if rows.is_empty() {
+                continue;
             }
+            // Rows of one batch are about equally large; that estimate keeps pages
+            // well under the frame limit the caller derived `max_bytes` from.
+            let per_row = (raw_len / fr.rows.max(1) as usize).max(1);
+            let est = rows.len().saturating_mul(per_row);
+            if bytes.saturating_add(est) > max_bytes {
+                if !out.is_empty() {
+                    return Ok(Fetched {
+                        selections: out,
+                        resume: Some(fr.first_row + rows[0]),
+                    });
+                }
+                let k = (max_bytes / per_row).clamp(1, rows.len());
+                if k < rows.len() {
+                    let resume = Some(fr.first_row + rows[k]);
+                    rows.truncate(k);
+                    out.push(Selection { batch, rows });
+                    return Ok(Fetched {
+                        selections: out,
+                        resume,
+                    });
+                }
+            }
+            bytes = bytes.saturating_add(est);
+            taken += rows.len() as u64;
+            out.push(Selection { batch, rows });
         }
-        Ok(out)
+        Ok(Fetched {
+            selections: out,
+            resume: None,
+        })
     }
 
     /// Bytes of sealed data on disk.
@@ -256,7 +320,7 @@ impl ArchiveStore {
     }
 }
 
-fn read_batch(path: &Path, map: &[u8], fr: &FrameInfo) -> Result<Batch, StoreError> {
+fn read_batch(path: &Path, map: &[u8], fr: &FrameInfo) -> Result<(Batch, usize), StoreError> {
     let payload = durable::read_frame(path, map, fr.offset as usize)?;
     if payload.len() < 4 {
         return Err(StoreError::corrupt(
@@ -284,5 +348,5 @@ fn read_batch(path: &Path, map: &[u8], fr: &FrameInfo) -> Result<Batch, StoreErr
             ),
         ));
     }
-    Ok(batch)
+    Ok((batch, raw.len()))
 }

@@ -359,10 +359,7 @@ impl Batch {
     /// Validates rkyv bytes (bytecheck) and the column structure, then deserializes.
     /// Bytes from disk and from peers are untrusted and always come through here.
     pub fn from_bytes(bytes: &[u8]) -> Result<Batch, BatchError> {
-        let batch = with_aligned(bytes, |b| {
-            rkyv::from_bytes::<Batch, rkyv::rancor::Error>(b)
-                .map_err(|e| BatchError::Archive(e.to_string()))
-        })?;
+        let batch = super::checked::from_bytes::<Batch>(bytes).map_err(BatchError::Archive)?;
         batch.validate()?;
         Ok(batch)
     }
@@ -371,14 +368,20 @@ impl Batch {
     /// that only forwards or drops the batch.
     pub fn check_bytes(bytes: &[u8]) -> Result<u32, BatchError> {
         with_aligned(bytes, |b| {
-            rkyv::access::<ArchivedBatch, rkyv::rancor::Error>(b)
+            super::checked::access::<ArchivedBatch>(b)
                 .map(|a| a.rows.to_native())
-                .map_err(|e| BatchError::Archive(e.to_string()))
+                .map_err(BatchError::Archive)
         })
     }
 
     /// Structural validation of every column against the schema.
     pub fn validate(&self) -> Result<(), BatchError> {
+        if self.schema.fields.is_empty() || self.schema.name.is_empty() {
+            return Err(BatchError::Inconsistent {
+                column: 0,
+                reason: format!("schema {:?} is empty: a batch needs a named schema with at least one field", self.schema.name),
+            });
+        }
         if self.columns.len() != self.schema.fields.len() {
             return Err(BatchError::Inconsistent {
                 column: self.columns.len(),
@@ -407,6 +410,29 @@ impl Batch {
     }
 
     /// A new batch with only the selected rows (ascending), same schema.
+    /// rkyv bytes of this batch, split into row ranges whose bytes each fit in
+    /// `max` (a frame limit): `(first row, bytes)` pairs, one when it fits. A
+    /// single row larger than `max` stays one part; the frame limit refuses it.
+    pub fn to_bytes_fitting(&self, max: usize) -> Vec<(u32, Vec<u8>)> {
+        let bytes = self.to_bytes();
+        if bytes.len() <= max || self.rows <= 1 {
+            return vec![(0, bytes)];
+        }
+        let parts = bytes.len().div_ceil((max / 2).max(1)).max(2) as u32;
+        let step = self.rows.div_ceil(parts).max(1);
+        let mut out = Vec::new();
+        let mut at = 0;
+        while at < self.rows {
+            let end = (at + step).min(self.rows);
+            let part = self.select(&(at..end).collect::<Vec<_>>());
+            for (off, b) in part.to_bytes_fitting(max) {
+                out.push((at + off, b));
+            }
+            at = end;
+        }
+        out
+    }
+
     pub fn select(&self, rows: &[u32]) -> Batch {
         let mut b = super::builder::BatchBuilder::new(self.schema.clone());
         for &r in rows {

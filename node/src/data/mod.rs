@@ -1,6 +1,7 @@
 //! The data model: types, values, and columnar batches.
 
 pub mod batch;
+pub mod checked;
 pub mod builder;
 pub mod types;
 pub mod value;

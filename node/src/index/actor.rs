@@ -16,7 +16,8 @@ pub struct Index {
     /// Shared with the node so lookups do not queue behind batches being indexed.
     catalog: Arc<RwLock<Catalog>>,
     building: HashMap<Uuid, PartitionBuilder>,
-    failed: Option<String>,
+    /// The first failure of each partition being built, reported by its seal.
+    failed: HashMap<Uuid, String>,
     retired: bool,
 }
 
@@ -28,7 +29,7 @@ impl Index {
             dir,
             catalog,
             building: HashMap::new(),
-            failed: None,
+            failed: HashMap::new(),
             retired: false,
         })
     }
@@ -81,11 +82,19 @@ impl Message<IndexBatch> for Index {
     type Reply = ();
 
     async fn handle(&mut self, m: IndexBatch, _: &mut Context<Self, ()>) {
-        if self.failed.is_some() {
+        if self.failed.contains_key(&m.id) {
             return;
         }
         if self.retired {
-            self.failed = Some("index was killed and refuses new data".into());
+            self.failed
+                .insert(m.id, "index was killed and refuses new data".into());
+            return;
+        }
+        if !self.building.contains_key(&m.id) && self.dir.join(m.id.to_string()).exists() {
+            self.failed.insert(
+                m.id,
+                format!("partition {} is sealed; sealed partitions are never rewritten", m.id),
+            );
             return;
         }
         let _span = tracing::info_span!(parent: &m.span, "index.add", partition = %m.id, rows = m.batch.rows, schema = %m.batch.schema.name).entered();
@@ -105,8 +114,9 @@ impl Message<SealIndex> for Index {
     type Reply = Result<(), String>;
 
     async fn handle(&mut self, m: SealIndex, _: &mut Context<Self, Self::Reply>) -> Self::Reply {
-        if let Some(e) = &self.failed {
-            return Err(e.clone());
+        if let Some(e) = self.failed.remove(&m.id) {
+            self.building.remove(&m.id);
+            return Err(e);
         }
         let Some(b) = self.building.remove(&m.id) else {
             return Ok(());

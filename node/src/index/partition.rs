@@ -172,10 +172,8 @@ impl PartitionIndex {
     pub fn open(dir: &Path) -> Result<PartitionIndex, StoreError> {
         let path = dir.join("meta");
         let bytes = durable::read_file(&path)?;
-        let mut aligned = rkyv::util::AlignedVec::<16>::with_capacity(bytes.len());
-        aligned.extend_from_slice(&bytes);
-        let meta = rkyv::from_bytes::<PartitionMeta, rkyv::rancor::Error>(&aligned)
-            .map_err(|e| StoreError::corrupt(&path, e.to_string()))?;
+        let meta = crate::data::checked::from_bytes::<PartitionMeta>(&bytes)
+            .map_err(|e| StoreError::corrupt(&path, e))?;
         if meta.indexed.len() != meta.schema.fields.len()
             || meta.synopses.len() != meta.schema.fields.len()
         {

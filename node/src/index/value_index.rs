@@ -559,8 +559,7 @@ impl ArchivedColumnIndex {
 
 /// Validated zero-copy view of a serialized column index.
 pub fn access(bytes: &[u8]) -> Result<&ArchivedColumnIndex, IndexCorrupt> {
-    let idx = rkyv::access::<ArchivedColumnIndex, rkyv::rancor::Error>(bytes)
-        .map_err(|e| IndexCorrupt(e.to_string()))?;
+    let idx = crate::data::checked::access::<ArchivedColumnIndex>(bytes).map_err(IndexCorrupt)?;
     let k = idx.key_count();
     let keys = match idx.kind {
         ArchivedKeyKind::U64 => idx.keys_u64.len(),

@@ -1,59 +1,119 @@
 //! The data-plane codec: one length-prefixed frame of raw bytes per request and
 //! per response. The bytes are rkyv envelopes, validated by the receiver.
+//!
+//! A peer's claimed length is never trusted for allocation: frames over the cap
+//! are refused outright, and the buffer grows only as bytes arrive. Inbound
+//! requests also take permits from a node-wide byte budget as they are read, so
+//! the sum of what all peers can make a node hold is bounded; a reader waits (and
+//! yamux stops the sender) while the budget is spent.
 
 use async_trait::async_trait;
 use futures::prelude::*;
 use libp2p::StreamProtocol;
 use std::io;
+use std::sync::Arc;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// Protocol name of the data plane.
-pub const PROTOCOL: StreamProtocol = StreamProtocol::new("/vast/data/1");
+pub const PROTOCOL: StreamProtocol = StreamProtocol::new("/vast/data/2");
 
-/// Largest frame accepted from a peer; bigger claims are rejected before allocating.
-pub const MAX_FRAME: usize = 256 << 20;
+/// Bytes read between budget checks.
+const CHUNK: usize = 64 << 10;
 
-#[derive(Clone, Default)]
-pub struct RawCodec;
+/// An inbound request's bytes and the share of the byte budget they hold until
+/// the request is answered.
+pub struct Frame {
+    pub bytes: Vec<u8>,
+    pub permit: Option<OwnedSemaphorePermit>,
+}
 
-async fn read_frame<T: AsyncRead + Unpin + Send>(io: &mut T) -> io::Result<Vec<u8>> {
+impl std::fmt::Debug for Frame {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Frame({} bytes)", self.bytes.len())
+    }
+}
+
+impl From<Vec<u8>> for Frame {
+    fn from(bytes: Vec<u8>) -> Self {
+        Frame {
+            bytes,
+            permit: None,
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct RawCodec {
+    /// Largest frame accepted or sent.
+    pub max_frame: usize,
+    /// Node-wide budget for inbound request bytes (`None` for a CLI).
+    pub budget: Option<Arc<Semaphore>>,
+}
+
+async fn read_frame<T: AsyncRead + Unpin + Send>(
+    io: &mut T,
+    max: usize,
+    budget: Option<&Arc<Semaphore>>,
+) -> io::Result<Frame> {
     let mut len = [0u8; 4];
     io.read_exact(&mut len).await?;
     let len = u32::from_le_bytes(len) as usize;
-    if len > MAX_FRAME {
+    if len > max {
         return Err(io::Error::new(
             io::ErrorKind::InvalidData,
-            format!("peer sent a frame of {len} bytes (limit {MAX_FRAME})"),
+            format!("peer sent a frame of {len} bytes (limit {max})"),
         ));
     }
-    let mut buf = vec![0u8; len];
-    io.read_exact(&mut buf).await?;
-    Ok(buf)
+    let mut buf = Vec::new();
+    let mut permit: Option<OwnedSemaphorePermit> = None;
+    while buf.len() < len {
+        let n = CHUNK.min(len - buf.len());
+        if let Some(b) = budget {
+            let p = b
+                .clone()
+                .acquire_many_owned(n as u32)
+                .await
+                .map_err(|_| io::Error::other("node is shutting down"))?;
+            match permit.as_mut() {
+                Some(held) => held.merge(p),
+                None => permit = Some(p),
+            }
+        }
+        let at = buf.len();
+        buf.resize(at + n, 0);
+        io.read_exact(&mut buf[at..]).await?;
+    }
+    Ok(Frame { bytes: buf, permit })
 }
 
-async fn write_frame<T: AsyncWrite + Unpin + Send>(io: &mut T, bytes: Vec<u8>) -> io::Result<()> {
-    if bytes.len() > MAX_FRAME {
+async fn write_frame<T: AsyncWrite + Unpin + Send>(
+    io: &mut T,
+    bytes: &[u8],
+    max: usize,
+) -> io::Result<()> {
+    if bytes.len() > max {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
-            "frame too large",
+            format!("frame of {} bytes exceeds the limit of {max}", bytes.len()),
         ));
     }
     io.write_all(&(bytes.len() as u32).to_le_bytes()).await?;
-    io.write_all(&bytes).await?;
+    io.write_all(bytes).await?;
     io.close().await
 }
 
 #[async_trait]
 impl libp2p::request_response::Codec for RawCodec {
     type Protocol = StreamProtocol;
-    type Request = Vec<u8>;
+    type Request = Frame;
     type Response = Vec<u8>;
 
     async fn read_request<T: AsyncRead + Unpin + Send>(
         &mut self,
         _: &StreamProtocol,
         io: &mut T,
-    ) -> io::Result<Vec<u8>> {
-        read_frame(io).await
+    ) -> io::Result<Frame> {
+        read_frame(io, self.max_frame, self.budget.as_ref()).await
     }
 
     async fn read_response<T: AsyncRead + Unpin + Send>(
@@ -61,16 +121,17 @@ impl libp2p::request_response::Codec for RawCodec {
         _: &StreamProtocol,
         io: &mut T,
     ) -> io::Result<Vec<u8>> {
-        read_frame(io).await
+        // Answers to our own requests: capped, but not charged to the budget.
+        read_frame(io, self.max_frame, None).await.map(|f| f.bytes)
     }
 
     async fn write_request<T: AsyncWrite + Unpin + Send>(
         &mut self,
         _: &StreamProtocol,
         io: &mut T,
-        req: Vec<u8>,
+        req: Frame,
     ) -> io::Result<()> {
-        write_frame(io, req).await
+        write_frame(io, &req.bytes, self.max_frame).await
     }
 
     async fn write_response<T: AsyncWrite + Unpin + Send>(
@@ -79,6 +140,38 @@ impl libp2p::request_response::Codec for RawCodec {
         io: &mut T,
         res: Vec<u8>,
     ) -> io::Result<()> {
-        write_frame(io, res).await
+        write_frame(io, &res, self.max_frame).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn claimed_lengths_allocate_nothing_and_budgets_hold() {
+        futures::executor::block_on(async {
+            // A claim over the cap is refused before any allocation.
+            let mut huge = futures::io::Cursor::new((u32::MAX).to_le_bytes().to_vec());
+            let e = read_frame(&mut huge, 1 << 20, None).await.err().unwrap();
+            assert!(e.to_string().contains("limit"), "{e}");
+            // A claim under the cap with few bytes behind it fails on the short read
+            // having allocated only what arrived (one chunk at most).
+            let mut short = (1u32 << 20).to_le_bytes().to_vec();
+            short.extend_from_slice(&[1, 2, 3]);
+            let mut short = futures::io::Cursor::new(short);
+            assert!(read_frame(&mut short, 1 << 20, None).await.is_err());
+            // Permits are held while the frame is, and returned after.
+            let budget = Arc::new(Semaphore::new(1 << 20));
+            let mut ok = 100_000u32.to_le_bytes().to_vec();
+            ok.extend(vec![9u8; 100_000]);
+            let f = read_frame(&mut futures::io::Cursor::new(ok), 1 << 20, Some(&budget))
+                .await
+                .unwrap();
+            assert_eq!(f.bytes.len(), 100_000);
+            assert_eq!(budget.available_permits(), (1 << 20) - 100_000);
+            drop(f);
+            assert_eq!(budget.available_permits(), 1 << 20);
+        });
     }
 }

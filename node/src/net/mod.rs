@@ -4,30 +4,37 @@
 
 pub mod codec;
 pub mod identity;
+pub mod secret;
 
-use codec::RawCodec;
+use codec::{Frame, RawCodec};
+pub use secret::Secret;
 use futures::StreamExt;
 use libp2p::identity::Keypair;
 use libp2p::request_response::{self, OutboundRequestId, ProtocolSupport, ResponseChannel};
 use libp2p::swarm::{dial_opts::DialOpts, ConnectionId, NetworkBehaviour, SwarmEvent};
 use libp2p::{identify, noise, tcp, yamux, Multiaddr, PeerId, SwarmBuilder};
 use std::collections::HashMap;
-use std::time::Duration;
-use tokio::sync::{mpsc, oneshot};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 
 /// Everything the swarm speaks, in one behaviour.
 #[derive(NetworkBehaviour)]
 pub struct Behaviour {
+    limits: libp2p::connection_limits::Behaviour,
     kameo: kameo::remote::Behaviour,
     identify: identify::Behaviour,
     data: request_response::Behaviour<RawCodec>,
 }
 
-/// A data-plane request from a peer; answer it with [`Client::respond`].
+/// A data-plane request from a peer; answer it with [`Client::respond`]. `peer` is
+/// the connection's authenticated PeerId; `permit` is the request's share of the
+/// node's byte budget, returned when the request is dropped.
 pub struct Inbound {
     pub peer: PeerId,
     pub bytes: Vec<u8>,
     pub channel: ResponseChannel<Vec<u8>>,
+    pub permit: Option<OwnedSemaphorePermit>,
 }
 
 impl std::fmt::Debug for Inbound {
@@ -41,6 +48,82 @@ impl std::fmt::Debug for Inbound {
 pub enum NetEvent {
     Connected(PeerId),
     Disconnected(PeerId),
+}
+
+/// How the network admits peers and what it lets them hold.
+#[derive(Clone, Debug)]
+pub struct NetOptions {
+    /// The cluster secret; `None` admits any peer (loopback-only protected mode).
+    pub secret: Option<Secret>,
+    /// Largest data-plane frame accepted or sent.
+    pub max_frame: usize,
+    /// Node-wide budget of inbound request bytes; `None` for a CLI.
+    pub max_inflight_bytes: Option<usize>,
+    /// Established inbound connections accepted.
+    pub max_connections: u32,
+}
+
+impl NetOptions {
+    /// Options for a short-lived client (the CLI, tests).
+    pub fn client(secret: Option<Secret>, max_frame: usize) -> NetOptions {
+        NetOptions {
+            secret,
+            max_frame,
+            max_inflight_bytes: None,
+            max_connections: 16,
+        }
+    }
+}
+
+/// One line for a failed dial: what went wrong and the likely cause, instead of
+/// libp2p's nested per-address dump.
+pub fn describe_dial_error(e: &libp2p::swarm::DialError, has_secret: bool) -> String {
+    use libp2p::swarm::DialError;
+    let DialError::Transport(errs) = e else {
+        return e.to_string();
+    };
+    let mut chain = Vec::new();
+    for (_, te) in errs {
+        let mut cur: Option<&dyn std::error::Error> = Some(te);
+        while let Some(c) = cur {
+            chain.push(c.to_string());
+            cur = c.source();
+        }
+    }
+    let all = chain.join(": ").to_ascii_lowercase();
+    if all.contains("connection refused") {
+        "connection refused (is `vast start` running there?)".into()
+    } else if all.contains("noise") || all.contains("decrypt") || all.contains("handshake") {
+        if has_secret {
+            "the node refused the handshake: its cluster secret differs from ours".into()
+        } else {
+            "the node refused the handshake: it requires a cluster secret (--secret-file)".into()
+        }
+    } else if all.contains("timed out") || all.contains("timeout") {
+        "the connection timed out".into()
+    } else {
+        chain.last().cloned().unwrap_or_else(|| e.to_string())
+    }
+}
+
+/// Logs refused handshakes at most once per `every`, counting the rest.
+struct RefusalLog {
+    every: Duration,
+    last: Option<Instant>,
+    suppressed: u64,
+}
+
+impl RefusalLog {
+    fn record(&mut self, addr: &Multiaddr, why: &str) {
+        let now = Instant::now();
+        if self.last.is_some_and(|l| now.duration_since(l) < self.every) {
+            self.suppressed += 1;
+            return;
+        }
+        tracing::warn!(remote = %addr, reason = why, suppressed = self.suppressed, "refused a peer in the connection handshake (no or a different cluster secret?)");
+        self.last = Some(now);
+        self.suppressed = 0;
+    }
 }
 
 enum Command {
@@ -120,12 +203,33 @@ impl Client {
 
 /// Builds the swarm, makes it kameo's global swarm, listens on `listen` (if any)
 /// and runs it on a task.
-pub async fn start(key: Keypair, listen: Option<Multiaddr>) -> Result<Network, String> {
+pub async fn start(
+    key: Keypair,
+    listen: Option<Multiaddr>,
+    opts: NetOptions,
+) -> Result<Network, String> {
+    let prologue = opts.secret.as_ref().map(|s| s.prologue());
+    let has_secret = prologue.is_some();
+    let codec = RawCodec {
+        max_frame: opts.max_frame,
+        budget: opts
+            .max_inflight_bytes
+            .map(|b| Arc::new(Semaphore::new(b.min(Semaphore::MAX_PERMITS)))),
+    };
+    let limits = libp2p::connection_limits::ConnectionLimits::default()
+        .with_max_established_incoming(Some(opts.max_connections))
+        .with_max_pending_incoming(Some((opts.max_connections / 4).max(4)))
+        .with_max_established_per_peer(Some(8));
+    let kameo_max = opts.max_frame;
     let mut swarm = SwarmBuilder::with_existing_identity(key)
         .with_tokio()
         .with_tcp(
             tcp::Config::default().nodelay(true),
-            noise::Config::new,
+            // Admission: the secret's prologue is part of the handshake transcript.
+            move |k: &Keypair| {
+                noise::Config::new(k)
+                    .map(|c| c.with_prologue(prologue.clone().unwrap_or_default()))
+            },
             yamux::Config::default,
         )
         .map_err(|e| format!("tcp transport: {e}"))?
@@ -134,17 +238,19 @@ pub async fn start(key: Keypair, listen: Option<Multiaddr>) -> Result<Network, S
         .with_behaviour(|key| {
             let peer = key.public().to_peer_id();
             Behaviour {
+                limits: libp2p::connection_limits::Behaviour::new(limits),
                 kameo: kameo::remote::Behaviour::new(
                     peer,
                     kameo::remote::messaging::Config::default()
                         .with_request_timeout(Duration::from_secs(30))
-                        .with_response_size_maximum(64 << 20),
+                        .with_response_size_maximum(kameo_max as u64),
                 ),
                 identify: identify::Behaviour::new(identify::Config::new(
                     "/vast/id/1".into(),
                     key.public(),
                 )),
-                data: request_response::Behaviour::new(
+                data: request_response::Behaviour::with_codec(
+                    codec,
                     [(codec::PROTOCOL, ProtocolSupport::Full)],
                     request_response::Config::default()
                         .with_request_timeout(Duration::from_secs(60))
@@ -197,6 +303,7 @@ pub async fn start(key: Keypair, listen: Option<Multiaddr>) -> Result<Network, S
             HashMap::new();
         let mut requests: HashMap<OutboundRequestId, oneshot::Sender<Result<Vec<u8>, String>>> =
             HashMap::new();
+        let mut refusals = RefusalLog { every: Duration::from_secs(5), last: None, suppressed: 0 };
         loop {
             tokio::select! {
                 cmd = rx.recv() => {
@@ -211,7 +318,7 @@ pub async fn start(key: Keypair, listen: Option<Multiaddr>) -> Result<Network, S
                             }
                         }
                         Command::Request(peer, bytes, reply) => {
-                            let id = swarm.behaviour_mut().data.send_request(&peer, bytes);
+                            let id = swarm.behaviour_mut().data.send_request(&peer, Frame::from(bytes));
                             requests.insert(id, reply);
                         }
                         Command::Respond(ch, bytes) => {
@@ -234,9 +341,13 @@ pub async fn start(key: Keypair, listen: Option<Multiaddr>) -> Result<Network, S
                         let _ = ev_tx.send(NetEvent::Connected(peer_id));
                     }
                     SwarmEvent::OutgoingConnectionError { connection_id, error, .. } => {
+                        let why = describe_dial_error(&error, has_secret);
                         if let Some(r) = dials.remove(&connection_id) {
-                            let _ = r.send(Err(error.to_string()));
+                            let _ = r.send(Err(why));
                         }
+                    }
+                    SwarmEvent::IncomingConnectionError { send_back_addr, error, .. } => {
+                        refusals.record(&send_back_addr, &error.to_string());
                     }
                     SwarmEvent::ConnectionClosed { peer_id, num_established: 0, .. } => {
                         tracing::debug!(peer = %peer_id, "disconnected");
@@ -253,7 +364,8 @@ pub async fn start(key: Keypair, listen: Option<Multiaddr>) -> Result<Network, S
                     SwarmEvent::Behaviour(BehaviourEvent::Data(ev)) => match ev {
                         request_response::Event::Message { peer, message, .. } => match message {
                             request_response::Message::Request { request, channel, .. } => {
-                                if in_tx.try_send(Inbound { peer, bytes: request, channel }).is_err() {
+                                let Frame { bytes, permit } = request;
+                                if in_tx.try_send(Inbound { peer, bytes, channel, permit }).is_err() {
                                     tracing::warn!(peer = %peer, "data-plane request dropped: handler busy");
                                 }
                             }

@@ -2,11 +2,12 @@
 //! components (importer, archive, index, sources), and runs queries over them.
 //! `vast -N` runs exactly this inside the CLI process.
 
+pub mod access;
 pub mod cluster;
 pub mod lock;
 
 use crate::archive::actor::{GetStatus, Retire};
-use crate::archive::store::{ArchiveStore, Selection};
+use crate::archive::store::{ArchiveStore, Fetched, Selection};
 use crate::archive::Archive;
 use crate::importer::{Importer, Sinks};
 use crate::index::actor::{GetIndexStatus, RetireIndex};
@@ -24,6 +25,9 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::Duration;
+
+/// Most rows a partition may have; peers' row numbers beyond it are refused.
+pub const MAX_PARTITION_ROWS: u32 = 1 << 30;
 
 /// What a node needs to start.
 #[derive(Clone, Debug)]
@@ -355,6 +359,26 @@ impl Node {
         batch: crate::data::Batch,
     ) -> Result<(), NodeError> {
         let (index, archive) = self.query_parts()?;
+        // Peer-supplied: row numbers stay far from overflow, and a sealed
+        // partition is never written again.
+        if offset
+            .checked_add(batch.rows)
+            .is_none_or(|end| end > MAX_PARTITION_ROWS)
+        {
+            return Err(failed(format!(
+                "rows {offset}+{} of partition {id} are out of range (limit {MAX_PARTITION_ROWS})",
+                batch.rows
+            )));
+        }
+        if archive
+            .ask(crate::archive::actor::IsSealed(id))
+            .await
+            .map_err(failed)?
+        {
+            return Err(failed(format!(
+                "partition {id} is sealed; sealed partitions are never rewritten"
+            )));
+        }
         let batch = std::sync::Arc::new(batch);
         archive
             .tell(crate::archive::actor::Append {
@@ -453,8 +477,10 @@ impl Node {
             .collect())
     }
 
-    /// Rows of partition `id` in this node's archive.
+    /// Rows of partition `id` in this node's archive, from row `from_row` on, one
+    /// page of about `max_bytes` at most.
     #[tracing::instrument(name = "archive.fetch", skip_all, fields(node = %self.id, partition = %id))]
+    #[allow(clippy::too_many_arguments)]
     pub async fn fetch(
         &self,
         id: uuid::Uuid,
@@ -462,7 +488,9 @@ impl Node {
         maybe: roaring::RoaringBitmap,
         expr: Expr,
         limit: Option<u64>,
-    ) -> Result<Vec<Selection>, NodeError> {
+        from_row: u32,
+        max_bytes: usize,
+    ) -> Result<Fetched, NodeError> {
         let archive = self.archive().ok_or_else(|| self.missing("archive"))?;
         archive
             .ask(crate::archive::actor::Fetch {
@@ -471,6 +499,8 @@ impl Node {
                 maybe,
                 expr: std::sync::Arc::new(expr),
                 limit,
+                from_row,
+                max_bytes,
             })
             .await
             .map_err(failed)

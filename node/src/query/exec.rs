@@ -37,9 +37,12 @@ pub async fn count(
                 maybe: h.hits.maybe,
                 expr: expr.clone(),
                 limit: None,
+                from_row: 0,
+                max_bytes: usize::MAX,
             })
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| e.to_string())?
+            .selections;
         n += sel.iter().map(|s| s.rows.len() as u64).sum::<u64>();
     }
     Ok(n)
@@ -71,9 +74,12 @@ pub async fn export(
                 maybe: h.hits.maybe,
                 expr: expr.clone(),
                 limit: left,
+                from_row: 0,
+                max_bytes: usize::MAX,
             })
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| e.to_string())?
+            .selections;
         for s in &sel {
             n += s.rows.len() as u64;
             sink(s)?;

@@ -26,6 +26,15 @@ pub fn open_input(path: Option<&Path>) -> io::Result<Box<dyn BufRead + Send>> {
         Some(p) => Box::new(File::open(p)?),
         None => Box::new(io::stdin()),
     };
+    buffered(raw)
+}
+
+/// `open_input` over a file that is already open (a confined spawned source).
+pub fn open_file_input(file: File) -> io::Result<Box<dyn BufRead + Send>> {
+    buffered(Box::new(file))
+}
+
+fn buffered(raw: Box<dyn Read + Send>) -> io::Result<Box<dyn BufRead + Send>> {
     let mut r = BufReader::with_capacity(IO_BUFFER, raw);
     if is_gzip(&mut r)? {
         let dec = flate2::bufread::MultiGzDecoder::new(r);

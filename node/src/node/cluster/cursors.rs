@@ -1,0 +1,161 @@
+//! Export cursors: an export's remaining work, pulled chunk by chunk by the client
+//! that opened it. Ids are random 128-bit values; a cursor belongs to its opener,
+//! is closed when that client disconnects, expires when nobody pulls it, and each
+//! client may hold only a few.
+
+use crate::proto::WireHits;
+use libp2p::PeerId;
+use std::collections::{HashMap, VecDeque};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// What is left of one export.
+pub(super) struct Cursor {
+    pub owner: PeerId,
+    pub expr: String,
+    /// Partitions still to read, in import order.
+    pub hits: VecDeque<WireHits>,
+    /// Where to go on in the first partition of `hits`.
+    pub from_row: u32,
+    /// Rows still wanted (`-n`).
+    pub left: Option<u64>,
+    last_used: Instant,
+}
+
+impl Cursor {
+    pub fn new(owner: PeerId, expr: String, hits: Vec<WireHits>, left: Option<u64>) -> Cursor {
+        Cursor {
+            owner,
+            expr,
+            hits: hits.into(),
+            from_row: 0,
+            left,
+            last_used: Instant::now(),
+        }
+    }
+}
+
+pub(super) struct Cursors {
+    map: Mutex<HashMap<[u8; 16], Cursor>>,
+    per_peer: usize,
+    idle: Duration,
+}
+
+pub(super) fn show(id: &[u8; 16]) -> String {
+    id.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+impl Cursors {
+    pub fn new(per_peer: usize, idle: Duration) -> Cursors {
+        Cursors {
+            map: Mutex::new(HashMap::new()),
+            per_peer,
+            idle,
+        }
+    }
+
+    /// Registers a cursor under a fresh random id, unless its owner holds too many.
+    pub fn open(&self, c: Cursor) -> Result<[u8; 16], String> {
+        let mut id = [0u8; 16];
+        getrandom::fill(&mut id).map_err(|e| format!("no randomness for a cursor id: {e}"))?;
+        let mut map = self.map.lock().expect("lock poisoned");
+        let held = map.values().filter(|x| x.owner == c.owner).count();
+        if held >= self.per_peer {
+            return Err(format!(
+                "too many open exports for this client ({held}, limit cluster.max-cursors-per-peer = {})",
+                self.per_peer
+            ));
+        }
+        map.insert(id, c);
+        Ok(id)
+    }
+
+    /// Takes cursor `id` out for one pull; `put` returns it. The caller has been
+    /// checked against the owner by the access policy.
+    pub fn take(
+        &self,
+        id: &[u8; 16],
+        check: impl FnOnce(PeerId) -> Result<(), String>,
+    ) -> Result<Cursor, String> {
+        let mut map = self.map.lock().expect("lock poisoned");
+        let owner = map
+            .get(id)
+            .map(|c| c.owner)
+            .ok_or_else(|| format!("unknown export cursor {} (closed or expired)", show(id)))?;
+        check(owner)?;
+        Ok(map.remove(id).expect("present under the same lock"))
+    }
+
+    pub fn put(&self, id: [u8; 16], mut c: Cursor) {
+        c.last_used = Instant::now();
+        self.map.lock().expect("lock poisoned").insert(id, c);
+    }
+
+    /// Closes cursor `id` if `check` allows.
+    pub fn close(
+        &self,
+        id: &[u8; 16],
+        check: impl FnOnce(PeerId) -> Result<(), String>,
+    ) -> Result<(), String> {
+        let mut map = self.map.lock().expect("lock poisoned");
+        let owner = map
+            .get(id)
+            .map(|c| c.owner)
+            .ok_or_else(|| format!("unknown export cursor {} (closed or expired)", show(id)))?;
+        check(owner)?;
+        map.remove(id);
+        Ok(())
+    }
+
+    /// Closes every cursor of `peer`; returns how many.
+    pub fn close_peer(&self, peer: PeerId) -> usize {
+        let mut map = self.map.lock().expect("lock poisoned");
+        let before = map.len();
+        map.retain(|_, c| c.owner != peer);
+        before - map.len()
+    }
+
+    /// Closes cursors nobody pulled for the idle timeout; returns how many.
+    pub fn expire(&self) -> usize {
+        let mut map = self.map.lock().expect("lock poisoned");
+        let before = map.len();
+        let idle = self.idle;
+        map.retain(|_, c| c.last_used.elapsed() < idle);
+        before - map.len()
+    }
+
+    pub fn len(&self) -> usize {
+        self.map.lock().expect("lock poisoned").len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn peer() -> PeerId {
+        libp2p::identity::Keypair::generate_ed25519()
+            .public()
+            .to_peer_id()
+    }
+
+    #[test]
+    fn cursors_are_capped_owned_and_expire() {
+        let cs = Cursors::new(2, Duration::from_millis(50));
+        let (a, b) = (peer(), peer());
+        let c1 = cs.open(Cursor::new(a, "x".into(), vec![], None)).unwrap();
+        let c2 = cs.open(Cursor::new(a, "x".into(), vec![], None)).unwrap();
+        assert_ne!(c1, c2);
+        assert!(cs.open(Cursor::new(a, "x".into(), vec![], None)).is_err());
+        let cb = cs.open(Cursor::new(b, "x".into(), vec![], None)).unwrap();
+        let only = |me: PeerId| move |owner: PeerId| if owner == me { Ok(()) } else { Err("not yours".to_string()) };
+        assert!(cs.take(&c1, only(b)).is_err());
+        let c = cs.take(&c1, only(a)).unwrap();
+        cs.put(c1, c);
+        assert_eq!(cs.close_peer(a), 2);
+        assert_eq!(cs.len(), 1);
+        std::thread::sleep(Duration::from_millis(80));
+        assert_eq!(cs.expire(), 1);
+        assert!(cs.take(&cb, only(b)).is_err());
+    }
+}
