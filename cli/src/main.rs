@@ -52,7 +52,11 @@ pub enum Command {
     /// Print the version.
     Version,
     /// Print a new random cluster secret (256 bits, one line) for cluster.secret-file.
-    Secret,
+    Secret {
+        /// Write it to FILE (mode 0600) instead; an existing valid secret file is kept.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
     /// Import events from stdin or a file.
     Import(commands::import::ImportArgs),
     /// Export events matching a query.

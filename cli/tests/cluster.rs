@@ -244,56 +244,6 @@ fn three_node_cluster() {
 }
 
 #[test]
-fn a_bad_peer_does_not_crash_a_node() {
-    let _serial = serial();
-    let root = TempDb::new("badpeer");
-    std::fs::create_dir_all(root.path()).unwrap();
-    let n1 = NodeProc::start("n1", &root.path().join("n1"), free_port(), &[], None);
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    rt.block_on(async {
-        let net = vast_node::net::start(
-            libp2p::identity::Keypair::generate_ed25519(),
-            None,
-            vast_node::net::NetOptions::client(None, 32 << 20),
-        )
-        .await
-        .unwrap();
-        let addr = vast_node::net::parse_endpoint(&n1.endpoint).unwrap();
-        let peer = tokio::time::timeout(Duration::from_secs(10), net.client.dial(addr))
-            .await
-            .unwrap()
-            .unwrap();
-        // Garbage, a truncated envelope, and a well-formed envelope carrying a garbage batch.
-        let ingest = vast_node::proto::DataRequest::Ingest {
-            node: String::new(),
-            seq: 1,
-            batch: vec![7; 100],
-            forwarded: false,
-        }
-        .encode();
-        for bytes in [
-            b"\x00\x01garbage".to_vec(),
-            ingest[..ingest.len() / 2].to_vec(),
-            ingest,
-        ] {
-            let resp =
-                tokio::time::timeout(Duration::from_secs(10), net.client.request(peer, bytes))
-                    .await
-                    .unwrap()
-                    .unwrap();
-            match vast_node::proto::DataResponse::decode(&resp).unwrap() {
-                vast_node::proto::DataResponse::Error(e) => {
-                    assert!(e.contains("malformed") || e.contains("validation"), "{e}")
-                }
-                other => panic!("expected an error, got {other:?}"),
-            }
-        }
-    });
-    // Still up and answering.
-    vast_ok(&n1.endpoint, &["status"], None);
-}
-
-#[test]
 fn placement_puts_partitions_on_another_node() {
     let _serial = serial();
     let Some(data) = data_dir() else { return };

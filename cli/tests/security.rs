@@ -195,6 +195,17 @@ async fn send(s: &mut Hostile, peer: PeerId, raw: Raw) -> Result<DataResponse, S
     }
 }
 
+/// The node still answers a data-plane request, within a second.
+async fn alive(s: &mut Hostile, peer: PeerId, after: &str) {
+    let t = Instant::now();
+    let ping = DataRequest::Lookup { expr: "#type == \"nothing\"".into() }.encode();
+    match send(s, peer, Raw::Frame(ping)).await {
+        Ok(DataResponse::Hits(_)) => {}
+        other => panic!("after {after}: the node did not answer a lookup: {other:?}"),
+    }
+    assert!(t.elapsed() < Duration::from_secs(1), "after {after}: answered in {:?}", t.elapsed());
+}
+
 fn expect_error(r: Result<DataResponse, String>, what: &str, needle: &str) {
     match r {
         Ok(DataResponse::Error(e)) => assert!(e.contains(needle), "{what}: {e}"),
@@ -421,12 +432,16 @@ fn a_hostile_peer_with_the_secret_cannot_crash_stall_or_corrupt_a_node() {
 
         // Garbage and truncated envelopes.
         expect_error(send(&mut h, node, Raw::Frame(b"\x00\x01garbage".to_vec())).await, "garbage", "malformed");
+        alive(&mut h, node, "garbage").await;
         let ingest = DataRequest::Ingest { node: String::new(), seq: 1, batch: vec![7; 100], forwarded: false }.encode();
         // Cut in half, an envelope may even read as another valid message: any
         // error will do, as long as nothing breaks.
         expect_error(send(&mut h, node, Raw::Frame(ingest[..ingest.len() / 2].to_vec())).await, "truncated", "");
+        alive(&mut h, node, "truncated").await;
         expect_error(send(&mut h, node, Raw::Frame(ingest[..ingest.len() - 9].to_vec())).await, "truncated tail", "");
+        alive(&mut h, node, "truncated tail").await;
         expect_error(send(&mut h, node, Raw::Frame(vec![])).await, "empty", "malformed");
+        alive(&mut h, node, "empty").await;
         // Deep nesting: under 4 MB, 100,000 levels.
         let deep = deep_batch(100_000);
         assert!(deep.len() < 4 << 20);
@@ -435,6 +450,7 @@ fn a_hostile_peer_with_the_secret_cannot_crash_stall_or_corrupt_a_node() {
             DataRequest::Discard { seq: 3, batch: deep.clone() },
         ] {
             expect_error(send(&mut h, node, Raw::Frame(req.encode())).await, "deep nesting", "depth");
+            alive(&mut h, node, "deep nesting").await;
         }
         // An empty schema.
         let empty = vast_node::data::Batch {
@@ -444,21 +460,28 @@ fn a_hostile_peer_with_the_secret_cannot_crash_stall_or_corrupt_a_node() {
         };
         let req = DataRequest::Ingest { node: String::new(), seq: 4, batch: empty.to_bytes(), forwarded: false };
         expect_error(send(&mut h, node, Raw::Frame(req.encode())).await, "empty schema", "empty");
+        alive(&mut h, node, "empty schema").await;
         // Huge claimed lengths: over the cap, and under it with nothing behind.
         expect_error(send(&mut h, node, Raw::Lie { claim: u32::MAX, body: vec![1; 16] }).await, "claim 4 GiB", "");
+        alive(&mut h, node, "claim 4 GiB").await;
         expect_error(send(&mut h, node, Raw::Lie { claim: 30 << 20, body: vec![1; 16] }).await, "claim 30 MiB", "");
+        alive(&mut h, node, "claim 30 MiB").await;
         // A peer that is no member may not store, seal or forward.
         let t = Instant::now();
         expect_error(send(&mut h, node, Raw::Frame(DataRequest::Seal { partition: [1; 16] }.encode())).await, "seal", "members");
+        alive(&mut h, node, "seal").await;
         quick(t, "seal refusal");
         let fwd = DataRequest::Flush { node: String::new(), forwarded: true };
         expect_error(send(&mut h, node, Raw::Frame(fwd.encode())).await, "forwarded flush", "members");
+        alive(&mut h, node, "forwarded flush").await;
         // Someone else's cursor, and a made-up one.
         expect_error(send(&mut h, node, Raw::Frame(DataRequest::ExportNext { cursor: [9; 16] }.encode())).await, "made-up cursor", "unknown export cursor");
+        alive(&mut h, node, "made-up cursor").await;
 
         // A stolen node id: n2's name with our key is refused, n2 stays n2.
         let t = Instant::now();
         expect_error(send(&mut h, node, hello("n2", &n2_peer)).await, "stolen id", "pinned");
+        alive(&mut h, node, "stolen id").await;
         quick(t, "stolen id refusal");
 
         // With a fresh id of our own we are a member (we hold the secret) ...
@@ -487,6 +510,7 @@ fn a_hostile_peer_with_the_secret_cannot_crash_stall_or_corrupt_a_node() {
         b.finish_row();
         let store = DataRequest::Store { partition: victim, offset: 0, batch: b.finish().to_bytes() };
         expect_error(send(&mut h, node, Raw::Frame(store.encode())).await, "store on a sealed partition", "sealed");
+        alive(&mut h, node, "store on a sealed partition").await;
         let seal = DataRequest::Seal { partition: victim };
         let _ = send(&mut h, node, Raw::Frame(seal.encode())).await;
 
@@ -501,6 +525,7 @@ fn a_hostile_peer_with_the_secret_cannot_crash_stall_or_corrupt_a_node() {
         }
         assert_eq!(ids.iter().collect::<std::collections::HashSet<_>>().len(), 4);
         expect_error(send(&mut h, node, open()).await, "fifth cursor", "too many open exports");
+        alive(&mut h, node, "fifth cursor").await;
         let mut other = hostile(Some(vast_node::net::Secret::load(&secret).unwrap().prologue()));
         let node_b = dial(&mut other, &ep).await.unwrap();
         expect_error(send(&mut other, node_b, Raw::Frame(DataRequest::ExportNext { cursor: ids[0] }.encode())).await, "another client's cursor", "belongs to another client");
@@ -510,6 +535,7 @@ fn a_hostile_peer_with_the_secret_cannot_crash_stall_or_corrupt_a_node() {
         }
         tokio::time::sleep(Duration::from_secs(4)).await;
         expect_error(send(&mut h, node, Raw::Frame(DataRequest::ExportNext { cursor: ids[1] }.encode())).await, "idle cursor", "unknown export cursor");
+        alive(&mut h, node, "idle cursor").await;
     });
     drop(rt);
 

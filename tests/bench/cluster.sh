@@ -21,9 +21,13 @@ now() { date +%s.%N; }
 elapsed() { python3 -c "print(f'{$2-$1:.3f}')"; }
 rate() { python3 -c "print(f'{$lines/$1:.0f}')"; }
 
-rm -rf "$work/c1" "$work/c2" "$work/emb.db"
+rm -rf "$work/c1" "$work/c2" "$work/emb.db" "$work/cluster.secret"
+# Figures count with the cluster secret on, as a real cluster runs; n1 may read
+# the generated log for the in-node source.
+"$vast" secret --out "$work/cluster.secret" 2>/dev/null
+export VAST_CLUSTER__SECRET_FILE="$work/cluster.secret"
 p1=$(port); p2=$(port)
-RUST_LOG=warn "$vast" -i n1 -d "$work/c1" -e 127.0.0.1:$p1 start 2>"$work/n1.log" & n1=$!
+VAST_SOURCE__READ_DIRS="$work" RUST_LOG=warn "$vast" -i n1 -d "$work/c1" -e 127.0.0.1:$p1 start 2>"$work/n1.log" & n1=$!
 RUST_LOG=warn "$vast" -i n2 -d "$work/c2" -e 127.0.0.1:$p2 start --peer 127.0.0.1:$p1 2>"$work/n2.log" & n2=$!
 trap 'kill $n1 $n2 2>/dev/null || true' EXIT
 for p in $p1 $p2; do

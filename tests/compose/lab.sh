@@ -14,7 +14,10 @@ export COMPOSE_PROJECT_NAME=vastlab$$
 export VAST_LAB_PORT=${VAST_LAB_PORT:-$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')}
 ep=127.0.0.1:$VAST_LAB_PORT
 vast="$root/target/release/vast"
-cleanup() { "${dc[@]}" down -v --remove-orphans >/dev/null 2>&1 || true; }
+# One secret for the lab, made for this run; the nodes mount it, the host CLI reads it.
+secret=$(mktemp -d)/lab.secret
+export VAST_LAB_SECRET=$secret VAST_CLUSTER__SECRET_FILE=$secret
+cleanup() { "${dc[@]}" down -v --remove-orphans >/dev/null 2>&1 || true; rm -rf "$(dirname "$secret")"; }
 trap cleanup EXIT
 fail() { echo "FAIL: $*" >&2; "${dc[@]}" logs --tail 30 >&2 || true; exit 1; }
 step() { echo "--- $*"; }
@@ -25,10 +28,17 @@ retry() { # retry SECONDS CMD...: until CMD succeeds
 
 step "build the image offline"
 deploy/build-image.sh vast:latest
+step "make the lab's cluster secret"
+"$vast" secret --out "$secret"
 step "start the lab"
 "${dc[@]}" up -d
 mesh() { [ "$("$vast" -e "$ep" peers | grep -c '"reachable": true')" = 3 ]; }
 retry 90 mesh || fail "the three nodes did not mesh"
+
+step "the published port is on the host's loopback only, and needs the secret"
+docker port "$("${dc[@]}" ps -q n1)" 42000 | grep -qx "127.0.0.1:$VAST_LAB_PORT" || fail "n1's port is not bound to 127.0.0.1: $(docker port "$("${dc[@]}" ps -q n1)" 42000)"
+if out=$(env -u VAST_CLUSTER__SECRET_FILE "$vast" -e "$ep" status 2>&1); then fail "a CLI without the secret got in: $out"; fi
+echo "$out" | grep -q secret || fail "refusal does not mention the secret: $out"
 
 step "import a zeek log into n3 through n1, count from the host"
 gzip -dc "$data/zeek/conn.log.gz" | "$vast" -e "$ep" --node n3 import zeek

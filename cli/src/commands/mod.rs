@@ -53,12 +53,8 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         println!("vast {}", env!("CARGO_PKG_VERSION"));
         return Ok(ExitCode::SUCCESS);
     }
-    if let Command::Secret = cli.command {
-        println!(
-            "{}",
-            vast_node::net::secret::generate().map_err(|e| anyhow::anyhow!(e))?
-        );
-        return Ok(ExitCode::SUCCESS);
+    if let Command::Secret { out } = &cli.command {
+        return secret(out.as_deref());
     }
     let cfg = vast_config::load(cli.config.as_deref(), &overrides(&cli))?;
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -112,6 +108,35 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
     res
 }
 
+/// `vast secret [--out FILE]`.
+fn secret(out: Option<&std::path::Path>) -> Result<ExitCode> {
+    let Some(path) = out else {
+        println!(
+            "{}",
+            vast_node::net::secret::generate().map_err(|e| anyhow::anyhow!(e))?
+        );
+        return Ok(ExitCode::SUCCESS);
+    };
+    if path.exists() {
+        vast_node::net::Secret::load(path)?;
+        eprintln!("keeping the existing cluster secret in {}", path.display());
+        return Ok(ExitCode::SUCCESS);
+    }
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let s = vast_node::net::secret::generate().map_err(|e| anyhow::anyhow!(e))?;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("creating {}", path.display()))?;
+    writeln!(f, "{s}").with_context(|| format!("writing {}", path.display()))?;
+    f.sync_all()?;
+    eprintln!("wrote a new cluster secret to {}", path.display());
+    Ok(ExitCode::SUCCESS)
+}
+
 async fn embedded(cli: &Cli, cfg: &vast_config::Config, node: &Node) -> Result<ExitCode> {
     match &cli.command {
         Command::Import(a) => import::run(a, cfg, node).await,
@@ -132,7 +157,7 @@ async fn embedded(cli: &Cli, cfg: &vast_config::Config, node: &Node) -> Result<E
                 command_name(&cli.command)
             )
         }
-        Command::Version | Command::Secret | Command::Start(_) => {
+        Command::Version | Command::Secret { .. } | Command::Start(_) => {
             unreachable!("handled before the node starts")
         }
     }
@@ -217,7 +242,7 @@ async fn remote(cli: &Cli, cfg: &vast_config::Config) -> Result<ExitCode> {
         Command::BenchDataplane { mib } => bench::dataplane(&conn, *mib).await,
         Command::Export(a) => export::run_remote(a, &conn).await,
         Command::Import(a) => import::run_remote(a, cfg, &conn, node).await,
-        Command::Start(_) | Command::Version | Command::Secret => {
+        Command::Start(_) | Command::Version | Command::Secret { .. } => {
             unreachable!("handled before connecting")
         }
     }
@@ -230,7 +255,7 @@ fn command_name(c: &Command) -> &'static str {
         Command::Status { .. } => "status",
         Command::Peers => "peers",
         Command::Version => "version",
-        Command::Secret => "secret",
+        Command::Secret { .. } => "secret",
         Command::Import(_) => "import",
         Command::Export(_) => "export",
         Command::Count(_) => "count",
