@@ -433,7 +433,7 @@ fn a_hostile_peer_with_the_secret_cannot_crash_stall_or_corrupt_a_node() {
         // Garbage and truncated envelopes.
         expect_error(send(&mut h, node, Raw::Frame(b"\x00\x01garbage".to_vec())).await, "garbage", "malformed");
         alive(&mut h, node, "garbage").await;
-        let ingest = DataRequest::Ingest { node: String::new(), seq: 1, batch: vec![7; 100], forwarded: false }.encode();
+        let ingest = DataRequest::Ingest { node: String::new(), session: [5; 16], seq: 1, batch: vec![7; 100], forwarded: false }.encode();
         // Cut in half, an envelope may even read as another valid message: any
         // error will do, as long as nothing breaks.
         expect_error(send(&mut h, node, Raw::Frame(ingest[..ingest.len() / 2].to_vec())).await, "truncated", "");
@@ -446,7 +446,7 @@ fn a_hostile_peer_with_the_secret_cannot_crash_stall_or_corrupt_a_node() {
         let deep = deep_batch(100_000);
         assert!(deep.len() < 4 << 20);
         for req in [
-            DataRequest::Ingest { node: String::new(), seq: 2, batch: deep.clone(), forwarded: false },
+            DataRequest::Ingest { node: String::new(), session: [5; 16], seq: 2, batch: deep.clone(), forwarded: false },
             DataRequest::Discard { seq: 3, batch: deep.clone() },
         ] {
             expect_error(send(&mut h, node, Raw::Frame(req.encode())).await, "deep nesting", "depth");
@@ -458,7 +458,7 @@ fn a_hostile_peer_with_the_secret_cannot_crash_stall_or_corrupt_a_node() {
             rows: 0,
             columns: vec![],
         };
-        let req = DataRequest::Ingest { node: String::new(), seq: 4, batch: empty.to_bytes(), forwarded: false };
+        let req = DataRequest::Ingest { node: String::new(), session: [5; 16], seq: 4, batch: empty.to_bytes(), forwarded: false };
         expect_error(send(&mut h, node, Raw::Frame(req.encode())).await, "empty schema", "empty");
         alive(&mut h, node, "empty schema").await;
         // Huge claimed lengths: over the cap, and under it with nothing behind.
@@ -468,10 +468,10 @@ fn a_hostile_peer_with_the_secret_cannot_crash_stall_or_corrupt_a_node() {
         alive(&mut h, node, "claim 30 MiB").await;
         // A peer that is no member may not store, seal or forward.
         let t = Instant::now();
-        expect_error(send(&mut h, node, Raw::Frame(DataRequest::Seal { partition: [1; 16] }.encode())).await, "seal", "members");
+        expect_error(send(&mut h, node, Raw::Frame(DataRequest::Seal { partition: [1; 16], txn: [1; 16] }.encode())).await, "seal", "members");
         alive(&mut h, node, "seal").await;
         quick(t, "seal refusal");
-        let fwd = DataRequest::Flush { node: String::new(), forwarded: true };
+        let fwd = DataRequest::Flush { node: String::new(), session: [5; 16], forwarded: true };
         expect_error(send(&mut h, node, Raw::Frame(fwd.encode())).await, "forwarded flush", "members");
         alive(&mut h, node, "forwarded flush").await;
         // Someone else's cursor, and a made-up one.
@@ -485,7 +485,9 @@ fn a_hostile_peer_with_the_secret_cannot_crash_stall_or_corrupt_a_node() {
         quick(t, "stolen id refusal");
 
         // With a fresh id of our own we are a member (we hold the secret) ...
-        match send(&mut h, node, hello("rogue", "12D3KooWNotOurPeerIdAtAll")).await {
+        let mut r = hostile(Some(vast_node::net::Secret::load(&secret).unwrap().prologue()));
+        let node_r = dial(&mut r, &ep).await.unwrap();
+        match send(&mut r, node_r, hello("rogue", "12D3KooWNotOurPeerIdAtAll")).await {
             Ok(DataResponse::Hello { me, members }) => {
                 assert_eq!(me.id, "n1");
                 let n2m = members.iter().find(|m| m.id == "n2").expect("n2 listed");
@@ -496,7 +498,7 @@ fn a_hostile_peer_with_the_secret_cannot_crash_stall_or_corrupt_a_node() {
             other => panic!("hello: {other:?}"),
         }
         // ... but a Store into a sealed partition is refused, and nothing changes.
-        let parts = match send(&mut h, node, Raw::Frame(DataRequest::Lookup { expr: "#type == \"zeek.conn\"".into() }.encode())).await {
+        let parts = match send(&mut r, node_r, Raw::Frame(DataRequest::Lookup { expr: "#type == \"zeek.conn\"".into() }.encode())).await {
             Ok(DataResponse::Hits(h)) => h,
             other => panic!("lookup: {other:?}"),
         };
@@ -509,10 +511,20 @@ fn a_hostile_peer_with_the_secret_cannot_crash_stall_or_corrupt_a_node() {
         b.column(0).push_value(&vast_node::data::Value::Count(1));
         b.finish_row();
         let store = DataRequest::Store { partition: victim, offset: 0, batch: b.finish().to_bytes() };
-        expect_error(send(&mut h, node, Raw::Frame(store.encode())).await, "store on a sealed partition", "sealed");
+        expect_error(send(&mut r, node_r, Raw::Frame(store.encode())).await, "store on a sealed partition", "sealed");
         alive(&mut h, node, "store on a sealed partition").await;
-        let seal = DataRequest::Seal { partition: victim };
-        let _ = send(&mut h, node, Raw::Frame(seal.encode())).await;
+        let seal = DataRequest::Seal { partition: victim, txn: [2; 16] };
+        expect_error(send(&mut r, node_r, Raw::Frame(seal.encode())).await, "seal of a sealed partition", "");
+        // A member may not decide another coordinator's transaction either.
+        let commit = DataRequest::Commit { txn: [2; 16], partitions: vec![victim] };
+        let _ = send(&mut r, node_r, Raw::Frame(commit.encode())).await;
+        let abort = DataRequest::AbortTxn { txn: [2; 16], partitions: vec![victim] };
+        expect_error(send(&mut r, node_r, Raw::Frame(abort.encode())).await, "abort of a committed partition", "");
+        alive(&mut h, node, "transaction requests").await;
+        // A member that stops answering fails queries (fail safe); once it has
+        // gone, it is no longer asked.
+        drop(r);
+        tokio::time::sleep(Duration::from_secs(1)).await;
 
         // Cursors: capped per client, owned, expiring.
         let open = || Raw::Frame(DataRequest::ExportOpen { expr: ":addr == 192.168.1.104".into(), limit: 0, allow_partial: false }.encode());

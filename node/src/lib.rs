@@ -2,6 +2,7 @@
 //! Folders follow the data path: source, importer, archive, index, query, export.
 
 pub mod archive;
+pub mod commit;
 pub mod data;
 pub mod durable;
 pub mod export;

@@ -107,17 +107,29 @@ pub struct WireHits {
 pub enum DataRequest {
     /// Membership handshake: who I am; the answer lists who the receiver knows.
     Hello { from: Member },
-    /// A batch (rkyv `Batch` bytes) for the importer of node `node` (receiver if
-    /// empty); `forwarded` when a member relays it (members only).
+    /// A batch (rkyv `Batch` bytes) of import session `session` (the sender's
+    /// random id) for the importer of node `node` (receiver if empty); `forwarded`
+    /// when a member relays it (members only).
     Ingest {
         node: String,
+        session: [u8; 16],
         seq: u64,
         batch: Vec<u8>,
         forwarded: bool,
     },
-    /// Make everything ingested so far on node `node` durable; `forwarded` when a
-    /// member relays it (members only).
-    Flush { node: String, forwarded: bool },
+    /// End import session `session` on node `node`: durable and visible, all of it
+    /// or nothing; `forwarded` when a member relays it (members only).
+    Flush {
+        node: String,
+        session: [u8; 16],
+        forwarded: bool,
+    },
+    /// Give up import session `session` on node `node`: nothing of it stays.
+    Abort {
+        node: String,
+        session: [u8; 16],
+        forwarded: bool,
+    },
     /// Candidates of a query in this node's index.
     Lookup { expr: String },
     /// Matching rows of a partition in this node's archive, from row `from_row` on,
@@ -148,8 +160,25 @@ pub enum DataRequest {
         offset: u32,
         batch: Vec<u8>,
     },
-    /// Make partition `partition` durable in this node's archive and index.
-    Seal { partition: [u8; 16] },
+    /// Make partition `partition` durable in this node's archive and index,
+    /// prepared (invisible) for the sender's transaction `txn` (members only).
+    Seal {
+        partition: [u8; 16],
+        txn: [u8; 16],
+    },
+    /// The sender decided to commit `txn`: make these prepared partitions visible
+    /// (members only).
+    Commit {
+        txn: [u8; 16],
+        partitions: Vec<[u8; 16]>,
+    },
+    /// The sender aborted `txn`: remove these prepared partitions (members only).
+    AbortTxn {
+        txn: [u8; 16],
+        partitions: Vec<[u8; 16]>,
+    },
+    /// What became of transaction `txn` that the receiver coordinated (members only).
+    Outcome { txn: [u8; 16] },
     /// A batch that is validated and dropped: measures the data plane alone.
     Discard { seq: u64, batch: Vec<u8> },
 }
@@ -181,6 +210,8 @@ pub enum DataResponse {
     },
     /// The export has no more rows.
     End,
+    /// A transaction's outcome: committed, aborted, or still pending.
+    TxnOutcome { committed: bool, pending: bool },
 }
 
 /// Why data-plane bytes were rejected.
@@ -239,6 +270,10 @@ impl DataRequest {
             DataRequest::ExportClose { .. } => "export-close",
             DataRequest::Store { .. } => "store",
             DataRequest::Seal { .. } => "seal",
+            DataRequest::Commit { .. } => "commit",
+            DataRequest::AbortTxn { .. } => "abort-txn",
+            DataRequest::Outcome { .. } => "outcome",
+            DataRequest::Abort { .. } => "abort",
             DataRequest::Discard { .. } => "discard",
         }
     }
@@ -282,6 +317,7 @@ mod tests {
     fn envelopes_roundtrip_and_garbage_is_rejected() {
         let r = DataRequest::Ingest {
             node: "n2".into(),
+            session: [3; 16],
             seq: 7,
             batch: vec![1, 2, 3],
             forwarded: false,

@@ -73,6 +73,7 @@ pub async fn run(a: &ImportArgs, cfg: &vast_config::Config, node: &Node) -> Resu
         limit,
     } = prepare(a)?;
     let opts = SourceOptions {
+        autocommit: false,
         limit,
         filter,
         batch_size: cfg.import.batch_size,
@@ -84,7 +85,10 @@ pub async fn run(a: &ImportArgs, cfg: &vast_config::Config, node: &Node) -> Resu
         format: a.format.clone(),
     };
     let start = Instant::now();
-    let s = node.import(reader, opts).await?;
+    let s = node
+        .import(reader, opts)
+        .await
+        .context("import failed; nothing of it was kept")?;
     let secs = start.elapsed().as_secs_f64();
     eprintln!(
         "imported {} events in {:.2}s ({:.0} events/s); {} malformed records skipped",
@@ -119,6 +123,9 @@ pub async fn run_remote(
     let target = node.unwrap_or_default();
     let batch_size = cfg.import.batch_size.max(1);
     let frame_room = cfg.cluster.max_frame.saturating_sub(64 << 10);
+    // This import's session: random, so no other client can guess or join it.
+    let mut session = [0u8; 16];
+    getrandom::fill(&mut session).map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
     let start = Instant::now();
     let mut cache = HashMap::new();
     let mut in_flight = FuturesUnordered::new();
@@ -161,6 +168,7 @@ pub async fn run_remote(
                 seq += 1;
                 let req = DataRequest::Ingest {
                     node: target.clone(),
+                    session,
                     seq,
                     batch: bytes,
                     forwarded: false,
@@ -180,17 +188,36 @@ pub async fn run_remote(
             failed.get_or_insert(e);
         }
     }
-    // Whatever was accepted is made durable even if reading failed midway.
-    let flushed = conn
+    // All or nothing: a failed import is aborted, so none of it shows.
+    if let Some(e) = failed {
+        let _ = conn
+            .data(DataRequest::Abort {
+                node: target.clone(),
+                session,
+                forwarded: false,
+            })
+            .await;
+        return Err(e.context("import failed; nothing of it was kept"));
+    }
+    if let Some(e) = read_error {
+        let _ = conn
+            .data(DataRequest::Abort {
+                node: target.clone(),
+                session,
+                forwarded: false,
+            })
+            .await;
+        return Err(anyhow::anyhow!(e).context("reading input failed; nothing of this import was kept"));
+    }
+    match conn
         .data(DataRequest::Flush {
             node: target.clone(),
+            session,
             forwarded: false,
         })
-        .await;
-    if let Some(e) = failed {
-        return Err(e.context("import failed; batches acknowledged before the error are durable"));
-    }
-    match flushed? {
+        .await
+        .context("import failed; nothing of it was kept")?
+    {
         DataResponse::Flushed { .. } => {}
         other => anyhow::bail!("unexpected answer {other:?}"),
     }
@@ -201,10 +228,5 @@ pub async fn run_remote(
         sent as f64 / secs.max(1e-9),
         if target.is_empty() { conn.node.as_str() } else { target.as_str() },
     );
-    if let Some(e) = read_error {
-        return Err(
-            anyhow::anyhow!(e).context("reading input failed; events before the error are durable")
-        );
-    }
     Ok(ExitCode::SUCCESS)
 }

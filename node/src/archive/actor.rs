@@ -123,6 +123,21 @@ impl Message<Fetch> for Archive {
     }
 }
 
+/// Remove the files of uncommitted partitions (their import failed or was
+/// aborted). The caller guarantees none of them is committed.
+pub struct DiscardPartitions(pub Vec<Uuid>);
+
+impl Message<DiscardPartitions> for Archive {
+    type Reply = ();
+
+    async fn handle(&mut self, m: DiscardPartitions, _: &mut Context<Self, ()>) {
+        for id in m.0 {
+            self.failed.remove(&id);
+            self.store.discard(id);
+        }
+    }
+}
+
 /// Whether partition `id` is sealed here (such ids are never written again).
 pub struct IsSealed(pub Uuid);
 

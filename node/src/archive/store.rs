@@ -76,8 +76,9 @@ fn meta_path(dir: &Path, id: Uuid) -> PathBuf {
 }
 
 impl ArchiveStore {
-    /// Opens the archive directory; unsealed data files (never acknowledged) are removed.
-    pub fn open(dir: &Path) -> Result<ArchiveStore, StoreError> {
+    /// Opens the archive directory. Files of partitions that are neither committed
+    /// nor prepared for another node's import (never acknowledged) are removed.
+    pub fn open(dir: &Path, commits: &crate::commit::State) -> Result<ArchiveStore, StoreError> {
         fs::create_dir_all(dir).map_err(|e| StoreError::io(dir, e))?;
         let store = ArchiveStore {
             dir: dir.to_path_buf(),
@@ -92,9 +93,10 @@ impl ArchiveStore {
             let Ok(id) = stem.parse::<Uuid>() else {
                 continue;
             };
+            let kept = commits.committed.contains(&id) || commits.prepared.contains_key(&id);
             match path.extension().and_then(|e| e.to_str()) {
-                Some("data") if !meta_path(dir, id).exists() => {
-                    tracing::warn!(path = %path.display(), "removing unsealed archive data from an interrupted import");
+                Some("data" | "meta") if !kept => {
+                    tracing::warn!(path = %path.display(), "removing archive data of an import that never committed");
                     let _ = fs::remove_file(&path);
                 }
                 Some("tmp") => {
@@ -187,6 +189,19 @@ impl ArchiveStore {
     /// Whether partition `id` is sealed here.
     pub fn is_sealed(&self, id: Uuid) -> bool {
         self.sealed.contains_key(&id) || meta_path(&self.dir, id).exists()
+    }
+
+    /// Removes an uncommitted partition's files, sealed or not.
+    pub fn discard(&mut self, id: Uuid) {
+        self.active.remove(&id);
+        self.sealed.remove(&id);
+        for p in [data_path(&self.dir, id), meta_path(&self.dir, id)] {
+            if let Err(e) = fs::remove_file(&p) {
+                if e.kind() != std::io::ErrorKind::NotFound {
+                    tracing::warn!(path = %p.display(), error = %e, "removing an aborted partition failed; it is swept at the next open");
+                }
+            }
+        }
     }
 
     /// Drops a partition that failed while being written; its partial data file

@@ -1,17 +1,30 @@
-//! The importer: receives batches from sources, assigns them to partitions (event ids
-//! are partition id + row), and hands each to the archive and index that hold that
-//! partition. An import is acknowledged by `Flush` only once both sealed it durably.
+//! The importer: receives batches from import sessions, assigns them to partitions
+//! (event ids are partition id + row), and hands each to the archive and index that
+//! hold that partition.
+//!
+//! Every import is a session with its own partitions, error and flush; sessions
+//! never affect each other. A session's partitions are sealed (durable but
+//! invisible) and then committed: one record in the commit log makes them all
+//! visible at once. Across nodes that is two-phase: every participant seals and
+//! records `Prepare`, then the importer's node records the decision (`Commit`) and
+//! tells the participants; one that misses it asks when it returns. A session that
+//! fails or is aborted leaves nothing visible. Long-running sessions (spawned
+//! sources, live capture) commit each partition as it seals.
 
-use crate::archive::actor::{Append, Seal};
+use crate::archive::actor::{Append, DiscardPartitions, Seal};
 use crate::archive::Archive;
+use crate::commit::{CommitLog, Kind, Record};
 use crate::data::Batch;
-use crate::index::actor::{IndexBatch, SealIndex};
+use crate::index::actor::{DiscardIndexes, IndexBatch, Publish, SealIndex};
 use crate::index::Index;
 use kameo::prelude::*;
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use uuid::Uuid;
+
+/// An import session: one client import or one spawned source.
+pub type SessionId = Uuid;
 
 /// Where the partitions of this importer go. Pipelines are wired sink-first: the
 /// importer is built with its downstream handles.
@@ -21,6 +34,8 @@ pub struct Sinks {
     /// `<node>/<label>` of the archive, recorded in the catalog for fetches.
     pub archive_name: String,
     pub index: ActorRef<Index>,
+    /// This node's commit log: records make partitions visible.
+    pub commits: Arc<Mutex<CommitLog>>,
 }
 
 /// Where a partition's archive and index live.
@@ -60,8 +75,12 @@ pub trait RemoteStore: Send + Sync + 'static {
         offset: u32,
         batch: Arc<Batch>,
     ) -> Result<(), String>;
-    /// Makes partition `id` durable on `node`.
-    async fn seal(&self, node: &str, id: Uuid) -> Result<(), String>;
+    /// Makes partition `id` durable on `node`, prepared (invisible) for `txn`.
+    async fn seal(&self, node: &str, id: Uuid, txn: Uuid) -> Result<(), String>;
+    /// Makes `node`'s partitions of `txn` visible (the decision is already durable).
+    async fn commit(&self, node: &str, txn: Uuid, ids: Vec<Uuid>) -> Result<(), String>;
+    /// Removes `node`'s partitions of `txn`.
+    async fn abort(&self, node: &str, txn: Uuid, ids: Vec<Uuid>) -> Result<(), String>;
     /// Members (other than this node) that run both an archive and an index.
     fn stores(&self) -> Vec<String>;
     /// This node's id.
@@ -76,6 +95,26 @@ struct ActivePartition {
     created: Instant,
 }
 
+/// A partition being sealed: where, which, for which transaction, and the task.
+struct Sealing {
+    node: Option<String>,
+    id: Uuid,
+    txn: Uuid,
+    task: tokio::task::JoinHandle<Result<(), String>>,
+}
+
+#[derive(Default)]
+struct Session {
+    active: HashMap<u64, ActivePartition>,
+    sealing: Vec<Sealing>,
+    /// Sealed durably, waiting for the session's commit.
+    sealed: Vec<(Option<String>, Uuid)>,
+    failed: Option<String>,
+    events: u64,
+    /// Commit each partition as soon as it is sealed (long-running sources).
+    autocommit: bool,
+}
+
 pub struct Importer {
     sinks: Sinks,
     placement: Placement,
@@ -83,10 +122,9 @@ pub struct Importer {
     turn: usize,
     partition_size: u32,
     partition_timeout: Duration,
-    active: HashMap<u64, ActivePartition>,
+    sessions: HashMap<SessionId, Session>,
+    /// Events committed by this importer since it started.
     events: u64,
-    failed: Option<String>,
-    sealing: Vec<tokio::task::JoinHandle<Result<(), String>>>,
 }
 
 impl Importer {
@@ -98,27 +136,27 @@ impl Importer {
             turn: 0,
             partition_size,
             partition_timeout,
-            active: HashMap::new(),
+            sessions: HashMap::new(),
             events: 0,
-            failed: None,
-            sealing: Vec::new(),
         }
     }
 
-    /// Seals partition `id` on its archive and index; the returned task ends once
-    /// both hold it durably. Callers need not wait for it before ingesting more.
-    fn seal(&self, node: Option<String>, id: Uuid) -> tokio::task::JoinHandle<Result<(), String>> {
-        if let (Some(node), Some(remote)) = (node, self.remote.clone()) {
-            return tokio::spawn(async move { remote.seal(&node, id).await });
-        }
-        let (archive, index) = (self.sinks.archive.clone(), self.sinks.index.clone());
-        tokio::spawn(async move {
-            let start = Instant::now();
-            let (a, i) = tokio::join!(archive.ask(Seal { id }), index.ask(SealIndex { id }));
-            tracing::debug!(partition = %id, elapsed_ms = start.elapsed().as_millis() as u64, "sealed");
-            a.map_err(|e| format!("archive: {e}"))?;
-            i.map_err(|e| format!("index: {e}"))
-        })
+    /// Seals partition `id` on its archive and index for transaction `txn`; the task
+    /// ends once both hold it durably (still invisible).
+    fn seal(&self, node: Option<String>, id: Uuid, txn: Uuid) -> Sealing {
+        let task = if let (Some(n), Some(remote)) = (node.clone(), self.remote.clone()) {
+            tokio::spawn(async move { remote.seal(&n, id, txn).await.map_err(|e| format!("node {n}: {e}")) })
+        } else {
+            let (archive, index) = (self.sinks.archive.clone(), self.sinks.index.clone());
+            tokio::spawn(async move {
+                let start = Instant::now();
+                let (a, i) = tokio::join!(archive.ask(Seal { id }), index.ask(SealIndex { id }));
+                tracing::debug!(partition = %id, elapsed_ms = start.elapsed().as_millis() as u64, "sealed");
+                a.map_err(|e| format!("archive: {e}"))?;
+                i.map_err(|e| format!("index: {e}"))
+            })
+        };
+        Sealing { node, id, txn, task }
     }
 
     /// Picks the node for a new partition (`None` is this node).
@@ -138,19 +176,165 @@ impl Importer {
         }
     }
 
-    /// Waits for every seal started so far.
-    async fn await_seals(&mut self) -> Result<(), String> {
-        let mut result = Ok(());
-        for h in std::mem::take(&mut self.sealing) {
-            let r = h
+    /// Starts sealing the partitions of `session` picked by `which`.
+    fn seal_where(&mut self, session: SessionId, which: impl Fn(&ActivePartition) -> bool) {
+        let Some(s) = self.sessions.get_mut(&session) else { return };
+        let keys: Vec<u64> = s.active.iter().filter(|(_, a)| which(a)).map(|(k, _)| *k).collect();
+        let parts: Vec<ActivePartition> = keys.iter().filter_map(|k| s.active.remove(k)).collect();
+        let autocommit = s.autocommit;
+        let seals: Vec<Sealing> = parts
+            .into_iter()
+            .map(|a| {
+                // A long-running session commits each partition on its own.
+                let txn = if autocommit { a.id } else { session };
+                self.seal(a.node, a.id, txn)
+            })
+            .collect();
+        if let Some(s) = self.sessions.get_mut(&session) {
+            s.sealing.extend(seals);
+        }
+    }
+
+    /// Waits for the seals of `session` that `all` or the finished ones; records
+    /// the sealed partitions, or the first failure.
+    async fn reap(&mut self, session: SessionId, all: bool) {
+        let Some(s) = self.sessions.get_mut(&session) else { return };
+        let mut keep = Vec::new();
+        let mut done = Vec::new();
+        for x in std::mem::take(&mut s.sealing) {
+            if all || x.task.is_finished() {
+                done.push(x);
+            } else {
+                keep.push(x);
+            }
+        }
+        s.sealing = keep;
+        let mut results = Vec::new();
+        for x in done {
+            let r = x
+                .task
                 .await
                 .map_err(|e| format!("sealing task failed: {e}"))
                 .and_then(|r| r);
-            if let Err(e) = r {
-                result = Err(e);
+            results.push((x.node, x.id, x.txn, r));
+        }
+        let Some(s) = self.sessions.get_mut(&session) else { return };
+        for (node, id, _, r) in &results {
+            match r {
+                Ok(()) => s.sealed.push((node.clone(), *id)),
+                Err(e) => {
+                    tracing::error!(partition = %id, error = %e, "sealing a partition failed");
+                    s.failed.get_or_insert_with(|| e.clone());
+                    // Its files are removed with the session's on abort.
+                    s.sealed.push((node.clone(), *id));
+                }
             }
         }
-        result
+        if s.autocommit && s.failed.is_none() {
+            let ready: Vec<(Option<String>, Uuid)> = std::mem::take(&mut s.sealed);
+            for (node, id) in ready {
+                if let Err(e) = self.commit(id, vec![(node, id)]).await {
+                    if let Some(s) = self.sessions.get_mut(&session) {
+                        s.failed.get_or_insert(e);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Commits `parts` as transaction `txn`: the decision goes into this node's
+    /// log first, then local partitions are published and participants told.
+    async fn commit(&mut self, txn: Uuid, parts: Vec<(Option<String>, Uuid)>) -> Result<(), String> {
+        if parts.is_empty() {
+            return Ok(());
+        }
+        let all: Vec<Uuid> = parts.iter().map(|(_, id)| *id).collect();
+        self.sinks
+            .commits
+            .lock()
+            .expect("commit log lock poisoned")
+            .append(&Record { kind: Kind::Commit, txn, coordinator: String::new(), partitions: all })
+            .map_err(|e| format!("writing the commit record: {e}"))?;
+        let local: Vec<Uuid> = parts.iter().filter(|(n, _)| n.is_none()).map(|(_, id)| *id).collect();
+        if !local.is_empty() {
+            self.sinks
+                .index
+                .ask(Publish { ids: local })
+                .await
+                .map_err(|e| format!("publishing committed partitions: {e}"))?;
+        }
+        let mut remote: HashMap<String, Vec<Uuid>> = HashMap::new();
+        for (n, id) in parts {
+            if let Some(n) = n {
+                remote.entry(n).or_default().push(id);
+            }
+        }
+        if let Some(r) = self.remote.clone() {
+            for (node, ids) in remote {
+                // Decided: a participant that misses this learns it when it returns.
+                if let Err(e) = r.commit(&node, txn, ids).await {
+                    tracing::warn!(node = %node, txn = %txn, error = %e, "a participant missed a commit; it learns the outcome when it returns");
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes every uncommitted partition of `session`, here and on participants.
+    async fn abort(&mut self, session: SessionId) {
+        self.reap(session, true).await;
+        let Some(s) = self.sessions.remove(&session) else { return };
+        let mut parts: Vec<(Option<String>, Uuid)> = s.sealed;
+        parts.extend(s.active.into_values().map(|a| (a.node, a.id)));
+        if parts.is_empty() {
+            return;
+        }
+        let ids: Vec<Uuid> = parts.iter().map(|(_, id)| *id).collect();
+        let mut remote: HashMap<String, Vec<Uuid>> = HashMap::new();
+        let mut local = Vec::new();
+        for (n, id) in parts {
+            match n {
+                Some(n) => remote.entry(n).or_default().push(id),
+                None => local.push(id),
+            }
+        }
+        if !remote.is_empty() {
+            // For participants that ask later; presumed abort covers the rest.
+            let rec = Record { kind: Kind::Abort, txn: session, coordinator: String::new(), partitions: ids };
+            if let Err(e) = self.sinks.commits.lock().expect("commit log lock poisoned").append(&rec) {
+                tracing::error!(error = %e, "recording an abort failed");
+            }
+        }
+        if !local.is_empty() {
+            let _ = self.sinks.archive.tell(DiscardPartitions(local.clone())).await;
+            let _ = self.sinks.index.tell(DiscardIndexes(local)).await;
+        }
+        if let Some(r) = self.remote.clone() {
+            for (node, ids) in remote {
+                // Long-running sessions prepared each partition as its own txn.
+                let txns: Vec<(Uuid, Vec<Uuid>)> = if s.autocommit {
+                    ids.iter().map(|id| (*id, vec![*id])).collect()
+                } else {
+                    vec![(session, ids)]
+                };
+                for (txn, ids) in txns {
+                    if let Err(e) = r.abort(&node, txn, ids).await {
+                        tracing::warn!(node = %node, error = %e, "a participant missed an abort; it learns the outcome when it returns");
+                    }
+                }
+            }
+        }
+        tracing::info!(session = %session, "import aborted; its partitions are removed");
+    }
+
+    /// Whether `txn` is still being imported here (participants asking wait).
+    fn in_flight(&self, txn: Uuid) -> bool {
+        self.sessions.contains_key(&txn)
+            || self.sessions.values().any(|s| {
+                s.active.values().any(|a| a.id == txn)
+                    || s.sealing.iter().any(|x| x.txn == txn)
+                    || s.sealed.iter().any(|(_, id)| *id == txn)
+            })
     }
 }
 
@@ -175,107 +359,172 @@ impl Actor for Importer {
     }
 }
 
-/// A batch from a source (told; failures surface at `Flush`).
-pub struct Ingest(pub Batch, pub tracing::Span);
+/// Opens a session; `autocommit` for long-running sources.
+pub struct Open {
+    pub session: SessionId,
+    pub autocommit: bool,
+}
+
+impl Message<Open> for Importer {
+    type Reply = ();
+
+    async fn handle(&mut self, m: Open, _: &mut Context<Self, ()>) {
+        self.sessions.entry(m.session).or_default().autocommit = m.autocommit;
+    }
+}
+
+/// A batch of session `session` (told; failures surface at `Flush`). A session
+/// that was not opened is opened as an ordinary (atomic) one.
+pub struct Ingest {
+    pub session: SessionId,
+    pub batch: Batch,
+    pub span: tracing::Span,
+}
 
 impl Message<Ingest> for Importer {
     type Reply = ();
 
-    async fn handle(&mut self, Ingest(batch, parent): Ingest, _: &mut Context<Self, ()>) {
-        if self.failed.is_some() || batch.rows == 0 {
+    async fn handle(&mut self, m: Ingest, _: &mut Context<Self, ()>) {
+        let Ingest { session, batch, span: parent } = m;
+        let partition_size = self.partition_size;
+        let s = self.sessions.entry(session).or_default();
+        if s.failed.is_some() || batch.rows == 0 {
             return;
         }
         let fp = batch.schema.fingerprint();
-        let full = self
+        let full = s
             .active
             .get(&fp)
-            .is_some_and(|a| a.rows > 0 && a.rows + batch.rows > self.partition_size);
+            .is_some_and(|a| a.rows > 0 && a.rows + batch.rows > partition_size);
         if full {
-            let a = self.active.remove(&fp).expect("checked above");
-            let h = self.seal(a.node, a.id);
-            self.sealing.push(h);
+            let id = s.active[&fp].id;
+            self.seal_where(session, |a| a.id == id);
         }
-        if !self.active.contains_key(&fp) {
-            let node = self.place();
-            self.active.insert(
-                fp,
-                ActivePartition {
-                    node,
-                    id: Uuid::now_v7(),
-                    rows: 0,
-                    created: Instant::now(),
-                },
-            );
-        }
-        let a = self.active.entry(fp).or_insert_with(|| ActivePartition {
-            node: None,
+        let needs_new = !self.sessions[&session].active.contains_key(&fp);
+        let node = if needs_new { self.place() } else { None };
+        let s = self.sessions.get_mut(&session).expect("opened above");
+        let a = s.active.entry(fp).or_insert_with(|| ActivePartition {
+            node,
             id: Uuid::now_v7(),
             rows: 0,
             created: Instant::now(),
         });
         let (id, offset, node) = (a.id, a.rows, a.node.clone());
         a.rows += batch.rows;
-        self.events += batch.rows as u64;
+        s.events += batch.rows as u64;
         let span = tracing::info_span!(parent: &parent, "importer.ingest", partition = %id, rows = batch.rows, schema = %batch.schema.name, placed = node.as_deref().unwrap_or("local"));
         let batch = Arc::new(batch);
         if let (Some(node), Some(remote)) = (node, self.remote.clone()) {
             use tracing::Instrument;
             // Remote stores acknowledge each batch; order within a partition holds
             // because the importer handles one batch at a time.
-            if let Err(e) = remote
-                .store(&node, id, offset, batch)
-                .instrument(span)
-                .await
-            {
-                self.failed = Some(format!("storing on node {node}: {e}"));
+            if let Err(e) = remote.store(&node, id, offset, batch).instrument(span).await {
+                if let Some(s) = self.sessions.get_mut(&session) {
+                    s.failed.get_or_insert(format!("storing on node {node}: {e}"));
+                }
             }
             return;
         }
-        tracing::trace!(partition = %id, offset, rows = batch.rows, schema = %batch.schema.name, "importer.ingest");
         let sent_a = self
             .sinks
             .archive
-            .tell(Append {
-                id,
-                offset,
-                batch: batch.clone(),
-                span: span.clone(),
-            })
+            .tell(Append { id, offset, batch: batch.clone(), span: span.clone() })
             .await;
         let sent_i = self
             .sinks
             .index
-            .tell(IndexBatch {
-                id,
-                archive: self.sinks.archive_name.clone(),
-                offset,
-                batch,
-                span,
-            })
+            .tell(IndexBatch { id, archive: self.sinks.archive_name.clone(), offset, batch, span })
             .await;
         if sent_a.is_err() || sent_i.is_err() {
-            self.failed = Some("archive or index stopped during the import".into());
+            if let Some(s) = self.sessions.get_mut(&session) {
+                s.failed.get_or_insert("archive or index stopped during the import".into());
+            }
         }
     }
 }
 
-/// Seal every active partition; replies once all are durable.
-pub struct Flush;
+/// Ends session `session`: seals what is left, and commits it (atomically unless
+/// the session commits as it goes). Replies with the session's events once they
+/// are durable and visible; on failure nothing of the session stays visible.
+pub struct Flush(pub SessionId);
 
 impl Message<Flush> for Importer {
     type Reply = Result<u64, String>;
 
-    async fn handle(&mut self, _: Flush, _: &mut Context<Self, Self::Reply>) -> Self::Reply {
-        let parts: Vec<ActivePartition> = self.active.drain().map(|(_, a)| a).collect();
-        for a in parts {
-            let h = self.seal(a.node, a.id);
-            self.sealing.push(h);
+    async fn handle(&mut self, Flush(session): Flush, _: &mut Context<Self, Self::Reply>) -> Self::Reply {
+        if !self.sessions.contains_key(&session) {
+            return Ok(0);
         }
-        let result = self.await_seals().await;
-        if let Some(e) = self.failed.take() {
+        self.seal_where(session, |_| true);
+        self.reap(session, true).await;
+        let s = self.sessions.get_mut(&session).expect("checked above");
+        if let Some(e) = s.failed.clone() {
+            self.abort(session).await;
             return Err(e);
         }
-        result.map(|_| self.events)
+        let parts = std::mem::take(&mut s.sealed);
+        let events = s.events;
+        let autocommit = s.autocommit;
+        let committed = if autocommit {
+            // Each partition is its own transaction.
+            let mut r = Ok(());
+            for p in parts {
+                if let Err(e) = self.commit(p.1, vec![p]).await {
+                    r = Err(e);
+                }
+            }
+            r
+        } else {
+            self.commit(session, parts).await
+        };
+        match committed {
+            Ok(()) => {
+                self.sessions.remove(&session);
+                self.events += events;
+                Ok(events)
+            }
+            Err(e) => {
+                self.abort(session).await;
+                Err(e)
+            }
+        }
+    }
+}
+
+/// Drops session `session`: nothing of it that is not committed stays.
+pub struct Abort(pub SessionId);
+
+impl Message<Abort> for Importer {
+    type Reply = ();
+
+    async fn handle(&mut self, Abort(session): Abort, _: &mut Context<Self, ()>) {
+        self.abort(session).await;
+    }
+}
+
+/// Aborts every session (the importer is being killed).
+pub struct AbortAll;
+
+impl Message<AbortAll> for Importer {
+    type Reply = usize;
+
+    async fn handle(&mut self, _: AbortAll, _: &mut Context<Self, usize>) -> usize {
+        let all: Vec<SessionId> = self.sessions.keys().copied().collect();
+        for s in &all {
+            self.abort(*s).await;
+        }
+        all.len()
+    }
+}
+
+/// Whether transaction `txn` is still in flight here.
+pub struct InFlight(pub Uuid);
+
+impl Message<InFlight> for Importer {
+    type Reply = bool;
+
+    async fn handle(&mut self, m: InFlight, _: &mut Context<Self, bool>) -> bool {
+        self.in_flight(m.0)
     }
 }
 
@@ -285,30 +534,17 @@ impl Message<Tick> for Importer {
     type Reply = ();
 
     async fn handle(&mut self, _: Tick, _: &mut Context<Self, ()>) {
-        let stale: Vec<u64> = self
-            .active
-            .iter()
-            .filter(|(_, a)| a.created.elapsed() >= self.partition_timeout)
-            .map(|(k, _)| *k)
-            .collect();
-        for k in stale {
-            let a = self.active.remove(&k).expect("listed above");
-            let h = self.seal(a.node, a.id);
-            self.sealing.push(h);
-        }
-        // Reap finished seals so errors surface and handles do not pile up.
-        let mut keep = Vec::new();
-        for h in std::mem::take(&mut self.sealing) {
-            if h.is_finished() {
-                if let Ok(Err(e)) = h.await {
-                    tracing::error!(error = %e, "sealing a partition failed");
-                    self.failed = Some(e);
-                }
-            } else {
-                keep.push(h);
+        let timeout = self.partition_timeout;
+        let ids: Vec<SessionId> = self.sessions.keys().copied().collect();
+        for session in ids {
+            let autocommit = self.sessions[&session].autocommit;
+            // Long-running sessions seal (and so commit) partitions that stopped
+            // filling; atomic sessions keep theirs open until their flush.
+            if autocommit {
+                self.seal_where(session, |a| a.created.elapsed() >= timeout);
             }
+            self.reap(session, false).await;
         }
-        self.sealing = keep;
     }
 }
 
@@ -324,5 +560,31 @@ impl Message<SetPlacement> for Importer {
     async fn handle(&mut self, m: SetPlacement, _: &mut Context<Self, ()>) {
         self.placement = m.placement;
         self.remote = Some(m.remote);
+    }
+}
+
+/// New archive and index actors (one was killed and spawned again).
+pub struct Rebind {
+    pub archive: ActorRef<Archive>,
+    pub index: ActorRef<Index>,
+}
+
+impl Message<Rebind> for Importer {
+    type Reply = ();
+
+    async fn handle(&mut self, m: Rebind, _: &mut Context<Self, ()>) {
+        self.sinks.archive = m.archive;
+        self.sinks.index = m.index;
+    }
+}
+
+/// Events committed by this importer, and sessions open, for `status`.
+pub struct GetImporterStatus;
+
+impl Message<GetImporterStatus> for Importer {
+    type Reply = (u64, usize);
+
+    async fn handle(&mut self, _: GetImporterStatus, _: &mut Context<Self, (u64, usize)>) -> (u64, usize) {
+        (self.events, self.sessions.len())
     }
 }

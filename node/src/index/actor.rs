@@ -2,7 +2,7 @@
 //! catalog, and answers lookups with per-partition candidates.
 
 use super::catalog::{Catalog, PartitionHits};
-use super::partition::PartitionBuilder;
+use super::partition::{PartitionBuilder, PartitionIndex};
 use crate::data::Batch;
 use crate::query::Expr;
 use kameo::prelude::*;
@@ -16,19 +16,29 @@ pub struct Index {
     /// Shared with the node so lookups do not queue behind batches being indexed.
     catalog: Arc<RwLock<Catalog>>,
     building: HashMap<Uuid, PartitionBuilder>,
+    /// Sealed and durable, waiting for their commit to become visible.
+    sealed: HashMap<Uuid, PartitionIndex>,
     /// The first failure of each partition being built, reported by its seal.
     failed: HashMap<Uuid, String>,
     retired: bool,
 }
 
 impl Index {
-    /// Opens the catalog under `dir`.
-    pub fn open(dir: PathBuf) -> Result<Self, crate::durable::StoreError> {
-        let catalog = Arc::new(RwLock::new(Catalog::open(&dir)?));
+    /// Opens the catalog under `dir` with the committed partitions of `commits`.
+    pub fn open(
+        dir: PathBuf,
+        commits: &crate::commit::State,
+    ) -> Result<Self, crate::durable::StoreError> {
+        let (catalog, pending) = Catalog::open(&dir, commits)?;
+        if !pending.is_empty() {
+            tracing::info!(partitions = pending.len(), "partitions prepared for other nodes' imports wait for their outcome");
+        }
+        let catalog = Arc::new(RwLock::new(catalog));
         Ok(Index {
             dir,
             catalog,
             building: HashMap::new(),
+            sealed: HashMap::new(),
             failed: HashMap::new(),
             retired: false,
         })
@@ -124,8 +134,64 @@ impl Message<SealIndex> for Index {
         let _span =
             tracing::debug_span!("index.seal", partition = %m.id, rows = b.rows()).entered();
         let p = b.write(&self.dir).map_err(|e| e.to_string())?;
-        self.catalog.write().expect("catalog lock poisoned").add(p);
+        self.sealed.insert(m.id, p);
         Ok(())
+    }
+}
+
+/// Make committed partitions visible: sealed ones from memory, ones prepared
+/// before a restart from disk.
+pub struct Publish {
+    pub ids: Vec<Uuid>,
+}
+
+impl Message<Publish> for Index {
+    type Reply = Result<(), String>;
+
+    async fn handle(&mut self, m: Publish, _: &mut Context<Self, Self::Reply>) -> Self::Reply {
+        let mut cat = self.catalog.write().expect("catalog lock poisoned");
+        for id in m.ids {
+            if cat.partitions.iter().any(|p| p.meta.uuid() == id) {
+                continue;
+            }
+            match self.sealed.remove(&id) {
+                Some(p) => cat.add(p),
+                None => {
+                    let dir = self.dir.join(id.to_string());
+                    if dir.is_dir() {
+                        cat.add(PartitionIndex::open(&dir).map_err(|e| e.to_string())?);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Remove uncommitted partitions (their import failed or was aborted). Committed
+/// partitions are never touched.
+pub struct DiscardIndexes(pub Vec<Uuid>);
+
+impl Message<DiscardIndexes> for Index {
+    type Reply = ();
+
+    async fn handle(&mut self, m: DiscardIndexes, _: &mut Context<Self, ()>) {
+        let cat = self.catalog.read().expect("catalog lock poisoned");
+        for id in m.0 {
+            if cat.partitions.iter().any(|p| p.meta.uuid() == id) {
+                tracing::error!(partition = %id, "refusing to discard a committed partition");
+                continue;
+            }
+            self.building.remove(&id);
+            self.sealed.remove(&id);
+            self.failed.remove(&id);
+            let dir = self.dir.join(id.to_string());
+            if dir.exists() {
+                if let Err(e) = std::fs::remove_dir_all(&dir) {
+                    tracing::warn!(path = %dir.display(), error = %e, "removing an aborted partition failed; it is swept at the next open");
+                }
+            }
+        }
     }
 }
 

@@ -41,8 +41,14 @@ impl std::fmt::Debug for PartitionHits {
 }
 
 impl Catalog {
-    /// Loads every partition under `dir`, removing leftovers of interrupted writes.
-    pub fn open(dir: &Path) -> Result<Catalog, StoreError> {
+    /// Loads every committed partition under `dir`, removing leftovers of
+    /// interrupted writes and partitions of imports that never committed. Partitions
+    /// prepared for another node's transaction stay on disk, invisible, and are
+    /// returned as the second value (their ids) for when the outcome is known.
+    pub fn open(
+        dir: &Path,
+        commits: &crate::commit::State,
+    ) -> Result<(Catalog, Vec<uuid::Uuid>), StoreError> {
         fs::create_dir_all(dir).map_err(|e| StoreError::io(dir, e))?;
         let mut cat = Catalog::default();
         let mut dirs: Vec<PathBuf> = fs::read_dir(dir)
@@ -50,11 +56,27 @@ impl Catalog {
             .filter_map(|e| e.ok().map(|e| e.path()))
             .collect();
         dirs.sort();
+        let mut pending = Vec::new();
         for d in dirs {
             if d.extension().is_some_and(|e| e == "tmp") {
                 tracing::warn!(path = %d.display(), "removing an index partition left over from an interrupted write");
                 let _ = fs::remove_dir_all(&d);
                 continue;
+            }
+            let id = d
+                .file_name()
+                .and_then(|n| n.to_str())
+                .and_then(|n| n.parse::<uuid::Uuid>().ok());
+            if let Some(id) = id {
+                if commits.prepared.contains_key(&id) {
+                    pending.push(id);
+                    continue;
+                }
+                if !commits.committed.contains(&id) {
+                    tracing::warn!(path = %d.display(), "removing an index partition of an import that never committed");
+                    let _ = fs::remove_dir_all(&d);
+                    continue;
+                }
             }
             match PartitionIndex::open(&d) {
                 Ok(p) => cat.partitions.push(Arc::new(p)),
@@ -67,7 +89,7 @@ impl Catalog {
                 }
             }
         }
-        Ok(cat)
+        Ok((cat, pending))
     }
 
     pub fn add(&mut self, p: PartitionIndex) {

@@ -68,6 +68,12 @@ pub fn data_request(caller: &Caller, req: &DataRequest) -> Result<(), Denied> {
     let members_only = match req {
         DataRequest::Store { .. } => Some("store"),
         DataRequest::Seal { .. } => Some("seal"),
+        DataRequest::Commit { .. } => Some("commit"),
+        DataRequest::AbortTxn { .. } => Some("a transaction abort"),
+        DataRequest::Outcome { .. } => Some("a transaction outcome query"),
+        DataRequest::Abort {
+            forwarded: true, ..
+        } => Some("a forwarded abort"),
         DataRequest::Ingest {
             forwarded: true, ..
         } => Some("a forwarded ingest"),
@@ -77,6 +83,7 @@ pub fn data_request(caller: &Caller, req: &DataRequest) -> Result<(), Denied> {
         DataRequest::Hello { .. }
         | DataRequest::Ingest { .. }
         | DataRequest::Flush { .. }
+        | DataRequest::Abort { .. }
         | DataRequest::Lookup { .. }
         | DataRequest::Fetch { .. }
         | DataRequest::ExportOpen { .. }
@@ -249,16 +256,19 @@ mod tests {
         };
         let store = DataRequest::Seal {
             partition: [0; 16],
+            txn: [0; 16],
         };
         assert!(data_request(&op, &store).is_err());
         assert!(data_request(&member, &store).is_ok());
         let fwd = DataRequest::Flush {
             node: String::new(),
+            session: [0; 16],
             forwarded: true,
         };
         assert!(data_request(&op, &fwd).is_err());
         let flush = DataRequest::Flush {
             node: String::new(),
+            session: [0; 16],
             forwarded: false,
         };
         assert!(data_request(&op, &flush).is_ok());

@@ -19,6 +19,8 @@ use crate::source::actor::{
 };
 use crate::source::Reader;
 use kameo::prelude::*;
+use crate::commit::{CommitLog, Kind, Record};
+use crate::importer::SessionId;
 use lock::DbLock;
 use serde_json::json;
 use std::collections::BTreeMap;
@@ -88,13 +90,51 @@ pub struct Node {
     archive: Mutex<Option<ActorRef<Archive>>>,
     index: Mutex<Option<ActorRef<Index>>>,
     catalog: Mutex<Option<std::sync::Arc<std::sync::RwLock<crate::index::catalog::Catalog>>>>,
+    /// What makes partitions visible; shared by the importer (which commits) and
+    /// the data-plane service (participants of other nodes' imports).
+    commits: std::sync::Arc<Mutex<CommitLog>>,
     importer: Mutex<Option<ActorRef<Importer>>>,
+    /// Placement and remote stores, applied to every importer spawned.
+    placement: Mutex<Option<(crate::importer::Placement, std::sync::Arc<dyn crate::importer::RemoteStore>)>>,
     sources: Mutex<BTreeMap<String, ActorRef<Source>>>,
     next_source: Mutex<usize>,
 }
 
 fn failed(e: impl std::fmt::Display) -> NodeError {
     NodeError::Failed(e.to_string())
+}
+
+/// Opens the commit log. A database from before commit records existed holds
+/// only acknowledged partitions: they are committed once, as they are.
+fn open_commits(db: &std::path::Path) -> Result<CommitLog, NodeError> {
+    let fresh = !db.join("commits.log").exists();
+    let mut log = CommitLog::open(db)?;
+    if fresh {
+        let existing: Vec<uuid::Uuid> = std::fs::read_dir(db.join("index"))
+            .into_iter()
+            .flatten()
+            .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+            .collect();
+        if !existing.is_empty() {
+            tracing::info!(partitions = existing.len(), "committing the partitions of a database written before commit records");
+            log.append(&Record {
+                kind: Kind::Commit,
+                txn: uuid::Uuid::nil(),
+                coordinator: String::new(),
+                partitions: existing,
+            })?;
+        }
+    }
+    Ok(log)
+}
+
+/// What a participant learns about a transaction from its coordinator.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    Committed,
+    Aborted,
+    /// Still being imported; ask again later.
+    Pending,
 }
 
 impl Node {
@@ -107,6 +147,7 @@ impl Node {
             crate::data::value::format_time(crate::data::value::now_nanos())
         );
         let lock = DbLock::acquire(&opts.db, &holder)?;
+        let commits = open_commits(&opts.db)?;
         let node = Node {
             id: opts.id.clone(),
             opts: opts.clone(),
@@ -114,7 +155,9 @@ impl Node {
             archive: Mutex::new(None),
             index: Mutex::new(None),
             catalog: Mutex::new(None),
+            commits: std::sync::Arc::new(Mutex::new(commits)),
             importer: Mutex::new(None),
+            placement: Mutex::new(None),
             sources: Mutex::new(BTreeMap::new()),
             next_source: Mutex::new(0),
         };
@@ -180,7 +223,8 @@ impl Node {
                         component: "archive",
                     });
                 }
-                let store = ArchiveStore::open(&self.opts.db.join("archive"))?;
+                let state = self.commits.lock().expect("lock poisoned").state().clone();
+                let store = ArchiveStore::open(&self.opts.db.join("archive"), &state)?;
                 let a = Archive::spawn_with_mailbox(Archive::new(store), mailbox::bounded(16));
                 *self.archive.lock().expect("lock poisoned") = Some(a);
             }
@@ -191,7 +235,8 @@ impl Node {
                         component: "index",
                     });
                 }
-                let idx = Index::open(self.opts.db.join("index"))?;
+                let state = self.commits.lock().expect("lock poisoned").state().clone();
+                let idx = Index::open(self.opts.db.join("index"), &state)?;
                 *self.catalog.lock().expect("lock poisoned") = Some(idx.catalog());
                 let i = Index::spawn_with_mailbox(idx, mailbox::bounded(16));
                 *self.index.lock().expect("lock poisoned") = Some(i);
@@ -209,17 +254,34 @@ impl Node {
                     archive,
                     archive_name: format!("{}/archive", self.id),
                     index,
+                    commits: self.commits.clone(),
                 };
                 let imp = Importer::spawn_with_mailbox(
                     Importer::new(sinks, self.opts.partition_size, self.opts.partition_timeout),
                     mailbox::bounded(4),
                 );
+                let placement = self.placement.lock().expect("lock poisoned").clone();
+                if let Some((placement, remote)) = placement {
+                    imp.ask(crate::importer::SetPlacement { placement, remote })
+                        .await
+                        .map_err(failed)?;
+                }
                 *self.importer.lock().expect("lock poisoned") = Some(imp);
             }
             other => {
                 return Err(failed(format!(
                     "unknown component {other:?} (known: archive, index, importer, source)"
                 )))
+            }
+        }
+        // An importer that outlived a killed archive or index writes to the new one.
+        if which != "importer" {
+            if let (Some(imp), Some(archive), Some(index)) =
+                (self.importer(), self.archive(), self.index())
+            {
+                imp.ask(crate::importer::Rebind { archive, index })
+                    .await
+                    .map_err(failed)?;
             }
         }
         Ok(which.to_string())
@@ -285,14 +347,32 @@ impl Node {
             s.kill();
             return Ok(());
         }
+        // Killing an archive, index or importer stops it; what it stored stays on
+        // disk and comes back when it is spawned again. Meanwhile queries report
+        // this node's data as unavailable.
         match label {
             "archive" => {
-                let a = self.archive().ok_or_else(|| self.missing("archive"))?;
+                let a = self
+                    .archive
+                    .lock()
+                    .expect("lock poisoned")
+                    .take()
+                    .ok_or_else(|| self.missing("archive"))?;
                 a.ask(Retire).await.map_err(failed)?;
+                let _ = a.stop_gracefully().await;
+                a.wait_for_shutdown().await;
             }
             "index" => {
-                let i = self.index().ok_or_else(|| self.missing("index"))?;
+                let i = self
+                    .index
+                    .lock()
+                    .expect("lock poisoned")
+                    .take()
+                    .ok_or_else(|| self.missing("index"))?;
+                *self.catalog.lock().expect("lock poisoned") = None;
                 i.ask(RetireIndex).await.map_err(failed)?;
+                let _ = i.stop_gracefully().await;
+                i.wait_for_shutdown().await;
             }
             "importer" => {
                 let i = self
@@ -301,8 +381,10 @@ impl Node {
                     .expect("lock poisoned")
                     .take()
                     .ok_or_else(|| self.missing("importer"))?;
-                let _ = i.ask(crate::importer::Flush).await;
+                // Open imports fail: nothing of them stays.
+                let _ = i.ask(crate::importer::AbortAll).await;
                 let _ = i.stop_gracefully().await;
+                i.wait_for_shutdown().await;
             }
             _ => {
                 return Err(NodeError::UnknownLabel {
@@ -343,12 +425,190 @@ impl Node {
             .map_err(NodeError::Failed)
     }
 
-    /// Hands a batch to this node's importer (enqueued; durable after `flush`).
-    pub async fn ingest(&self, batch: crate::data::Batch) -> Result<(), NodeError> {
+    /// Hands a batch of import session `session` to this node's importer
+    /// (enqueued; durable and visible after `flush`).
+    pub async fn ingest(
+        &self,
+        session: SessionId,
+        batch: crate::data::Batch,
+    ) -> Result<(), NodeError> {
         let imp = self.importer().ok_or_else(|| self.missing("importer"))?;
-        imp.tell(crate::importer::Ingest(batch, tracing::Span::current()))
+        imp.tell(crate::importer::Ingest {
+            session,
+            batch,
+            span: tracing::Span::current(),
+        })
+        .await
+        .map_err(failed)
+    }
+
+    /// Drops import session `session`: nothing of it stays.
+    pub async fn abort(&self, session: SessionId) -> Result<(), NodeError> {
+        let imp = self.importer().ok_or_else(|| self.missing("importer"))?;
+        imp.ask(crate::importer::Abort(session))
             .await
             .map_err(failed)
+    }
+
+    /// Whether this node holds index partitions on disk (also while its index is
+    /// stopped, when they are unavailable).
+    pub fn has_index_data(&self) -> bool {
+        std::fs::read_dir(self.opts.db.join("index"))
+            .map(|mut d| {
+                d.any(|e| {
+                    e.ok()
+                        .and_then(|e| e.file_name().to_str()?.parse::<uuid::Uuid>().ok())
+                        .is_some()
+                })
+            })
+            .unwrap_or(false)
+    }
+
+    /// Records that partition `id` is sealed here for `coordinator`'s transaction
+    /// `txn` (a participant's first phase); it stays invisible until committed.
+    pub async fn seal_prepared(
+        &self,
+        id: uuid::Uuid,
+        txn: uuid::Uuid,
+        coordinator: &str,
+    ) -> Result<(), NodeError> {
+        let (_, archive) = self.query_parts()?;
+        let known = {
+            let log = self.commits.lock().expect("lock poisoned");
+            log.state().committed.contains(&id) || log.state().prepared.contains_key(&id)
+        };
+        if known
+            || archive
+                .ask(crate::archive::actor::IsSealed(id))
+                .await
+                .map_err(failed)?
+        {
+            return Err(failed(format!(
+                "partition {id} is already sealed here; sealed partitions are never sealed again"
+            )));
+        }
+        self.seal(id).await?;
+        self.commits.lock().expect("lock poisoned").append(&Record {
+            kind: Kind::Prepare,
+            txn,
+            coordinator: coordinator.to_string(),
+            partitions: vec![id],
+        })?;
+        Ok(())
+    }
+
+    /// A coordinator's decision reached this participant: make `ids` visible.
+    pub async fn commit_prepared(
+        &self,
+        txn: uuid::Uuid,
+        coordinator: &str,
+        ids: Vec<uuid::Uuid>,
+    ) -> Result<(), NodeError> {
+        self.check_prepared(txn, coordinator, &ids, true)?;
+        self.commits.lock().expect("lock poisoned").append(&Record {
+            kind: Kind::Commit,
+            txn,
+            coordinator: coordinator.to_string(),
+            partitions: ids.clone(),
+        })?;
+        let index = self.index().ok_or_else(|| self.missing("index"))?;
+        index
+            .ask(crate::index::actor::Publish { ids })
+            .await
+            .map_err(failed)
+    }
+
+    /// A coordinator's abort reached this participant: remove `ids`.
+    pub async fn abort_prepared(
+        &self,
+        txn: uuid::Uuid,
+        coordinator: &str,
+        ids: Vec<uuid::Uuid>,
+    ) -> Result<(), NodeError> {
+        self.check_prepared(txn, coordinator, &ids, false)?;
+        let committed: Vec<uuid::Uuid> = {
+            let mut log = self.commits.lock().expect("lock poisoned");
+            let committed = ids
+                .iter()
+                .filter(|id| log.state().committed.contains(id))
+                .copied()
+                .collect::<Vec<_>>();
+            log.append(&Record {
+                kind: Kind::Abort,
+                txn,
+                coordinator: coordinator.to_string(),
+                partitions: ids.clone(),
+            })?;
+            committed
+        };
+        // An abort never removes what was committed.
+        let ids: Vec<uuid::Uuid> = ids.into_iter().filter(|i| !committed.contains(i)).collect();
+        if let Some(a) = self.archive() {
+            let _ = a
+                .tell(crate::archive::actor::DiscardPartitions(ids.clone()))
+                .await;
+        }
+        if let Some(i) = self.index() {
+            let _ = i.tell(crate::index::actor::DiscardIndexes(ids)).await;
+        }
+        Ok(())
+    }
+
+    /// Only the coordinator that prepared a partition for a transaction decides it
+    /// (a commit repeated is fine; an abort never reaches a committed partition).
+    fn check_prepared(
+        &self,
+        txn: uuid::Uuid,
+        coordinator: &str,
+        ids: &[uuid::Uuid],
+        committed_ok: bool,
+    ) -> Result<(), NodeError> {
+        let log = self.commits.lock().expect("lock poisoned");
+        for id in ids {
+            let ok = (committed_ok && log.state().committed.contains(id))
+                || log
+                    .state()
+                    .prepared
+                    .get(id)
+                    .is_some_and(|(t, c)| *t == txn && c == coordinator);
+            if !ok {
+                return Err(failed(format!(
+                    "partition {id} is not prepared here for transaction {txn} of node {coordinator}"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Partitions sealed here for other nodes' transactions whose outcome is not
+    /// known yet: (txn, coordinator) -> partitions.
+    pub fn pending_transactions(&self) -> Vec<(uuid::Uuid, String, Vec<uuid::Uuid>)> {
+        let log = self.commits.lock().expect("lock poisoned");
+        let mut by: BTreeMap<(uuid::Uuid, String), Vec<uuid::Uuid>> = BTreeMap::new();
+        for (p, (t, c)) in &log.state().prepared {
+            by.entry((*t, c.clone())).or_default().push(*p);
+        }
+        by.into_iter().map(|((t, c), ps)| (t, c, ps)).collect()
+    }
+
+    /// The outcome of transaction `txn` as its coordinator (this node) knows it;
+    /// unknown and not in flight means aborted (presumed abort).
+    pub async fn outcome(&self, txn: uuid::Uuid) -> Outcome {
+        {
+            let log = self.commits.lock().expect("lock poisoned");
+            if log.state().committed_txns.contains(&txn) {
+                return Outcome::Committed;
+            }
+            if log.state().aborted_txns.contains(&txn) {
+                return Outcome::Aborted;
+            }
+        }
+        if let Some(imp) = self.importer() {
+            if imp.ask(crate::importer::InFlight(txn)).await.unwrap_or(false) {
+                return Outcome::Pending;
+            }
+        }
+        Outcome::Aborted
     }
 
     /// Stores a batch of a partition placed on this node by another node's importer.
@@ -420,6 +680,7 @@ impl Node {
         placement: crate::importer::Placement,
         remote: std::sync::Arc<dyn crate::importer::RemoteStore>,
     ) -> Result<(), NodeError> {
+        *self.placement.lock().expect("lock poisoned") = Some((placement.clone(), remote.clone()));
         if let Some(imp) = self.importer() {
             imp.ask(crate::importer::SetPlacement { placement, remote })
                 .await
@@ -428,10 +689,11 @@ impl Node {
         Ok(())
     }
 
-    /// Makes everything ingested so far durable; returns the importer's event count.
-    pub async fn flush(&self) -> Result<u64, NodeError> {
+    /// Ends import session `session`: durable and visible, all of it or nothing.
+    /// Returns the session's event count.
+    pub async fn flush(&self, session: SessionId) -> Result<u64, NodeError> {
         let imp = self.importer().ok_or_else(|| self.missing("importer"))?;
-        imp.ask(crate::importer::Flush)
+        imp.ask(crate::importer::Flush(session))
             .await
             .map_err(|e| NodeError::Failed(format!("import not durable: {e}")))
     }
@@ -469,7 +731,9 @@ impl Node {
                 crate::proto::WireHits {
                     partition: h.partition.meta.id,
                     schema: h.partition.meta.schema.name.clone(),
-                    archive: h.partition.meta.archive.clone(),
+                    // A partition's archive and index always live on the same node:
+                    // name it as it is called now, so a renamed node still serves.
+                    archive: format!("{}/archive", self.id),
                     sure,
                     maybe,
                 }
@@ -588,9 +852,8 @@ impl Node {
         }
         let importer = self.importer.lock().expect("lock poisoned").take();
         if let Some(i) = importer {
-            if let Err(e) = i.ask(crate::importer::Flush).await {
-                tracing::error!(error = %e, "flushing the importer at shutdown failed");
-            }
+            // Imports still open at shutdown never completed: nothing of them stays.
+            let _ = i.ask(crate::importer::AbortAll).await;
             let _ = i.stop_gracefully().await;
             i.wait_for_shutdown().await;
         }

@@ -3,7 +3,7 @@
 
 use super::{ReadError, ReadStats, Reader};
 use crate::data::Batch;
-use crate::importer::{Flush, Importer, Ingest};
+use crate::importer::{Abort, Flush, Importer, Ingest, Open};
 use crate::query::{filter, resolve, Expr};
 use kameo::prelude::*;
 use std::collections::HashMap;
@@ -23,6 +23,9 @@ pub struct SourceOptions {
     /// Human description for status (`stdin`, a path, an interface).
     pub description: String,
     pub format: String,
+    /// Commit each partition as it seals (spawned, long-running sources) instead
+    /// of the whole import at its end (client imports: all or nothing).
+    pub autocommit: bool,
 }
 
 /// What an import did.
@@ -109,6 +112,14 @@ async fn run(
     let mut reader = Some(reader);
     let mut cache = HashMap::new();
     let batch_size = opts.batch_size.max(1);
+    let session = uuid::Uuid::now_v7();
+    importer
+        .tell(Open {
+            session,
+            autocommit: opts.autocommit,
+        })
+        .await
+        .map_err(|e| format!("importer unavailable: {e}"))?;
     let result: Result<(), String> = async {
         loop {
             if c.stop.load(Ordering::Relaxed) {
@@ -158,7 +169,11 @@ async fn run(
                 c.events.fetch_add(b.rows as u64, Ordering::Relaxed);
                 let span = tracing::info_span!("source.batch", source = %opts.description, rows = b.rows, schema = %b.schema.name);
                 importer
-                    .tell(Ingest(b, span))
+                    .tell(Ingest {
+                        session,
+                        batch: b,
+                        span,
+                    })
                     .await
                     .map_err(|e| format!("importer unavailable: {e}"))?;
             }
@@ -166,11 +181,18 @@ async fn run(
         Ok(())
     }
     .await;
-    // Whatever was handed over is made durable even if reading failed midway.
-    let flushed = importer
-        .ask(Flush)
-        .await
-        .map_err(|e| format!("import not durable: {e}"));
+    // All or nothing: a failed read aborts the session, so nothing of it shows
+    // (a long-running source keeps the partitions it already committed).
+    let flushed = match &result {
+        Ok(()) => importer
+            .ask(Flush(session))
+            .await
+            .map_err(|e| format!("import not durable: {e}")),
+        Err(_) => {
+            let _ = importer.tell(Abort(session)).await;
+            Ok(0)
+        }
+    };
     c.done.store(true, Ordering::Relaxed);
     let summary = ImportSummary {
         events: c.events.load(Ordering::Relaxed),

@@ -19,6 +19,8 @@ pub(super) struct MemberState {
     pub addrs: Vec<Multiaddr>,
     pub components: Vec<String>,
     pub connected: bool,
+    /// Ever ran an archive or index: its data counts even while it is away.
+    pub holds_data: bool,
     pub next_dial: Instant,
     pub backoff: Duration,
 }
@@ -126,6 +128,7 @@ impl Cluster {
             addrs: addrs.clone(),
             components: vec![],
             connected: true,
+            holds_data: false,
             next_dial: Instant::now(),
             backoff: Duration::from_millis(500),
         });
@@ -134,6 +137,10 @@ impl Cluster {
             e.addrs = addrs;
         }
         e.components = m.components.clone();
+        e.holds_data |= m
+            .components
+            .iter()
+            .any(|c| c == "archive" || c == "index");
         e.connected = true;
         e.backoff = Duration::from_millis(500);
         Ok(())
@@ -151,6 +158,7 @@ impl Cluster {
             addrs: vec![],
             components: vec![],
             connected: false,
+            holds_data: false,
             next_dial: Instant::now(),
             backoff: Duration::from_millis(500),
         });
@@ -231,6 +239,8 @@ impl Cluster {
     ) {
         while let Some(ev) = events.recv().await {
             if let crate::net::NetEvent::Disconnected(peer) = ev {
+                let this = self.clone();
+                tokio::spawn(async move { this.abort_sessions_of(peer).await });
                 let closed = self.cursors.close_peer(peer);
                 if closed > 0 {
                     tracing::info!(peer = %peer, cursors = closed, "closed the export cursors of a client that went away");

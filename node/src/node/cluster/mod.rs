@@ -15,6 +15,7 @@ mod cursors;
 mod membership;
 mod query;
 mod service;
+mod sessions;
 mod spawn;
 mod store;
 
@@ -60,6 +61,7 @@ pub struct Cluster {
     members: Mutex<BTreeMap<String, MemberState>>,
     pins: Mutex<Pins>,
     cursors: Cursors,
+    sessions: sessions::Sessions,
     pub stopped: tokio::sync::Notify,
 }
 
@@ -88,12 +90,14 @@ impl Cluster {
             opts,
             members: Mutex::new(BTreeMap::new()),
             pins: Mutex::new(pins),
+            sessions: Default::default(),
             stopped: tokio::sync::Notify::new(),
         });
         tokio::spawn(c.clone().serve(inbound));
         tokio::spawn(c.clone().watch(events));
         tokio::spawn(c.clone().maintain());
         tokio::spawn(c.clone().expire_cursors());
+        tokio::spawn(c.clone().resolve_prepared());
         Ok(c)
     }
 

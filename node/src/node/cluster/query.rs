@@ -48,7 +48,8 @@ impl Cluster {
         let parsed = parse(expr).map_err(|e| e.to_string())?;
         let mut out = Vec::new();
         let mut warnings = Vec::new();
-        if self.node.labels().iter().any(|l| l == "index") {
+        let labels = self.node.labels();
+        if labels.iter().any(|l| l == "index") && labels.iter().any(|l| l == "archive") {
             let span = tracing::info_span!("query.lookup", member = %self.id);
             out.extend(
                 self.node
@@ -57,12 +58,26 @@ impl Cluster {
                     .await
                     .map_err(|e| e.to_string())?,
             );
+        } else if self.node.has_index_data() {
+            let e = format!(
+                "node {}: its archive or index is stopped, so its data is unavailable (spawn them again)",
+                self.id
+            );
+            if !allow_partial {
+                return Err(format!(
+                    "query incomplete: {e} (use --allow-partial to accept a partial answer)"
+                ));
+            }
+            warnings.push(format!("partial answer: {e}"));
         }
+        // Every member that may hold data is asked, whatever components it last
+        // reported: an import acknowledged a moment ago on a member whose new
+        // components we have not heard of yet must show.
         let holders: Vec<String> = {
             let members = self.members.lock().expect("lock poisoned");
             members
                 .iter()
-                .filter(|(_, m)| m.components.iter().any(|c| c == "index"))
+                .filter(|(_, m)| m.peer.is_some() && (m.connected || m.holds_data))
                 .map(|(id, _)| id.clone())
                 .collect()
         };

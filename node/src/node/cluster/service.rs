@@ -5,7 +5,7 @@ use super::cursors::{show, Cursor};
 use super::{err, Cluster};
 use crate::data::Batch;
 use crate::net::Inbound;
-use crate::node::access;
+use crate::node::access::{self, Caller};
 use crate::proto::{DataRequest, DataResponse};
 use crate::query::parse;
 use libp2p::PeerId;
@@ -88,12 +88,15 @@ impl Cluster {
         }
     }
 
-    fn runs(&self, component: &str) -> bool {
-        self.node.labels().iter().any(|l| l == component)
+    /// Whether this node's data can be read: its archive and index both run.
+    fn serves_data(&self) -> bool {
+        let l = self.node.labels();
+        l.iter().any(|c| c == "index") && l.iter().any(|c| c == "archive")
     }
 
     async fn handle(self: &Arc<Self>, peer: PeerId, req: DataRequest) -> DataResponse {
         let caller = self.caller(peer);
+        let kind = req.kind();
         if let Err(e) = access::data_request(&caller, &req) {
             tracing::warn!(node = %self.id, peer = %peer, kind = req.kind(), "refused: {e}");
             return err(e);
@@ -113,57 +116,28 @@ impl Cluster {
                 }
             }
             DataRequest::Ingest {
-                node, seq, batch, ..
-            } if !node.is_empty() && node != self.id => self
-                .ask_member(
-                    &node,
-                    DataRequest::Ingest {
-                        node: node.clone(),
-                        seq,
-                        batch,
-                        forwarded: true,
-                    },
-                    Duration::from_secs(60),
-                )
-                .await
-                .unwrap_or_else(err),
-            DataRequest::Ingest { seq, batch, .. } => self.ingest_local(seq, batch).await,
-            DataRequest::Flush { node, .. } if !node.is_empty() && node != self.id => self
-                .ask_member(
-                    &node,
-                    DataRequest::Flush {
-                        node: node.clone(),
-                        forwarded: true,
-                    },
-                    Duration::from_secs(300),
-                )
-                .await
-                .unwrap_or_else(err),
-            DataRequest::Flush { .. } if !self.runs("importer") => {
-                match self.members_with("importer").first() {
-                    Some(m) => self
-                        .ask_member(
-                            m,
-                            DataRequest::Flush {
-                                node: m.clone(),
-                                forwarded: true,
-                            },
-                            Duration::from_secs(300),
-                        )
-                        .await
-                        .unwrap_or_else(err),
-                    None => err(format!(
-                        "node {} has no importer and knows no member with one",
+                node,
+                session,
+                seq,
+                batch,
+                ..
+            } => self.ingest(peer, node, session, seq, batch).await,
+            DataRequest::Flush { node, session, .. } => {
+                self.finish(peer, node, session, true).await
+            }
+            DataRequest::Abort { node, session, .. } => {
+                self.finish(peer, node, session, false).await
+            }
+            DataRequest::Lookup { .. } if !self.serves_data() => {
+                if self.node.has_index_data() {
+                    err(format!(
+                        "node {}: its archive or index is stopped, so its data is unavailable (spawn them again)",
                         self.id
-                    )),
+                    ))
+                } else {
+                    DataResponse::Hits(vec![])
                 }
             }
-            DataRequest::Flush { .. } => match self.node.flush().await {
-                Ok(events) => DataResponse::Flushed { events },
-                Err(e) => err(e),
-            },
-            // An archive-only node's data is indexed elsewhere.
-            DataRequest::Lookup { .. } if !self.runs("index") => DataResponse::Hits(vec![]),
             DataRequest::Lookup { expr } => match parse(&expr) {
                 Ok(e) => match self.node.lookup(e).await {
                     Ok(hits) => DataResponse::Hits(hits),
@@ -249,12 +223,44 @@ impl Cluster {
                 }
                 Err(e) => err(e),
             },
-            DataRequest::Seal { partition } => {
-                match self.node.seal(uuid::Uuid::from_bytes(partition)).await {
+            DataRequest::Seal { partition, txn } => {
+                let Caller::Member { id: coordinator, .. } = &caller else {
+                    return err("seal is accepted only from cluster members");
+                };
+                match self
+                    .node
+                    .seal_prepared(
+                        uuid::Uuid::from_bytes(partition),
+                        uuid::Uuid::from_bytes(txn),
+                        coordinator,
+                    )
+                    .await
+                {
                     Ok(()) => DataResponse::Ack { seq: 0 },
                     Err(e) => err(e),
                 }
             }
+            DataRequest::Commit { txn, partitions } | DataRequest::AbortTxn { txn, partitions } => {
+                let Caller::Member { id: coordinator, .. } = &caller else {
+                    return err("transactions are decided only by cluster members");
+                };
+                let ids: Vec<uuid::Uuid> = partitions.iter().map(|p| uuid::Uuid::from_bytes(*p)).collect();
+                let txn = uuid::Uuid::from_bytes(txn);
+                let r = if kind == "commit" {
+                    self.node.commit_prepared(txn, coordinator, ids).await
+                } else {
+                    self.node.abort_prepared(txn, coordinator, ids).await
+                };
+                match r {
+                    Ok(()) => DataResponse::Ack { seq: 0 },
+                    Err(e) => err(e),
+                }
+            }
+            DataRequest::Outcome { txn } => match self.node.outcome(uuid::Uuid::from_bytes(txn)).await {
+                crate::node::Outcome::Committed => DataResponse::TxnOutcome { committed: true, pending: false },
+                crate::node::Outcome::Pending => DataResponse::TxnOutcome { committed: false, pending: true },
+                crate::node::Outcome::Aborted => DataResponse::TxnOutcome { committed: false, pending: false },
+            },
             DataRequest::Discard { seq, batch } => match Batch::check_bytes(&batch) {
                 Ok(_) => DataResponse::Ack { seq },
                 Err(e) => err(e),
@@ -262,39 +268,4 @@ impl Cluster {
         }
     }
 
-    async fn ingest_local(self: &Arc<Self>, seq: u64, batch: Vec<u8>) -> DataResponse {
-        if !self.runs("importer") {
-            // A node without an importer forwards to a member that has one.
-            return match self.members_with("importer").first() {
-                Some(m) => self
-                    .ask_member(
-                        m,
-                        DataRequest::Ingest {
-                            node: m.clone(),
-                            seq,
-                            batch,
-                            forwarded: true,
-                        },
-                        Duration::from_secs(60),
-                    )
-                    .await
-                    .unwrap_or_else(err),
-                None => err(format!(
-                    "node {} has no importer and knows no member with one",
-                    self.id
-                )),
-            };
-        }
-        let batch = match Batch::from_bytes(&batch) {
-            Ok(b) => b,
-            Err(e) => {
-                tracing::warn!(error = %e, "rejected a malformed batch");
-                return err(e);
-            }
-        };
-        match self.node.ingest(batch).await {
-            Ok(()) => DataResponse::Ack { seq },
-            Err(e) => err(e),
-        }
-    }
 }

@@ -108,6 +108,8 @@ impl Cluster {
             batch_size: self.node.options().batch_size,
             description,
             format,
+            // Spawned sources run long: each partition is visible once sealed.
+            autocommit: true,
         };
         let (label, _task) = self
             .node

@@ -35,12 +35,35 @@ impl crate::importer::RemoteStore for ClusterStore {
         Ok(())
     }
 
-    async fn seal(&self, node: &str, id: uuid::Uuid) -> Result<(), String> {
+    async fn seal(&self, node: &str, id: uuid::Uuid, txn: uuid::Uuid) -> Result<(), String> {
         let c = self.0.upgrade().ok_or("node is shutting down")?;
         let req = DataRequest::Seal {
             partition: *id.as_bytes(),
+            txn: *txn.as_bytes(),
         };
         c.ask_member(node, req, Duration::from_secs(300))
+            .await
+            .map(|_| ())
+    }
+
+    async fn commit(&self, node: &str, txn: uuid::Uuid, ids: Vec<uuid::Uuid>) -> Result<(), String> {
+        let c = self.0.upgrade().ok_or("node is shutting down")?;
+        let req = DataRequest::Commit {
+            txn: *txn.as_bytes(),
+            partitions: ids.iter().map(|i| *i.as_bytes()).collect(),
+        };
+        c.ask_member(node, req, Duration::from_secs(30))
+            .await
+            .map(|_| ())
+    }
+
+    async fn abort(&self, node: &str, txn: uuid::Uuid, ids: Vec<uuid::Uuid>) -> Result<(), String> {
+        let c = self.0.upgrade().ok_or("node is shutting down")?;
+        let req = DataRequest::AbortTxn {
+            txn: *txn.as_bytes(),
+            partitions: ids.iter().map(|i| *i.as_bytes()).collect(),
+        };
+        c.ask_member(node, req, Duration::from_secs(30))
             .await
             .map(|_| ())
     }

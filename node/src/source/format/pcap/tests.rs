@@ -493,6 +493,7 @@ mod live {
                     batch_size: 100,
                     description: "lo".into(),
                     format: "pcap".into(),
+                    autocommit: true,
                     ..Default::default()
                 },
             )

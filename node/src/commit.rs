@@ -1,0 +1,299 @@
+//! The commit log: what makes stored partitions visible. Partitions are written and
+//! sealed (durable, but invisible) first; an import becomes visible to queries
+//! only when one commit record naming its partitions is appended here, last, and
+//! fsynced. A record is checksummed, so a torn append (a crash mid-write) is
+//! detected at open and cut off: the import it would have committed stays
+//! invisible and its files are swept. Across nodes the same log carries the two
+//! phases: a participant appends `Prepare` (the partitions it sealed for a
+//! coordinator's transaction) and later `Commit` or `Abort`; the coordinator's own
+//! `Commit` is the decision that participants which missed it ask for when they
+//! return.
+//!
+//! File: `<db>/commits.log`, records of `[len u32][xxh3 u64][payload]`, payload =
+//! version byte, kind byte, txn (16), coordinator (u16 length + utf-8), then the
+//! partition ids (u32 count + 16 bytes each).
+
+use crate::durable::{self, StoreError};
+use std::collections::{HashMap, HashSet};
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use uuid::Uuid;
+
+const VERSION: u8 = 1;
+/// Largest record read back; larger claims mean a corrupt tail.
+const MAX_RECORD: usize = 64 << 20;
+
+/// What a record says about a transaction.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// The partitions are visible from now on.
+    Commit = 1,
+    /// The partitions are sealed here for `coordinator`'s transaction; visible
+    /// only once it commits.
+    Prepare = 2,
+    /// The transaction failed; its partitions are to be removed.
+    Abort = 3,
+}
+
+/// One record of the log.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Record {
+    pub kind: Kind,
+    /// The import (session) the record belongs to.
+    pub txn: Uuid,
+    /// The node that decides the transaction (empty: this node).
+    pub coordinator: String,
+    pub partitions: Vec<Uuid>,
+}
+
+impl Record {
+    fn encode(&self) -> Vec<u8> {
+        let mut p = vec![VERSION, self.kind as u8];
+        p.extend_from_slice(self.txn.as_bytes());
+        let c = self.coordinator.as_bytes();
+        p.extend_from_slice(&(c.len().min(u16::MAX as usize) as u16).to_le_bytes());
+        p.extend_from_slice(&c[..c.len().min(u16::MAX as usize)]);
+        p.extend_from_slice(&(self.partitions.len() as u32).to_le_bytes());
+        for id in &self.partitions {
+            p.extend_from_slice(id.as_bytes());
+        }
+        p
+    }
+
+    fn decode(p: &[u8]) -> Result<Record, String> {
+        let take = |p: &mut &[u8], n: usize| -> Result<Vec<u8>, String> {
+            if p.len() < n {
+                return Err("record too short".into());
+            }
+            let (a, b) = p.split_at(n);
+            *p = b;
+            Ok(a.to_vec())
+        };
+        let mut p = p;
+        let head = take(&mut p, 2)?;
+        if head[0] != VERSION {
+            return Err(format!(
+                "record version {} (this build reads version {VERSION})",
+                head[0]
+            ));
+        }
+        let kind = match head[1] {
+            1 => Kind::Commit,
+            2 => Kind::Prepare,
+            3 => Kind::Abort,
+            k => return Err(format!("unknown record kind {k}")),
+        };
+        let txn = Uuid::from_slice(&take(&mut p, 16)?).expect("16 bytes");
+        let clen = u16::from_le_bytes(take(&mut p, 2)?.try_into().expect("2 bytes")) as usize;
+        let coordinator =
+            String::from_utf8(take(&mut p, clen)?).map_err(|_| "coordinator is not utf-8")?;
+        let n = u32::from_le_bytes(take(&mut p, 4)?.try_into().expect("4 bytes")) as usize;
+        if n.checked_mul(16) != Some(p.len()) {
+            return Err("partition list does not match the record length".into());
+        }
+        let partitions = p
+            .chunks_exact(16)
+            .map(|c| Uuid::from_slice(c).expect("16 bytes"))
+            .collect();
+        Ok(Record {
+            kind,
+            txn,
+            coordinator,
+            partitions,
+        })
+    }
+}
+
+/// Where each partition stands according to the log.
+#[derive(Clone, Debug, Default)]
+pub struct State {
+    /// Visible partitions.
+    pub committed: HashSet<Uuid>,
+    /// Sealed here for another node's transaction, outcome not known yet:
+    /// partition -> (txn, coordinator).
+    pub prepared: HashMap<Uuid, (Uuid, String)>,
+    /// Transactions this node committed (as coordinator or participant).
+    pub committed_txns: HashSet<Uuid>,
+    /// Transactions known to have failed.
+    pub aborted_txns: HashSet<Uuid>,
+}
+
+impl State {
+    fn apply(&mut self, r: &Record) {
+        match r.kind {
+            Kind::Commit => {
+                self.committed_txns.insert(r.txn);
+                for p in &r.partitions {
+                    self.prepared.remove(p);
+                    self.committed.insert(*p);
+                }
+            }
+            Kind::Prepare => {
+                for p in &r.partitions {
+                    if !self.committed.contains(p) {
+                        self.prepared.insert(*p, (r.txn, r.coordinator.clone()));
+                    }
+                }
+            }
+            Kind::Abort => {
+                self.aborted_txns.insert(r.txn);
+                for p in &r.partitions {
+                    self.prepared.remove(p);
+                }
+                self.prepared.retain(|_, (t, _)| *t != r.txn);
+            }
+        }
+    }
+}
+
+pub struct CommitLog {
+    path: PathBuf,
+    file: File,
+    state: State,
+}
+
+impl std::fmt::Debug for CommitLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "CommitLog({}, {} committed, {} prepared)",
+            self.path.display(),
+            self.state.committed.len(),
+            self.state.prepared.len()
+        )
+    }
+}
+
+impl CommitLog {
+    /// Opens (or creates) `<db>/commits.log`, replays it, and cuts off a torn tail.
+    pub fn open(db: &Path) -> Result<CommitLog, StoreError> {
+        std::fs::create_dir_all(db).map_err(|e| StoreError::io(db, e))?;
+        let path = db.join("commits.log");
+        let existed = path.exists();
+        let bytes = if existed {
+            std::fs::read(&path).map_err(|e| StoreError::io(&path, e))?
+        } else {
+            Vec::new()
+        };
+        let mut state = State::default();
+        let mut at = 0usize;
+        while at < bytes.len() {
+            let Some(rec) = read_record(&bytes[at..]) else {
+                break;
+            };
+            let (len, payload) = rec;
+            match Record::decode(payload) {
+                Ok(r) => state.apply(&r),
+                Err(e) if e.contains("version") => {
+                    return Err(StoreError::corrupt(&path, e));
+                }
+                Err(_) => break,
+            }
+            at += len;
+        }
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .map_err(|e| StoreError::io(&path, e))?;
+        if at < bytes.len() {
+            tracing::warn!(path = %path.display(), kept = at, dropped = bytes.len() - at, "cutting off a torn commit record; the import it belonged to stays invisible");
+            file.set_len(at as u64)
+                .and_then(|_| file.sync_all())
+                .map_err(|e| StoreError::io(&path, e))?;
+        }
+        if !existed {
+            durable::sync_dir(db)?;
+        }
+        Ok(CommitLog { path, file, state })
+    }
+
+    pub fn state(&self) -> &State {
+        &self.state
+    }
+
+    /// Appends `r` and makes it durable before returning.
+    pub fn append(&mut self, r: &Record) -> Result<(), StoreError> {
+        let payload = r.encode();
+        let mut rec = Vec::with_capacity(12 + payload.len());
+        rec.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+        rec.extend_from_slice(&durable::checksum(&payload).to_le_bytes());
+        rec.extend_from_slice(&payload);
+        self.file
+            .write_all(&rec)
+            .and_then(|_| self.file.sync_data())
+            .map_err(|e| StoreError::io(&self.path, e))?;
+        self.state.apply(r);
+        Ok(())
+    }
+}
+
+/// One record at the start of `b`: its total length and payload, or `None` when
+/// the bytes do not hold a whole, intact record.
+fn read_record(b: &[u8]) -> Option<(usize, &[u8])> {
+    if b.len() < 12 {
+        return None;
+    }
+    let len = u32::from_le_bytes(b[..4].try_into().ok()?) as usize;
+    if len > MAX_RECORD || b.len() < 12 + len {
+        return None;
+    }
+    let sum = u64::from_le_bytes(b[4..12].try_into().ok()?);
+    let payload = &b[12..12 + len];
+    (durable::checksum(payload) == sum).then_some((12 + len, payload))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dir(name: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("vast-commit-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        d
+    }
+
+    #[test]
+    fn records_replay_and_torn_tails_are_cut() {
+        let d = dir("replay");
+        let (a, b, c) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
+        let t1 = Uuid::now_v7();
+        {
+            let mut log = CommitLog::open(&d).unwrap();
+            log.append(&Record { kind: Kind::Commit, txn: t1, coordinator: String::new(), partitions: vec![a] }).unwrap();
+            log.append(&Record { kind: Kind::Prepare, txn: Uuid::now_v7(), coordinator: "n1".into(), partitions: vec![b] }).unwrap();
+        }
+        let log = CommitLog::open(&d).unwrap();
+        assert!(log.state().committed.contains(&a));
+        assert_eq!(log.state().prepared[&b].1, "n1");
+        drop(log);
+        // A torn append: the record for c never counts, and the tail is cut.
+        let path = d.join("commits.log");
+        let good = std::fs::metadata(&path).unwrap().len();
+        let rec = Record { kind: Kind::Commit, txn: Uuid::now_v7(), coordinator: String::new(), partitions: vec![c] }.encode();
+        let mut f = OpenOptions::new().append(true).open(&path).unwrap();
+        f.write_all(&(rec.len() as u32).to_le_bytes()).unwrap();
+        f.write_all(&[0; 8]).unwrap();
+        f.write_all(&rec[..rec.len() / 2]).unwrap();
+        drop(f);
+        let log = CommitLog::open(&d).unwrap();
+        assert!(!log.state().committed.contains(&c));
+        assert!(log.state().committed.contains(&a));
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), good);
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn aborts_drop_prepared_partitions() {
+        let d = dir("abort");
+        let t = Uuid::now_v7();
+        let p = Uuid::now_v7();
+        let mut log = CommitLog::open(&d).unwrap();
+        log.append(&Record { kind: Kind::Prepare, txn: t, coordinator: "n1".into(), partitions: vec![p] }).unwrap();
+        log.append(&Record { kind: Kind::Abort, txn: t, coordinator: "n1".into(), partitions: vec![] }).unwrap();
+        assert!(log.state().prepared.is_empty());
+        assert!(log.state().aborted_txns.contains(&t));
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+}

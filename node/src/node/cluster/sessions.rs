@@ -1,0 +1,218 @@
+//! Import sessions as clients see them: a client names its import with a random
+//! id; the node keys it by the client's authenticated PeerId and that id, routes
+//! it to its own importer or relays it to the member that imports, and aborts it
+//! when the client goes away. A participant also resolves the partitions it
+//! prepared for other nodes' imports: it asks their coordinator for the outcome.
+
+use super::{err, Cluster};
+use crate::importer::SessionId;
+use crate::node::Outcome;
+use crate::proto::{DataRequest, DataResponse};
+use libp2p::PeerId;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// Where a client's session goes.
+#[derive(Clone, Debug)]
+pub(super) enum Route {
+    /// This node's importer, under this session id.
+    Local(SessionId),
+    /// Relayed to the member with this id.
+    Relayed(String),
+}
+
+#[derive(Default)]
+pub(super) struct Sessions {
+    map: Mutex<HashMap<(PeerId, [u8; 16]), Route>>,
+}
+
+impl Cluster {
+    fn route(&self, peer: PeerId, session: [u8; 16], target: Option<String>) -> Route {
+        let mut map = self.sessions.map.lock().expect("lock poisoned");
+        map.entry((peer, session))
+            .or_insert_with(|| match target {
+                Some(t) => Route::Relayed(t),
+                None => Route::Local(uuid::Uuid::now_v7()),
+            })
+            .clone()
+    }
+
+    fn end_route(&self, peer: PeerId, session: [u8; 16]) -> Option<Route> {
+        self.sessions
+            .map
+            .lock()
+            .expect("lock poisoned")
+            .remove(&(peer, session))
+    }
+
+    /// Where imports to node `node` (empty: this one) go from here: this node's
+    /// importer, or the member that imports for it.
+    fn import_target(&self, node: &str) -> Result<Option<String>, String> {
+        if !node.is_empty() && node != self.id {
+            return Ok(Some(node.to_string()));
+        }
+        if self.node.labels().iter().any(|l| l == "importer") {
+            return Ok(None);
+        }
+        match self.members_with("importer").first() {
+            Some(m) => Ok(Some(m.clone())),
+            None => Err(format!(
+                "node {} has no importer and knows no member with one",
+                self.id
+            )),
+        }
+    }
+
+    pub(super) async fn ingest(
+        self: &Arc<Self>,
+        peer: PeerId,
+        node: String,
+        session: [u8; 16],
+        seq: u64,
+        batch: Vec<u8>,
+    ) -> DataResponse {
+        let target = match self.import_target(&node) {
+            Ok(t) => t,
+            Err(e) => return err(e),
+        };
+        match self.route(peer, session, target) {
+            Route::Relayed(t) => self
+                .ask_member(
+                    &t,
+                    DataRequest::Ingest {
+                        node: t.clone(),
+                        session,
+                        seq,
+                        batch,
+                        forwarded: true,
+                    },
+                    Duration::from_secs(60),
+                )
+                .await
+                .unwrap_or_else(err),
+            Route::Local(s) => {
+                let batch = match crate::data::Batch::from_bytes(&batch) {
+                    Ok(b) => b,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "rejected a malformed batch");
+                        return err(e);
+                    }
+                };
+                match self.node.ingest(s, batch).await {
+                    Ok(()) => DataResponse::Ack { seq },
+                    Err(e) => err(e),
+                }
+            }
+        }
+    }
+
+    /// Ends a client's session: commits it (`commit`) or aborts it.
+    pub(super) async fn finish(
+        self: &Arc<Self>,
+        peer: PeerId,
+        node: String,
+        session: [u8; 16],
+        commit: bool,
+    ) -> DataResponse {
+        let route = match self.end_route(peer, session) {
+            Some(r) => r,
+            // A session that sent nothing: relay the end so the importer answers.
+            None => match self.import_target(&node) {
+                Ok(Some(t)) => Route::Relayed(t),
+                Ok(None) => Route::Local(uuid::Uuid::now_v7()),
+                Err(e) => return err(e),
+            },
+        };
+        match route {
+            Route::Relayed(t) => {
+                let req = if commit {
+                    DataRequest::Flush {
+                        node: t.clone(),
+                        session,
+                        forwarded: true,
+                    }
+                } else {
+                    DataRequest::Abort {
+                        node: t.clone(),
+                        session,
+                        forwarded: true,
+                    }
+                };
+                self.ask_member(&t, req, Duration::from_secs(300))
+                    .await
+                    .unwrap_or_else(err)
+            }
+            Route::Local(s) if commit => match self.node.flush(s).await {
+                Ok(events) => DataResponse::Flushed { events },
+                Err(e) => err(e),
+            },
+            Route::Local(s) => match self.node.abort(s).await {
+                Ok(()) => DataResponse::Flushed { events: 0 },
+                Err(e) => err(e),
+            },
+        }
+    }
+
+    /// A client went away: its open imports leave nothing behind.
+    pub(super) async fn abort_sessions_of(self: &Arc<Self>, peer: PeerId) {
+        let gone: Vec<([u8; 16], Route)> = {
+            let mut map = self.sessions.map.lock().expect("lock poisoned");
+            let keys: Vec<(PeerId, [u8; 16])> =
+                map.keys().filter(|(p, _)| *p == peer).copied().collect();
+            keys.into_iter()
+                .filter_map(|k| map.remove(&k).map(|r| (k.1, r)))
+                .collect()
+        };
+        for (session, route) in gone {
+            tracing::warn!(peer = %peer, "a client went away during an import; aborting it");
+            match route {
+                Route::Local(s) => {
+                    let _ = self.node.abort(s).await;
+                }
+                Route::Relayed(t) => {
+                    let req = DataRequest::Abort {
+                        node: t.clone(),
+                        session,
+                        forwarded: true,
+                    };
+                    let _ = self.ask_member(&t, req, Duration::from_secs(30)).await;
+                }
+            }
+        }
+    }
+
+    /// Learns the outcome of transactions this node prepared partitions for, from
+    /// their coordinators, until none is left open.
+    pub(super) async fn resolve_prepared(self: Arc<Self>) {
+        let mut tick = tokio::time::interval(Duration::from_secs(2));
+        loop {
+            tick.tick().await;
+            for (txn, coordinator, parts) in self.node.pending_transactions() {
+                if coordinator == self.id {
+                    continue;
+                }
+                let ask = DataRequest::Outcome {
+                    txn: *txn.as_bytes(),
+                };
+                let outcome = match self.ask_member(&coordinator, ask, Duration::from_secs(5)).await {
+                    Ok(DataResponse::TxnOutcome { committed: true, .. }) => Outcome::Committed,
+                    Ok(DataResponse::TxnOutcome { pending: true, .. }) => Outcome::Pending,
+                    Ok(DataResponse::TxnOutcome { .. }) => Outcome::Aborted,
+                    // Not reachable now: ask again later.
+                    _ => Outcome::Pending,
+                };
+                let r = match outcome {
+                    Outcome::Committed => self.node.commit_prepared(txn, &coordinator, parts).await,
+                    Outcome::Aborted => self.node.abort_prepared(txn, &coordinator, parts).await,
+                    Outcome::Pending => Ok(()),
+                };
+                match (outcome, r) {
+                    (Outcome::Pending, _) => {}
+                    (o, Ok(())) => tracing::info!(txn = %txn, coordinator = %coordinator, outcome = ?o, "learned the outcome of an import prepared here"),
+                    (_, Err(e)) => tracing::warn!(txn = %txn, error = %e, "applying an import's outcome failed"),
+                }
+            }
+        }
+    }
+}
