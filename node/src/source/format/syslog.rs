@@ -221,6 +221,15 @@ fn bsd_time(s: &str, clock: Clock) -> Option<i64> {
     })
 }
 
+/// Whether text is laid out as `Mmm dd hh:mm:ss`, valid or not.
+fn bsd_layout(s: &str) -> bool {
+    let b = s.as_bytes();
+    b.len() == 15
+        && s.get(..3).is_some_and(|m| MONTHS.contains(&m))
+        && [3, 6].iter().all(|&i| b[i] == b' ')
+        && [9, 12].iter().all(|&i| b[i] == b':')
+}
+
 struct Rfc3164<'a> {
     ts: i64,
     host: &'a str,
@@ -317,6 +326,8 @@ impl LineParser for SyslogParser {
             push_opt(b, 5, m.pid);
             b.column(6).push_str(m.msg);
             sink.commit(i3164);
+        } else if let Some(ts) = rest.get(..15).filter(|t| bsd_layout(t)) {
+            sink.skip(no, format_args!("timestamp {ts:?} names no date"));
         } else {
             sink.skip(no, format_args!("neither rfc 5424 nor rfc 3164 syslog"));
         }
