@@ -239,7 +239,8 @@ fn csv_sample_imports_every_row() {
 #[test]
 fn csv_quoted_newlines_and_doubled_quotes() {
     let db = TempDb::new("csv-quotes");
-    let text = "id,msg,n\r\n1,\"two\nlines\",7\r\n2,\"say \"\"hi\"\"\r\nand, bye\",8\r\n3,plain,9\r\n";
+    let text =
+        "id,msg,n\r\n1,\"two\nlines\",7\r\n2,\"say \"\"hi\"\"\r\nand, bye\",8\r\n3,plain,9\r\n";
     let err = import_stdin(&db, &["-t", "q", "csv"], text.as_bytes());
     assert!(err.contains("imported 3 events"), "{err}");
     assert!(err.contains(" 0 malformed"), "{err}");
@@ -281,10 +282,7 @@ fn csv_syntax_errors_are_counted_with_line_numbers() {
     let err = import_stdin(&db, &["-t", "e", "csv"], text.as_bytes());
     assert!(err.contains("imported 2 events"), "{err}");
     assert!(err.contains("2 malformed"), "{err}");
-    assert!(
-        err.contains("line 3: expected 2 fields but got 3"),
-        "{err}"
-    );
+    assert!(err.contains("line 3: expected 2 fields but got 3"), "{err}");
     assert!(
         err.contains("line 5: unterminated quote") && err.contains("lines 5-6"),
         "{err}"
@@ -302,7 +300,15 @@ fn civil(days: i64) -> (i64, u32, u32) {
     let mp = (5 * doy + 2) / 153;
     let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
     let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (if m <= 2 { yoe + era * 400 + 1 } else { yoe + era * 400 }, m, d)
+    (
+        if m <= 2 {
+            yoe + era * 400 + 1
+        } else {
+            yoe + era * 400
+        },
+        m,
+        d,
+    )
 }
 
 #[test]
@@ -323,14 +329,20 @@ fn syslog_bsd_timestamps_get_the_most_recent_year() {
         ahead = civil(today + 4);
     }
     let line = |(_, m, d): (i64, u32, u32), msg: &str| {
-        format!("{} {d:>2} 12:00:00 host app: {msg}\n", MONTHS[m as usize - 1])
+        format!(
+            "{} {d:>2} 12:00:00 host app: {msg}\n",
+            MONTHS[m as usize - 1]
+        )
     };
     let text = line(past, "past") + &line(ahead, "ahead") + "Feb 30 12:00:00 host app: never\n";
     let db = TempDb::new("syslog-years");
     let err = import_stdin(&db, &["syslog"], text.as_bytes());
     assert!(err.contains("imported 2 events"), "{err}");
     assert!(err.contains("1 malformed"), "{err}");
-    assert!(err.contains("line 3: timestamp \"Feb 30 12:00:00\" names no date"), "{err}");
+    assert!(
+        err.contains("line 3: timestamp \"Feb 30 12:00:00\" names no date"),
+        "{err}"
+    );
     let rows = export_json(&db, "#type == \"syslog.rfc3164\"");
     let ts = |msg: &str| {
         let r = rows.iter().find(|r| r["message"] == msg).unwrap();

@@ -24,8 +24,8 @@
 //! not UTF-8. Skips are counted and reported with their line numbers.
 
 use super::util::{
-    infer_str, parse_addr, parse_f64, parse_i64, parse_iso_time, parse_subnet, parse_u64,
-    Inferred, Sink,
+    infer_str, parse_addr, parse_f64, parse_i64, parse_iso_time, parse_subnet, parse_u64, Inferred,
+    Sink,
 };
 use crate::data::{Batch, Field, Schema, Type};
 use crate::source::{ReadError, ReadStats, Reader};
@@ -352,20 +352,29 @@ impl CsvReader {
 
     /// First and last line of the record just read.
     fn lines(&self) -> (u64, u64) {
-        let (start, line) = self.record.position().map_or((0, 0), |p| (p.byte(), p.line()));
+        let (start, line) = self
+            .record
+            .position()
+            .map_or((0, 0), |p| (p.byte(), p.line()));
         let tail = self.input.get_ref();
         // The csv crate places a record at the end of the previous one, before
         // any blank lines it skipped.
-        let blank = tail.since(start).iter().take_while(|c| matches!(c, b'\r' | b'\n'));
+        let blank = tail
+            .since(start)
+            .iter()
+            .take_while(|c| matches!(c, b'\r' | b'\n'));
         let first = line + blank.filter(|c| **c == b'\n').count() as u64;
         // The reader stands on the line after the record's terminator, or on
         // the record's last line where the input ends without one.
         let next = self.input.position().line();
         let end = self.input.position().byte();
-        let unterminated = tail.eof
-            && end == tail.end()
-            && tail.kept.last().is_some_and(|c| *c != b'\n');
-        let last = if unterminated { next } else { next.saturating_sub(1) };
+        let unterminated =
+            tail.eof && end == tail.end() && tail.kept.last().is_some_and(|c| *c != b'\n');
+        let last = if unterminated {
+            next
+        } else {
+            next.saturating_sub(1)
+        };
         (first, last.max(first))
     }
 
@@ -406,13 +415,7 @@ impl CsvReader {
     /// when it must be skipped.
     fn valid(&mut self, expected: usize) -> bool {
         let (first, last) = self.lines();
-        let at = |f: &mut std::fmt::Formatter<'_>| {
-            if last > first {
-                write!(f, " (record spans lines {first}-{last})")
-            } else {
-                Ok(())
-            }
-        };
+        let at = Span(first, last);
         let start = self.record.position().map_or(0, |p| p.byte());
         let end = self.input.position().byte();
         let tail = self.input.get_ref();
@@ -420,7 +423,7 @@ impl CsvReader {
         if tail.eof && end == tail.end() && ends_in_quote(tail.since(start)) {
             self.sink.skip(
                 first,
-                format_args!("unterminated quote runs to the end of input{}", Fmt(&at)),
+                format_args!("unterminated quote runs to the end of input{at}"),
             );
             return false;
         }
@@ -429,19 +432,18 @@ impl CsvReader {
             let got = self.record.len();
             self.sink.skip(
                 first,
-                format_args!(
-                    "expected {expected} fields but got {got}{}",
-                    Fmt(&at)
-                ),
+                format_args!("expected {expected} fields but got {got}{at}"),
             );
             return false;
         }
-        if let Some(i) = self.record.iter().position(|c| std::str::from_utf8(c).is_err()) {
+        if let Some(i) = self
+            .record
+            .iter()
+            .position(|c| std::str::from_utf8(c).is_err())
+        {
             let name = &self.header.as_ref().expect("header read")[i];
-            self.sink.skip(
-                first,
-                format_args!("field {name} is not valid utf-8{}", Fmt(&at)),
-            );
+            self.sink
+                .skip(first, format_args!("field {name} is not valid utf-8{at}"));
             return false;
         }
         true
@@ -552,12 +554,16 @@ impl CsvReader {
     }
 }
 
-/// Formats through a closure.
-struct Fmt<'a>(&'a dyn Fn(&mut std::fmt::Formatter<'_>) -> std::fmt::Result);
+/// ` (record spans lines a-b)` for a record of several lines, for messages.
+struct Span(u64, u64);
 
-impl std::fmt::Display for Fmt<'_> {
+impl std::fmt::Display for Span {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        (self.0)(f)
+        if self.1 > self.0 {
+            write!(f, " (record spans lines {}-{})", self.0, self.1)
+        } else {
+            Ok(())
+        }
     }
 }
 
@@ -694,10 +700,7 @@ mod tests {
         );
         assert_eq!(field(b, 1, "n"), Value::Real(-2.0));
         assert_eq!(field(b, 2, "n"), Value::Real(2.5));
-        assert_eq!(
-            field(b, 1, "a"),
-            Value::String("00:22:2d:81:db:10".into())
-        );
+        assert_eq!(field(b, 1, "a"), Value::String("00:22:2d:81:db:10".into()));
         assert_eq!(field(b, 0, "t"), Value::String("2020-01-01".into()));
         assert_eq!(field(b, 0, "e"), Value::String("".into()));
     }
@@ -758,7 +761,15 @@ mod tests {
         while r.next_record() {
             lines.push(r.lines());
         }
-        assert_eq!(lines, [(1, 1), (2, 3), (6, 7)], "blank lines and no final newline");
+        assert_eq!(
+            lines,
+            [(1, 1), (2, 3), (6, 7)],
+            "blank lines and no final newline"
+        );
+        // Cells that are not UTF-8 cannot be stored as text.
+        let mut r = CsvReader::new(Box::new(Cursor::new(b"a,b\n1,\xff\n2,3\n".to_vec())), None);
+        let (bs, _) = read_all(&mut r, 10);
+        assert_eq!((total_rows(&bs), r.stats().skipped), (1, 1));
         assert!(ends_in_quote(b"8,\"open\n9,10\n"));
         assert!(!ends_in_quote(b"8,\"closed\"\"\n9\",10\n"));
         assert!(!ends_in_quote(b"8,in\"side\n"));
@@ -779,7 +790,10 @@ mod tests {
         }
         let mut r = csv_reader("\u{feff}a,b\n1,2\n", 100);
         let (bs, _) = read_all(&mut r, 10);
-        assert_eq!(bs[0].schema.fields[0].name, "a", "the byte order mark is dropped");
+        assert_eq!(
+            bs[0].schema.fields[0].name, "a",
+            "the byte order mark is dropped"
+        );
         let mut bytes = b"a,b\n1,2\n".to_vec();
         bytes[0] = 0xff;
         let mut r = CsvReader::new(Box::new(Cursor::new(bytes)), None);

@@ -340,10 +340,7 @@ impl JsonParser {
                 // A list column has one element type: the elements' kinds are
                 // joined (nulls say nothing), and elements are converted to the
                 // joined kind, since a cell of another kind would become null.
-                let k = elems
-                    .iter()
-                    .map(Leaf::kind)
-                    .fold(Kind::Null, list_join);
+                let k = elems.iter().map(Leaf::kind).fold(Kind::Null, list_join);
                 let beyond_int = |e: &Leaf| matches!(e, Leaf::Count(c) if *c > i64::MAX as u64);
                 let k = if k == Kind::Int && elems.iter().any(beyond_int) {
                     Kind::Real
@@ -363,7 +360,11 @@ impl JsonParser {
                         Leaf::List(k, elems)
                     }
                     // Other kinds but text hold as they are written.
-                    Kind::Str if elems.iter().any(|e| !matches!(e.kind(), Kind::Str | Kind::Null)) => {
+                    Kind::Str
+                        if elems
+                            .iter()
+                            .any(|e| !matches!(e.kind(), Kind::Str | Kind::Null)) =>
+                    {
                         let elems = xs
                             .iter()
                             .map(|x| match x {
@@ -542,7 +543,10 @@ impl JsonParser {
             // A batch needs at least one column; an empty object has nothing to
             // store, so it is counted and reported like a malformed line.
             self.key = key;
-            sink.skip(no, format_args!("an object without fields carries no event"));
+            sink.skip(
+                no,
+                format_args!("an object without fields carries no event"),
+            );
             return;
         }
         key.push('\u{1}');
@@ -833,16 +837,28 @@ mod tests {
                 list(Type::Real)
             ]
         );
-        assert_eq!(field(b, 0, "a"), Value::List(vec![Value::Int(1), Value::Int(-2)]));
+        assert_eq!(
+            field(b, 0, "a"),
+            Value::List(vec![Value::Int(1), Value::Int(-2)])
+        );
         assert_eq!(
             field(b, 0, "b"),
             Value::List(vec![Value::Real(1.0), Value::Real(2.5)])
         );
-        assert_eq!(field(b, 0, "c"), Value::List(vec![Value::Null, Value::Count(1)]));
+        assert_eq!(
+            field(b, 0, "c"),
+            Value::List(vec![Value::Null, Value::Count(1)])
+        );
         let s = |x: &str| Value::String(x.into());
         assert_eq!(
             field(b, 0, "d"),
-            Value::List(vec![s("1"), s("x"), s("true"), Value::Null, s(r#"{"k":[2]}"#)])
+            Value::List(vec![
+                s("1"),
+                s("x"),
+                s("true"),
+                Value::Null,
+                s(r#"{"k":[2]}"#)
+            ])
         );
         assert_eq!(field(b, 0, "e"), Value::List(vec![s("1.2.3.4"), s("name")]));
         assert_eq!(
@@ -854,9 +870,8 @@ mod tests {
 
     #[test]
     fn top_level_arrays_hold_events() {
-        let (bs, stats) = read_json(
-            "[{\"a\": 1}, {\"a\": 2}, 3, {}]\n{\"a\": 4}\n[]\n[[{\"a\": 5}]]\n",
-        );
+        let (bs, stats) =
+            read_json("[{\"a\": 1}, {\"a\": 2}, 3, {}]\n{\"a\": 4}\n[]\n[[{\"a\": 5}]]\n");
         // The number, the empty object and the nested array are reported.
         assert_eq!((stats.events, stats.skipped), (3, 3));
         assert_eq!(bs.len(), 1);
@@ -878,9 +893,15 @@ mod tests {
         assert_eq!(layouts.len(), 3, "{layouts:?}");
         assert_eq!(total_rows(&bs), 4);
         assert!(bs.iter().all(|b| b.schema.name == "json"));
-        let one = bs.iter().find(|b| b.rows == 1 && b.schema.fields[0].ty == Type::String).unwrap();
+        let one = bs
+            .iter()
+            .find(|b| b.rows == 1 && b.schema.fields[0].ty == Type::String)
+            .unwrap();
         assert_eq!(field(one, 0, "a"), Value::String("one".into()));
-        let nested = bs.iter().find(|b| b.schema.field_index("a.n").is_some()).unwrap();
+        let nested = bs
+            .iter()
+            .find(|b| b.schema.field_index("a.n").is_some())
+            .unwrap();
         assert_eq!(field(nested, 0, "a.n"), Value::Count(3));
     }
 

@@ -63,7 +63,6 @@ struct Clock {
 /// as this year's: senders log local time, up to 14 hours ahead of UTC.
 const AHEAD_SECS: i64 = 86_400;
 
-
 fn rfc5424_schema() -> Schema {
     let s = Type::String;
     Schema::new(
