@@ -330,16 +330,53 @@ impl JsonParser {
                 None => Leaf::Str(s),
             },
             J::A(xs) => {
-                let elems: Vec<Leaf> = xs
+                let mut elems: Vec<Leaf> = xs
                     .iter()
                     .map(|x| match x {
                         J::A(_) | J::O(_) => Leaf::Text(to_json(x)),
                         _ => self.leaf(hint, x),
                     })
                     .collect();
-                let k = elems.first().map_or(Kind::Str, Leaf::kind);
-                let k = if k == Kind::Null { Kind::Str } else { k };
-                Leaf::List(k, elems)
+                // A list column has one element type: the elements' kinds are
+                // joined (nulls say nothing), and elements are converted to the
+                // joined kind, since a cell of another kind would become null.
+                let k = elems.iter().map(Leaf::kind).fold(Kind::Null, list_join);
+                let beyond_int = |e: &Leaf| matches!(e, Leaf::Count(c) if *c > i64::MAX as u64);
+                let k = if k == Kind::Int && elems.iter().any(beyond_int) {
+                    Kind::Real
+                } else {
+                    k
+                };
+                match k {
+                    Kind::Null => Leaf::List(Kind::Str, elems),
+                    Kind::Real => {
+                        for e in &mut elems {
+                            match *e {
+                                Leaf::Count(c) => *e = Leaf::Real(c as f64),
+                                Leaf::Int(i) => *e = Leaf::Real(i as f64),
+                                _ => {}
+                            }
+                        }
+                        Leaf::List(k, elems)
+                    }
+                    // Other kinds but text hold as they are written.
+                    Kind::Str
+                        if elems
+                            .iter()
+                            .any(|e| !matches!(e.kind(), Kind::Str | Kind::Null)) =>
+                    {
+                        let elems = xs
+                            .iter()
+                            .map(|x| match x {
+                                J::Null => Leaf::Null,
+                                J::S(s) => Leaf::Str(s),
+                                _ => Leaf::Text(to_json(x)),
+                            })
+                            .collect();
+                        Leaf::List(Kind::Str, elems)
+                    }
+                    _ => Leaf::List(k, elems),
+                }
             }
             J::O(_) => Leaf::Text(to_json(j)),
         }
@@ -402,6 +439,18 @@ impl JsonParser {
     }
 }
 
+/// The element kind of a list holding elements of kinds `a` and `b`: numbers
+/// widen to int, then real; any other mix is text.
+fn list_join(a: Kind, b: Kind) -> Kind {
+    match (a, b) {
+        (a, b) if a == b => a,
+        (Kind::Null, k) | (k, Kind::Null) => k,
+        (Kind::Count, Kind::Int) | (Kind::Int, Kind::Count) => Kind::Int,
+        (Kind::Count | Kind::Int | Kind::Real, Kind::Count | Kind::Int | Kind::Real) => Kind::Real,
+        _ => Kind::Str,
+    }
+}
+
 fn to_json(j: &J) -> String {
     fn go(j: &J, out: &mut String) {
         match j {
@@ -447,41 +496,58 @@ impl LineParser for JsonParser {
             return Ok(());
         }
         if !self.started {
-            if trimmed[0] != b'{' {
+            if trimmed[0] != b'{' && trimmed[0] != b'[' {
                 return Err(ReadError::WrongFormat(format!(
-                    "input is not line-delimited json: line {no} does not start with '{{'"
+                    "input is not line-delimited json: line {no} does not start with '{{' or '['"
                 )));
             }
             self.started = true;
         }
-        let obj = match serde_json::from_slice::<J>(trimmed) {
-            Ok(J::O(obj)) => obj,
-            Ok(_) => {
-                sink.skip(no, format_args!("not a json object"));
-                return Ok(());
+        match serde_json::from_slice::<J>(trimmed) {
+            Ok(J::O(obj)) => self.object(&obj, no, sink),
+            // A line holding an array of objects (as some tools write a batch
+            // of events) is one event per object.
+            Ok(J::A(xs)) => {
+                for (i, x) in xs.iter().enumerate() {
+                    match x {
+                        J::O(obj) => self.object(obj, no, sink),
+                        _ => sink.skip(
+                            no,
+                            format_args!("element {} of the array is not a json object", i + 1),
+                        ),
+                    }
+                }
             }
-            Err(e) => {
-                sink.skip(no, format_args!("invalid json: {e}"));
-                return Ok(());
-            }
-        };
+            Ok(_) => sink.skip(no, format_args!("not a json object")),
+            Err(e) => sink.skip(no, format_args!("invalid json: {e}")),
+        }
+        Ok(())
+    }
+}
+
+impl JsonParser {
+    /// Emits one event from a top-level object of line `no`.
+    fn object(&mut self, obj: &[(Cow<'_, str>, J<'_>)], no: u64, sink: &mut Sink) {
         let mut key = std::mem::take(&mut self.key);
         key.clear();
-        self.schema_name(&obj, &mut key);
+        self.schema_name(obj, &mut key);
         let name_len = key.len();
         self.names.clear();
         self.leaves.clear();
         let mut values = Vec::new();
         let mut prefix = std::mem::take(&mut self.prefix);
         prefix.clear();
-        self.flatten(&mut prefix, &obj, true, &mut values);
+        self.flatten(&mut prefix, obj, true, &mut values);
         self.prefix = prefix;
         if self.leaves.is_empty() {
             // A batch needs at least one column; an empty object has nothing to
             // store, so it is counted and reported like a malformed line.
             self.key = key;
-            sink.skip(no, format_args!("an object without fields carries no event"));
-            return Ok(());
+            sink.skip(
+                no,
+                format_args!("an object without fields carries no event"),
+            );
+            return;
         }
         key.push('\u{1}');
         key.push_str(&self.names);
@@ -516,7 +582,6 @@ impl LineParser for JsonParser {
             v.push(b.column(i));
         }
         sink.commit(idx);
-        Ok(())
     }
 }
 
@@ -748,7 +813,96 @@ mod tests {
         assert_eq!(bs.len(), 1);
         assert_eq!(bs[0].schema.name, "my.events");
         assert_eq!(bs[0].rows, 3);
-        assert_eq!(r.stats().skipped, 3);
+        // The broken object, both numbers of the array, and the garbage.
+        assert_eq!(r.stats().skipped, 4);
+    }
+
+    #[test]
+    fn mixed_lists_keep_every_element() {
+        let (bs, stats) = read_json(
+            r#"{"a": [1, -2], "b": [1, 2.5], "c": [null, 1], "d": [1, "x", true, null, {"k": [2]}], "e": ["1.2.3.4", "name"], "f": [18446744073709551615, -1]}"#,
+        );
+        assert_eq!((stats.events, stats.skipped), (1, 0));
+        let b = &bs[0];
+        let tys: Vec<_> = b.schema.fields.iter().map(|f| f.ty.clone()).collect();
+        let list = |t: Type| Type::List(Box::new(t));
+        assert_eq!(
+            tys,
+            [
+                list(Type::Int),
+                list(Type::Real),
+                list(Type::Count),
+                list(Type::String),
+                list(Type::String),
+                list(Type::Real)
+            ]
+        );
+        assert_eq!(
+            field(b, 0, "a"),
+            Value::List(vec![Value::Int(1), Value::Int(-2)])
+        );
+        assert_eq!(
+            field(b, 0, "b"),
+            Value::List(vec![Value::Real(1.0), Value::Real(2.5)])
+        );
+        assert_eq!(
+            field(b, 0, "c"),
+            Value::List(vec![Value::Null, Value::Count(1)])
+        );
+        let s = |x: &str| Value::String(x.into());
+        assert_eq!(
+            field(b, 0, "d"),
+            Value::List(vec![
+                s("1"),
+                s("x"),
+                s("true"),
+                Value::Null,
+                s(r#"{"k":[2]}"#)
+            ])
+        );
+        assert_eq!(field(b, 0, "e"), Value::List(vec![s("1.2.3.4"), s("name")]));
+        assert_eq!(
+            field(b, 0, "f"),
+            Value::List(vec![Value::Real(18446744073709551615.0), Value::Real(-1.0)])
+        );
+        b.validate().unwrap();
+    }
+
+    #[test]
+    fn top_level_arrays_hold_events() {
+        let (bs, stats) =
+            read_json("[{\"a\": 1}, {\"a\": 2}, 3, {}]\n{\"a\": 4}\n[]\n[[{\"a\": 5}]]\n");
+        // The number, the empty object and the nested array are reported.
+        assert_eq!((stats.events, stats.skipped), (3, 3));
+        assert_eq!(bs.len(), 1);
+        assert_eq!(field(&bs[0], 1, "a"), Value::Count(2));
+        assert_eq!(field(&bs[0], 2, "a"), Value::Count(4));
+    }
+
+    #[test]
+    fn a_field_that_changes_type_gets_a_layout_per_type() {
+        let (bs, stats) = read_json(
+            "{\"a\": 1, \"b\": \"x\"}\n{\"a\": \"one\", \"b\": \"y\"}\n{\"a\": 2, \"b\": \"z\"}\n{\"a\": {\"n\": 3}, \"b\": \"w\"}\n",
+        );
+        assert_eq!((stats.events, stats.skipped), (4, 0));
+        let mut layouts: Vec<(String, u32)> = bs
+            .iter()
+            .map(|b| (format!("{:?}", b.schema.fields), b.rows))
+            .collect();
+        layouts.sort();
+        assert_eq!(layouts.len(), 3, "{layouts:?}");
+        assert_eq!(total_rows(&bs), 4);
+        assert!(bs.iter().all(|b| b.schema.name == "json"));
+        let one = bs
+            .iter()
+            .find(|b| b.rows == 1 && b.schema.fields[0].ty == Type::String)
+            .unwrap();
+        assert_eq!(field(one, 0, "a"), Value::String("one".into()));
+        let nested = bs
+            .iter()
+            .find(|b| b.schema.field_index("a.n").is_some())
+            .unwrap();
+        assert_eq!(field(nested, 0, "a.n"), Value::Count(3));
     }
 
     #[test]

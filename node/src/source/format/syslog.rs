@@ -1,7 +1,14 @@
 //! Syslog lines (`import syslog`): RFC 5424 (`syslog.rfc5424`) and BSD / RFC 3164
-//! (`syslog.rfc3164`, PRI optional, current year assumed, times in UTC).
+//! (`syslog.rfc3164`, PRI optional, times in UTC).
+//!
+//! BSD timestamps (`Mmm dd hh:mm:ss`) carry no year. A line is taken to be from
+//! the most recent past: the current year, unless that puts it more than a day
+//! ahead of the clock (a December line read in January), then the year before;
+//! `Feb 29` goes to the latest leap year not in the future. The day of slack
+//! absorbs senders whose local time is ahead of UTC. A date that exists in no
+//! year (`Feb 30`) is not a timestamp, and the line is skipped and reported.
 
-use super::util::{days_from_civil, parse_iso_time};
+use super::util::{days_from_civil, days_in_month, parse_iso_time};
 use super::{LineDriven, LineParser, Sink};
 use crate::data::{BatchBuilder, Field, Schema, Type};
 use crate::source::{ReadError, ReadStats, Reader};
@@ -12,11 +19,19 @@ use std::io::BufRead;
 pub struct SyslogReader(LineDriven<SyslogParser>);
 
 impl SyslogReader {
-    /// A reader of syslog lines; RFC 3164 times get the current year.
+    /// A reader of syslog lines; RFC 3164 times get their year from the clock.
     pub fn new(input: Box<dyn BufRead + Send>) -> Self {
+        Self::at(input, chrono::Utc::now())
+    }
+
+    /// A reader that takes `now` as the current time for RFC 3164 years.
+    pub(crate) fn at(input: Box<dyn BufRead + Send>, now: chrono::DateTime<chrono::Utc>) -> Self {
         let parser = SyslogParser {
             builders: None,
-            year: chrono::Utc::now().year() as i64,
+            clock: Clock {
+                year: now.year() as i64,
+                now_secs: now.timestamp(),
+            },
         };
         SyslogReader(LineDriven::new(input, parser, "syslog reader"))
     }
@@ -34,8 +49,19 @@ impl Reader for SyslogReader {
 pub(crate) struct SyslogParser {
     /// Builders of the rfc5424 and rfc3164 schemas, made on first use.
     builders: Option<(usize, usize)>,
-    year: i64,
+    clock: Clock,
 }
+
+/// The current time, for the year of RFC 3164 timestamps.
+#[derive(Clone, Copy)]
+struct Clock {
+    year: i64,
+    now_secs: i64,
+}
+
+/// How far ahead of the clock a yearless timestamp may lie and still be taken
+/// as this year's: senders log local time, up to 14 hours ahead of UTC.
+const AHEAD_SECS: i64 = 86_400;
 
 fn rfc5424_schema() -> Schema {
     let s = Type::String;
@@ -167,8 +193,8 @@ const MONTHS: [&str; 12] = [
     "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
 ];
 
-/// `Mmm dd hh:mm:ss` in `year`, UTC.
-fn bsd_time(s: &str, year: i64) -> Option<i64> {
+/// `Mmm dd hh:mm:ss` in the most recent year that is not ahead of the clock, UTC.
+fn bsd_time(s: &str, clock: Clock) -> Option<i64> {
     let b = s.as_bytes();
     if b.len() != 15 || b[3] != b' ' || b[6] != b' ' || b[9] != b':' || b[12] != b':' {
         return None;
@@ -183,8 +209,24 @@ fn bsd_time(s: &str, year: i64) -> Option<i64> {
     if !(1..=31).contains(&d) || h > 23 || mi > 59 || sec > 60 {
         return None;
     }
-    let secs = days_from_civil(year, m, d) * 86_400 + h * 3600 + mi * 60 + sec;
-    Some(secs * 1_000_000_000)
+    // Leap years are at most eight years apart (2096, 2104).
+    (0..=8).find_map(|back| {
+        let year = clock.year - back;
+        if d > days_in_month(year, m) {
+            return None;
+        }
+        let secs = days_from_civil(year, m, d) * 86_400 + h * 3600 + mi * 60 + sec;
+        (secs <= clock.now_secs + AHEAD_SECS).then_some(secs * 1_000_000_000)
+    })
+}
+
+/// Whether text is laid out as `Mmm dd hh:mm:ss`, valid or not.
+fn bsd_layout(s: &str) -> bool {
+    let b = s.as_bytes();
+    b.len() == 15
+        && s.get(..3).is_some_and(|m| MONTHS.contains(&m))
+        && [3, 6].iter().all(|&i| b[i] == b' ')
+        && [9, 12].iter().all(|&i| b[i] == b':')
 }
 
 struct Rfc3164<'a> {
@@ -195,8 +237,8 @@ struct Rfc3164<'a> {
     msg: &'a str,
 }
 
-fn rfc3164(s: &str, year: i64) -> Option<Rfc3164<'_>> {
-    let ts = bsd_time(s.get(..15)?, year)?;
+fn rfc3164(s: &str, clock: Clock) -> Option<Rfc3164<'_>> {
+    let ts = bsd_time(s.get(..15)?, clock)?;
     let (host, rest) = token(s[15..].strip_prefix(' ')?)?;
     // `tag[pid]: msg` or `tag: msg`; anything else is all message.
     let tag_end = rest.find(['[', ':', ' ']).unwrap_or(rest.len());
@@ -265,7 +307,7 @@ impl LineParser for SyslogParser {
             push_opt(b, 8, m.sd);
             push_opt(b, 9, m.msg);
             sink.commit(i5424);
-        } else if let Some(m) = rfc3164(rest, self.year) {
+        } else if let Some(m) = rfc3164(rest, self.clock) {
             let b = sink.builder(i3164);
             match prio {
                 Some((fac, sev)) => {
@@ -283,6 +325,8 @@ impl LineParser for SyslogParser {
             push_opt(b, 5, m.pid);
             b.column(6).push_str(m.msg);
             sink.commit(i3164);
+        } else if let Some(ts) = rest.get(..15).filter(|t| bsd_layout(t)) {
+            sink.skip(no, format_args!("timestamp {ts:?} names no date"));
         } else {
             sink.skip(no, format_args!("neither rfc 5424 nor rfc 3164 syslog"));
         }
@@ -327,6 +371,49 @@ mod tests {
             Value::Time(crate::data::value::parse_time("2020-03-02T18:37:57.819303Z").unwrap())
         );
         assert_eq!(field(b, 8, "process_id"), Value::String("1370".into()));
+    }
+
+    #[test]
+    fn bsd_years_come_from_the_clock() {
+        use chrono::TimeZone;
+        let read = |now: (i32, u32, u32), text: &str| {
+            let now = chrono::Utc
+                .with_ymd_and_hms(now.0, now.1, now.2, 10, 0, 0)
+                .unwrap();
+            let input = Box::new(std::io::Cursor::new(text.as_bytes().to_vec()));
+            let mut r = super::SyslogReader::at(input, now);
+            let (bs, err) = read_all(&mut r, 100);
+            assert!(err.is_none());
+            let times: Vec<Value> = bs
+                .iter()
+                .flat_map(|b| (0..b.rows as usize).map(move |i| field(b, i, "ts")))
+                .collect();
+            (times, crate::source::Reader::stats(&r).skipped)
+        };
+        let t = |s: &str| Value::Time(crate::data::value::parse_time(s).unwrap());
+        let (times, skipped) = read(
+            (2026, 1, 2),
+            "Dec 31 23:59:59 h a: last year's\n\
+             Jan  2 09:00:00 h a: this morning\n\
+             Jan  3 08:00:00 h a: ahead by less than a day\n\
+             Jan  4 00:00:00 h a: ahead by more than a day\n\
+             Feb 29 12:00:00 h a: the latest leap day\n\
+             Feb 30 12:00:00 h a: no such day\n\
+             Apr 31 12:00:00 h a: no such day\n",
+        );
+        assert_eq!(
+            times,
+            [
+                t("2025-12-31T23:59:59Z"),
+                t("2026-01-02T09:00:00Z"),
+                t("2026-01-03T08:00:00Z"),
+                t("2025-01-04T00:00:00Z"),
+                t("2024-02-29T12:00:00Z"),
+            ]
+        );
+        assert_eq!(skipped, 2, "impossible dates are reported, not shifted");
+        let (times, _) = read((2024, 3, 1), "Feb 29 12:00:00 h a: leap year\n");
+        assert_eq!(times, [t("2024-02-29T12:00:00Z")]);
     }
 
     #[test]

@@ -99,7 +99,7 @@ pub(crate) struct Sink {
 }
 
 impl Sink {
-    fn new(what: &'static str) -> Self {
+    pub(crate) fn new(what: &'static str) -> Self {
         Sink {
             builders: Vec::new(),
             by_fingerprint: FxHashMap::default(),
@@ -145,6 +145,36 @@ impl Sink {
     /// Hands over a batch a parser built itself; `events` counts its rows.
     pub fn emit(&mut self, batch: Batch) {
         self.out.push(batch);
+    }
+
+    /// Sets the row limit of batches for the current `read` call.
+    pub fn set_batch_size(&mut self, n: usize) {
+        self.batch_size = n.max(1);
+    }
+
+    /// Finishes builder `i`'s partial batch now, so that rows of a schema that
+    /// is being replaced come out before rows of its successor.
+    pub fn flush_builder(&mut self, i: usize) {
+        let b = &mut self.builders[i];
+        if !b.is_empty() {
+            self.out.push(b.finish());
+        }
+    }
+
+    /// Takes the batches completed so far.
+    pub fn take_out(&mut self) -> Vec<Batch> {
+        std::mem::take(&mut self.out)
+    }
+
+    /// Takes the completed batches and finishes every partial one (end of input).
+    pub fn take_all(&mut self) -> Vec<Batch> {
+        let mut out = std::mem::take(&mut self.out);
+        for b in &mut self.builders {
+            if !b.is_empty() {
+                out.push(b.finish());
+            }
+        }
+        out
     }
 
     /// Counts a skipped record and warns: the first ten, then every 10,000th.
@@ -410,6 +440,16 @@ pub(crate) fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
     era * 146_097 + doe - 719_468
 }
 
+/// Days of month `m` (1-12) in year `y` of the proleptic Gregorian calendar.
+pub(crate) fn days_in_month(y: i64, m: u32) -> u32 {
+    match m {
+        2 if (y % 4 == 0 && y % 100 != 0) || y % 400 == 0 => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
+}
+
 fn num(b: &[u8], at: usize, n: usize) -> Option<u32> {
     let s = b.get(at..at + n)?;
     s.iter().try_fold(0u32, |acc, &c| {
@@ -425,7 +465,8 @@ pub(crate) fn parse_iso_time(b: &[u8]) -> Option<i64> {
         return None;
     }
     let (y, mo, d) = (num(b, 0, 4)?, num(b, 5, 2)?, num(b, 8, 2)?);
-    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) {
+    // `2017-02-30` is no date; without this check it would become March 2nd.
+    if !(1..=12).contains(&mo) || d < 1 || d > days_in_month(y as i64, mo) {
         return None;
     }
     let days = days_from_civil(y as i64, mo, d);
@@ -566,6 +607,9 @@ mod tests {
             parse_time("2017-08-13T21:10:42")
         );
         assert_eq!(parse_iso_time(b"2017-13-01"), None);
+        assert_eq!(parse_iso_time(b"2017-02-29"), None);
+        assert_eq!(parse_iso_time(b"2017-04-31T00:00:00Z"), None);
+        assert_eq!(parse_iso_time(b"2016-02-29"), parse_time("2016-02-29"));
         assert_eq!(parse_iso_time(b"now"), None);
     }
 }
