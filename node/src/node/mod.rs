@@ -352,35 +352,26 @@ impl Node {
         // this node's data as unavailable.
         match label {
             "archive" => {
-                let a = self
-                    .archive
-                    .lock()
-                    .expect("lock poisoned")
-                    .take()
-                    .ok_or_else(|| self.missing("archive"))?;
+                // The guard must be gone before `missing` locks it again.
+                let taken = self.archive.lock().expect("lock poisoned").take();
+                let a = taken.ok_or_else(|| self.missing("archive"))?;
                 a.ask(Retire).await.map_err(failed)?;
                 let _ = a.stop_gracefully().await;
                 a.wait_for_shutdown().await;
             }
             "index" => {
-                let i = self
-                    .index
-                    .lock()
-                    .expect("lock poisoned")
-                    .take()
-                    .ok_or_else(|| self.missing("index"))?;
+                // The guard must be gone before `missing` locks it again.
+                let taken = self.index.lock().expect("lock poisoned").take();
+                let i = taken.ok_or_else(|| self.missing("index"))?;
                 *self.catalog.lock().expect("lock poisoned") = None;
                 i.ask(RetireIndex).await.map_err(failed)?;
                 let _ = i.stop_gracefully().await;
                 i.wait_for_shutdown().await;
             }
             "importer" => {
-                let i = self
-                    .importer
-                    .lock()
-                    .expect("lock poisoned")
-                    .take()
-                    .ok_or_else(|| self.missing("importer"))?;
+                // The guard must be gone before `missing` locks it again.
+                let taken = self.importer.lock().expect("lock poisoned").take();
+                let i = taken.ok_or_else(|| self.missing("importer"))?;
                 // Open imports fail: nothing of them stays.
                 let _ = i.ask(crate::importer::AbortAll).await;
                 let _ = i.stop_gracefully().await;

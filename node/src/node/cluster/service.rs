@@ -130,10 +130,7 @@ impl Cluster {
             }
             DataRequest::Lookup { .. } if !self.serves_data() => {
                 if self.node.has_index_data() {
-                    err(format!(
-                        "node {}: its archive or index is stopped, so its data is unavailable (spawn them again)",
-                        self.id
-                    ))
+                    err("its archive or index is stopped, so its data is unavailable (spawn them again)")
                 } else {
                     DataResponse::Hits(vec![])
                 }
