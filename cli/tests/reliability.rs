@@ -353,3 +353,116 @@ fn csv_with_quoted_newlines_through_a_node() {
     assert_eq!(rows.lines().count(), 2, "{rows}");
     assert!(rows.contains("two\\nlines") && rows.contains("say \\\"hi\\\""), "{rows}");
 }
+
+/// A participant learns a decision it missed: this test plays the coordinator of
+/// two transactions, each with a partition stored and sealed (prepared) on n1.
+/// n1 is killed before any decision reaches it; after its restart it asks, and
+/// publishes the committed partition and removes the aborted one.
+#[test]
+fn a_participant_learns_a_missed_outcome_when_it_returns() {
+    use vast_node::data::{BatchBuilder, Field, Schema, Type, Value};
+    use vast_node::proto::{DataRequest, DataResponse, Member};
+    let _s = serial();
+    let root = TempDb::new("learn");
+    std::fs::create_dir_all(root.path()).unwrap();
+    let db = root.path().join("n1");
+    let port = free_port();
+    let mut n1 = NodeProc::start("n1", &db, port, &[], None);
+    let ep = n1.endpoint.clone();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let key = libp2p::identity::Keypair::generate_ed25519();
+    let net = rt
+        .block_on(vast_node::net::start(key, None, vast_node::net::NetOptions::client(None, 32 << 20)))
+        .unwrap();
+    let client = net.client.clone();
+    let me = Member {
+        id: "cx".into(),
+        peer: client.peer_id.to_base58(),
+        addrs: vec![],
+        components: vec![],
+    };
+    let ask = |peer: libp2p::PeerId, r: DataRequest| -> DataResponse {
+        rt.block_on(async {
+            let b = tokio::time::timeout(Duration::from_secs(20), client.request(peer, r.encode()))
+                .await
+                .expect("no answer in time")
+                .unwrap();
+            DataResponse::decode(&b).unwrap()
+        })
+    };
+    let join = || -> libp2p::PeerId {
+        let addr = vast_node::net::parse_endpoint(&ep).unwrap();
+        let peer = rt
+            .block_on(async { tokio::time::timeout(Duration::from_secs(10), client.dial(addr)).await })
+            .unwrap()
+            .unwrap();
+        match ask(peer, DataRequest::Hello { from: me.clone() }) {
+            DataResponse::Hello { .. } => peer,
+            other => panic!("hello: {other:?}"),
+        }
+    };
+    // Serve what n1 asks its member "cx": lookups (we hold nothing) and, once
+    // `decide` is set, the outcome of our two transactions.
+    let (commit_txn, abort_txn) = (uuid::Uuid::now_v7(), uuid::Uuid::now_v7());
+    let decide = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let answered = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    {
+        let (client, decide, answered) = (client.clone(), decide.clone(), answered.clone());
+        let mut inbound = net.inbound;
+        rt.spawn(async move {
+            use std::sync::atomic::Ordering;
+            while let Some(req) = inbound.recv().await {
+                let resp = match DataRequest::decode(&req.bytes) {
+                    Ok(DataRequest::Lookup { .. }) => DataResponse::Hits(vec![]),
+                    Ok(DataRequest::Hello { .. }) => DataResponse::Error("a test peer".into()),
+                    Ok(DataRequest::Outcome { .. }) if !decide.load(Ordering::SeqCst) => {
+                        DataResponse::TxnOutcome { committed: false, pending: true }
+                    }
+                    Ok(DataRequest::Outcome { txn }) => {
+                        answered.fetch_add(1, Ordering::SeqCst);
+                        DataResponse::TxnOutcome { committed: txn == *commit_txn.as_bytes(), pending: false }
+                    }
+                    other => DataResponse::Error(format!("unexpected {other:?}")),
+                };
+                client.respond(req.channel, resp.encode()).await;
+            }
+        });
+    }
+    let peer = join();
+    let mut b = BatchBuilder::new(Schema {
+        name: "learned".into(),
+        fields: vec![Field::new("n", Type::Count)],
+    });
+    for i in 0..10u64 {
+        b.column(0).push_value(&Value::Count(i));
+        b.finish_row();
+    }
+    let batch = b.finish().to_bytes();
+    let (p_commit, p_abort) = (uuid::Uuid::now_v7(), uuid::Uuid::now_v7());
+    for (p, t) in [(p_commit, commit_txn), (p_abort, abort_txn)] {
+        let store = DataRequest::Store { partition: *p.as_bytes(), offset: 0, batch: batch.clone() };
+        assert!(matches!(ask(peer, store), DataResponse::Ack { .. }));
+        let seal = DataRequest::Seal { partition: *p.as_bytes(), txn: *t.as_bytes() };
+        let r = ask(peer, seal);
+        assert!(matches!(r, DataResponse::Ack { .. }), "{r:?}");
+    }
+    // Prepared is invisible.
+    assert_eq!(count_at(&ep, "#type == \"learned\""), 0);
+    n1.sigkill();
+    let n1 = NodeProc::start("n1", &db, port, &[], None);
+    assert_eq!(count_at(&n1.endpoint, "#type == \"learned\""), 0);
+    let (a, _) = stored(&db);
+    assert_eq!(a.len(), 2, "prepared partitions kept while the outcome is unknown: {a:?}");
+    // While the coordinator says "pending", nothing changes; then it decides.
+    join();
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(count_at(&n1.endpoint, "#type == \"learned\""), 0);
+    assert_eq!(stored(&db).0.len(), 2);
+    decide.store(true, std::sync::atomic::Ordering::SeqCst);
+    eventually(20, "the committed partition shows, the aborted one is gone", || {
+        count_at(&n1.endpoint, "#type == \"learned\"") == 10 && stored(&db).0.len() == 1
+    });
+    let (a, i) = stored(&db);
+    assert_eq!((a, i), (vec![p_commit.to_string()], vec![p_commit.to_string()]));
+    assert!(answered.load(std::sync::atomic::Ordering::SeqCst) >= 2);
+}
