@@ -21,6 +21,8 @@ pub enum ExportFormat {
     Zeek,
     /// The packets of pcap.packet events as a pcap file.
     Pcap,
+    /// Arrow IPC streams, one per schema, one after another (pyarrow, pandas, polars, DuckDB).
+    Arrow,
     /// Discard everything (measures query throughput).
     Null,
 }
@@ -33,6 +35,7 @@ impl ExportFormat {
             ExportFormat::Ascii => OutputFormat::Ascii,
             ExportFormat::Zeek => OutputFormat::Zeek,
             ExportFormat::Pcap => OutputFormat::Pcap,
+            ExportFormat::Arrow => OutputFormat::Arrow,
             ExportFormat::Null => OutputFormat::Null,
         }
     }
@@ -43,6 +46,7 @@ Examples:
   vast -N export json 'resp_h == 192.168.1.104 && :timestamp > 2009-11-18'
   vast -N export -n 10 zeek '#type == \"zeek.dns\" && query ~ /google/'
   vast -N export pcap 'src in 10.0.0.0/8 && dport == 53' > dns.pcap
+  vast -N export arrow '#type == \"zeek.conn\"' > conn.arrows
   vast -e 127.0.0.1:42003 export --timeout 30s csv ':addr in 10.0.0.0/8' > out.csv";
 
 /// A progress line when a person watches stderr while the output goes elsewhere.

@@ -57,8 +57,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             return Ok(ExitCode::SUCCESS);
         }
         Command::Completions { shell } => {
-            use clap::CommandFactory;
-            let mut cmd = Cli::command();
+            let mut cmd = visible_command();
             clap_complete::generate(*shell, &mut cmd, "vast", &mut std::io::stdout());
             return Ok(ExitCode::SUCCESS);
         }
@@ -255,6 +254,21 @@ async fn remote(cli: &Cli, cfg: &vast_config::Config) -> Result<ExitCode> {
             unreachable!("handled before connecting")
         }
     }
+}
+
+/// The command tree without hidden subcommands, which clap_complete would
+/// otherwise offer.
+fn visible_command() -> clap::Command {
+    use clap::CommandFactory;
+    let full = Cli::command();
+    let visible: Vec<clap::Command> = full
+        .get_subcommands()
+        .filter(|c| !c.is_hide_set())
+        .cloned()
+        .collect();
+    clap::Command::new("vast")
+        .args(full.get_arguments().cloned())
+        .subcommands(visible)
 }
 
 fn command_name(c: &Command) -> &'static str {
