@@ -261,3 +261,32 @@ fn colour_only_on_a_terminal_and_never_with_no_color() {
     let tty = on_terminal(&cmdline, &env_nc).unwrap();
     assert!(tty.contains("carrier-pigeon") && !tty.contains('\x1b'), "{tty:?}");
 }
+
+#[test]
+fn compound_durations_and_warnings_for_unknown_fields() {
+    let Some(data) = data_dir() else { return };
+    let db = TempDb::new("cli-query");
+    import(&db, "zeek", &data.join("zeek/conn.log.gz"));
+    let d = db.path().to_str().unwrap();
+    // 1h30m is 90 minutes, whichever way it is written.
+    let compound = count(&db, &["duration > 1m30s"]);
+    assert_eq!(compound, count(&db, &["duration > 90 seconds"]));
+    assert!(compound > 0);
+    assert_eq!(count(&db, &["duration > 1h30m"]), count(&db, &["duration > 5400s"]));
+    // Time arithmetic: everything is older than an hour and a half ago.
+    assert_eq!(count(&db, &["ts < now - 1h30m"]), 8462);
+    let out = vast(&["-N", "-d", d, "export", "--timeout", "1m30s", "null", "ts < now - 1h30m"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    // A field no schema has: the answer is 0, with a warning naming it.
+    let out = vast(&["-N", "-d", d, "count", "resp_hh == 10.0.0.1 || :nosuchtype == 1"]);
+    assert!(out.status.success());
+    assert_eq!(text(&out.stdout).trim(), "0");
+    let err = text(&out.stderr);
+    assert!(err.contains("warning: no schema has field `resp_hh`"), "{err}");
+    assert!(err.contains("`:nosuchtype`"), "{err}");
+    let out = vast(&["-N", "-d", d, "export", "json", "nosuch.field == 1"]);
+    assert!(text(&out.stderr).contains("no schema has field `nosuch.field`"));
+    // Known fields and types give no warning.
+    let out = vast(&["-N", "-d", d, "count", "id.resp_h == 10.0.0.1 && :addr == 10.0.0.1 && :timestamp > 2000-01-01"]);
+    assert!(out.stderr.is_empty(), "{}", text(&out.stderr));
+}

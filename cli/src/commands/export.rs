@@ -82,6 +82,9 @@ pub struct ExportArgs {
 pub async fn run(a: &ExportArgs, node: &Node) -> Result<ExitCode> {
     let format = a.format.writer_format();
     let expr = super::parse_query(&a.expr)?;
+    for w in node.unknown_extractors(&expr).await {
+        eprintln!("warning: {w}");
+    }
     if a.continuous {
         anyhow::bail!(
             "export -c needs a running node; an embedded node (-N) exits when the command is done"
