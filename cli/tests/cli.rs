@@ -290,3 +290,33 @@ fn compound_durations_and_warnings_for_unknown_fields() {
     let out = vast(&["-N", "-d", d, "count", "id.resp_h == 10.0.0.1 && :addr == 10.0.0.1 && :timestamp > 2000-01-01"]);
     assert!(out.stderr.is_empty(), "{}", text(&out.stderr));
 }
+
+#[test]
+fn environment_and_xdg_configuration() {
+    let db = TempDb::new("cli-config");
+    let d = db.path().to_str().unwrap();
+    let xdg = db.path().with_extension("xdg");
+    std::fs::create_dir_all(xdg.join("vast")).unwrap();
+    std::fs::write(xdg.join("vast/vast.yaml"), "node-id: from-xdg\n").unwrap();
+    let status = |env: &[(&str, &str)]| {
+        let out = Command::new(bin())
+            .args(["-N", "-d", d, "status", "--json"])
+            .env_remove("RUST_LOG")
+            .env("XDG_CONFIG_HOME", &xdg)
+            .envs(env.iter().copied())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{env:?}: {}", text(&out.stderr));
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
+    };
+    // $XDG_CONFIG_HOME/vast/vast.yaml is read; the environment wins over it.
+    assert_eq!(status(&[])["node"], "from-xdg");
+    assert_eq!(status(&[("VAST_NODE_ID", "from-env")])["node"], "from-env");
+    // A log filter with commas is one value; a list key is split and trimmed.
+    let v = status(&[
+        ("VAST_LOG_LEVEL", "warn,vast_node=info"),
+        ("VAST_COMPONENTS", "archive, index"),
+    ]);
+    assert_eq!(v["components"], serde_json::json!(["archive", "index"]));
+    let _ = std::fs::remove_dir_all(&xdg);
+}
