@@ -320,3 +320,25 @@ fn environment_and_xdg_configuration() {
     assert_eq!(v["components"], serde_json::json!(["archive", "index"]));
     let _ = std::fs::remove_dir_all(&xdg);
 }
+
+#[test]
+fn a_single_node_starts_quietly_and_dial_failures_are_one_line() {
+    let db = TempDb::new("cli-quiet");
+    let n = NodeProc::start("q1", db.path(), free_port(), &[], None);
+    vast_ok(&n.endpoint, &["status"], None);
+    std::thread::sleep(Duration::from_millis(1500));
+    let log = std::fs::read_to_string(&n.log).unwrap();
+    assert!(!log.contains("No known peers") && !log.contains("libp2p_kad"), "{log}");
+    // Nobody listens: one line naming the endpoint and the likely cause.
+    let port = free_port();
+    let endpoint = format!("127.0.0.1:{port}");
+    let out = vast_at(&endpoint, &["status"], None);
+    let err = text(&out.stderr);
+    assert!(!out.status.success());
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.contains(&endpoint) && err.contains("connection refused"), "{err}");
+    let out = vast_at("no-such-host.invalid:42000", &["status"], None);
+    let err = text(&out.stderr);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.contains("no-such-host.invalid:42000") && err.contains("does not resolve"), "{err}");
+}

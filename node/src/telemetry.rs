@@ -55,6 +55,15 @@ pub fn init(o: &TelemetryOptions, rt: &tokio::runtime::Runtime) -> Telemetry {
     let logs = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(&o.log_filter))
         .unwrap_or_else(|_| EnvFilter::new("warn"));
+    // Kademlia (inside kameo's swarm) warns "No known peers" whenever a node
+    // bootstraps alone, which every single node does; only its errors are news.
+    // A filter that names libp2p_kad itself is left as it is.
+    let named = std::env::var("RUST_LOG").unwrap_or_else(|_| o.log_filter.clone());
+    let logs = if named.contains("libp2p_kad") {
+        logs
+    } else {
+        logs.add_directive("libp2p_kad=error".parse().expect("a valid directive"))
+    };
     let fmt = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_ansi(colour_on_stderr())
