@@ -28,11 +28,14 @@ fn main() {
         .unwrap_or_else(|| "unknown".into());
     println!("cargo:rerun-if-env-changed=VAST_GIT_COMMIT");
     println!("cargo:rustc-env=VAST_GIT_COMMIT={commit}");
-    let features: Vec<&str> = [("pcap", "CARGO_FEATURE_PCAP"), ("otlp", "CARGO_FEATURE_OTLP")]
-        .into_iter()
-        .filter(|(_, var)| std::env::var_os(var).is_some())
-        .map(|(name, _)| name)
-        .collect();
+    let features: Vec<&str> = [
+        ("pcap", "CARGO_FEATURE_PCAP"),
+        ("otlp", "CARGO_FEATURE_OTLP"),
+    ]
+    .into_iter()
+    .filter(|(_, var)| std::env::var_os(var).is_some())
+    .map(|(name, _)| name)
+    .collect();
     let features = if features.is_empty() {
         "none".to_string()
     } else {

@@ -58,7 +58,9 @@ pub enum Command {
     /// Stop a node.
     Stop,
     /// Show a node's status: a summary on a terminal, JSON when piped or with --json.
-    #[command(after_help = "Examples:\n  vast -N status\n  vast -e 127.0.0.1:42001 --node n2 status --detailed --json | jq .sources")]
+    #[command(
+        after_help = "Examples:\n  vast -N status\n  vast -e 127.0.0.1:42001 --node n2 status --detailed --json | jq .sources"
+    )]
     Status {
         /// Include per-source figures.
         #[arg(long)]
@@ -99,7 +101,9 @@ pub enum Command {
         label: String,
     },
     /// Print a shell completion script.
-    #[command(after_help = "Examples:\n  vast completions bash > ~/.local/share/bash-completion/completions/vast\n  vast completions zsh > ~/.zfunc/_vast\n  vast completions fish > ~/.config/fish/completions/vast.fish")]
+    #[command(
+        after_help = "Examples:\n  vast completions bash > ~/.local/share/bash-completion/completions/vast\n  vast completions zsh > ~/.zfunc/_vast\n  vast completions fish > ~/.config/fish/completions/vast.fish"
+    )]
     Completions {
         /// The shell.
         shell: clap_complete::Shell,

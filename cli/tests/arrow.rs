@@ -52,11 +52,22 @@ fn arrow_export_reads_in_pyarrow_and_duckdb() {
     import(&db, "zeek", &data.join("zeek/conn.log.gz"));
     import(&db, "zeek", &data.join("zeek/dns.log.gz"));
     let out = vast_with(
-        &["-N", "-d", db.path().to_str().unwrap(), "export", "arrow", "#type ~ /zeek.(conn|dns)/"],
+        &[
+            "-N",
+            "-d",
+            db.path().to_str().unwrap(),
+            "export",
+            "arrow",
+            "#type ~ /zeek.(conn|dns)/",
+        ],
         None,
         std::time::Duration::from_secs(120),
     );
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let file = db.path().with_extension("arrows");
     std::fs::write(&file, &out.stdout).unwrap();
     let py = Command::new("python3")
@@ -64,13 +75,21 @@ fn arrow_export_reads_in_pyarrow_and_duckdb() {
         .output()
         .unwrap();
     let _ = std::fs::remove_file(&file);
-    assert!(py.status.success(), "{}", String::from_utf8_lossy(&py.stderr));
+    assert!(
+        py.status.success(),
+        "{}",
+        String::from_utf8_lossy(&py.stderr)
+    );
     let v: serde_json::Value = serde_json::from_slice(&py.stdout).unwrap();
     // One stream per schema, one after another, every event in one of them.
     let streams = v["streams"].as_array().unwrap();
     let mut names: Vec<&str> = streams.iter().map(|s| s[0].as_str().unwrap()).collect();
     names.dedup();
-    assert_eq!(names.len(), streams.len(), "a schema split over streams: {streams:?}");
+    assert_eq!(
+        names.len(),
+        streams.len(),
+        "a schema split over streams: {streams:?}"
+    );
     let rows = |name: &str| -> u64 {
         streams
             .iter()
@@ -93,7 +112,9 @@ fn arrow_export_reads_in_pyarrow_and_duckdb() {
     let first = &export_json(&db, "#type == \"zeek.conn\"")[0];
     assert_eq!(v["first_uid"], first["uid"]);
     assert_eq!(v["first_orig_h"], first["id.orig_h"]);
-    let secs = first["duration"].as_f64().expect("json durations are seconds");
+    let secs = first["duration"]
+        .as_f64()
+        .expect("json durations are seconds");
     let ns = v["first_duration_ns"].as_i64().unwrap();
     assert!((ns as f64 / 1e9 - secs).abs() < 1e-6, "{ns} vs {secs}");
     assert_eq!(
@@ -102,7 +123,10 @@ fn arrow_export_reads_in_pyarrow_and_duckdb() {
     );
     assert_eq!(
         v["duckdb_since"].as_u64().unwrap(),
-        count(&db, &["#type == \"zeek.conn\" && ts >= 2009-11-18T10:00:00"])
+        count(
+            &db,
+            &["#type == \"zeek.conn\" && ts >= 2009-11-18T10:00:00"]
+        )
     );
     assert!(v["duckdb_bytes"].as_u64().unwrap() > 0);
 }

@@ -57,17 +57,35 @@ fn bin() -> &'static str {
 #[test]
 fn help_lists_formats_examples_and_descriptions() {
     let out = text(&vast(&["import", "--help"]).stdout);
-    for f in ["zeek", "zeek-json", "suricata", "json", "csv", "syslog", "pcap", "test"] {
-        assert!(out.contains(&format!("- {f}:")), "import help lacks {f}:\n{out}");
+    for f in [
+        "zeek",
+        "zeek-json",
+        "suricata",
+        "json",
+        "csv",
+        "syslog",
+        "pcap",
+        "test",
+    ] {
+        assert!(
+            out.contains(&format!("- {f}:")),
+            "import help lacks {f}:\n{out}"
+        );
     }
     assert!(out.contains("Examples:"), "{out}");
     let out = text(&vast(&["export", "--help"]).stdout);
     for f in ["json", "csv", "ascii", "zeek", "pcap", "arrow", "null"] {
-        assert!(out.contains(&format!("- {f}:")), "export help lacks {f}:\n{out}");
+        assert!(
+            out.contains(&format!("- {f}:")),
+            "export help lacks {f}:\n{out}"
+        );
     }
     assert!(out.contains("Examples:"), "{out}");
     let out = text(&vast(&["--help"]).stdout);
-    assert!(out.contains("Examples:") && out.contains("completions"), "{out}");
+    assert!(
+        out.contains("Examples:") && out.contains("completions"),
+        "{out}"
+    );
     assert!(!out.contains("bench-dataplane"), "{out}");
     let out = text(&vast(&["spawn", "--help"]).stdout);
     for line in out.lines().filter(|l| {
@@ -88,14 +106,20 @@ fn format_typos_name_the_choices_and_hidden_commands_stay_hidden() {
     let out = vast(&["-N", "import", "zek"]);
     assert!(!out.status.success());
     let err = text(&out.stderr);
-    assert!(err.contains("possible values") && err.contains("'zeek'"), "{err}");
+    assert!(
+        err.contains("possible values") && err.contains("'zeek'"),
+        "{err}"
+    );
     let out = vast(&["-N", "export", "jsn", "1"]);
     let err = text(&out.stderr);
     assert!(!out.status.success() && err.contains("'json'"), "{err}");
     // A typo close to a hidden command gets no tip that reveals it.
     let out = vast(&["bench"]);
     let err = text(&out.stderr);
-    assert!(!out.status.success() && err.contains("unrecognized subcommand"), "{err}");
+    assert!(
+        !out.status.success() && err.contains("unrecognized subcommand"),
+        "{err}"
+    );
     assert!(!err.contains("bench-dataplane"), "{err}");
     // A typo of a visible command still gets its tip.
     let err = text(&vast(&["imprt"]).stderr);
@@ -108,8 +132,14 @@ fn completions_for_every_shell_and_a_man_page() {
         let out = vast(&["completions", shell]);
         assert!(out.status.success(), "{shell}: {}", text(&out.stderr));
         let s = text(&out.stdout);
-        assert!(s.contains("vast") && s.contains("import") && s.contains("db-directory"), "{shell}:\n{s}");
-        assert!(!s.contains("bench-dataplane"), "{shell} completes a hidden command");
+        assert!(
+            s.contains("vast") && s.contains("import") && s.contains("db-directory"),
+            "{shell}:\n{s}"
+        );
+        assert!(
+            !s.contains("bench-dataplane"),
+            "{shell} completes a hidden command"
+        );
     }
     // bash completes subcommands and format names for real.
     let complete = |words: &str, cur: &str, prev: &str| -> String {
@@ -122,20 +152,34 @@ fn completions_for_every_shell_and_a_man_page() {
     };
     assert_eq!(complete("vast im", "im", "vast"), "import");
     assert_eq!(complete("vast export a", "a", "export"), "ascii arrow");
-    assert_eq!(complete("vast import zeek-", "zeek-", "import"), "zeek-json");
+    assert_eq!(
+        complete("vast import zeek-", "zeek-", "import"),
+        "zeek-json"
+    );
     assert!(!vast(&["completions", "tcsh"]).status.success());
     let out = vast(&["man"]);
     assert!(out.status.success());
     let man = text(&out.stdout);
     assert!(man.contains(".TH vast 1"), "{man}");
-    assert!(man.contains("completions") && man.contains("Examples"), "{man}");
+    assert!(
+        man.contains("completions") && man.contains("Examples"),
+        "{man}"
+    );
     // `man` renders it when it is installed.
     if Command::new("groff").arg("--version").output().is_ok() {
         let f = std::env::temp_dir().join(format!("vast-{}.1", std::process::id()));
         std::fs::write(&f, &man).unwrap();
-        let r = Command::new("groff").args(["-man", "-Tutf8"]).arg(&f).output().unwrap();
+        let r = Command::new("groff")
+            .args(["-man", "-Tutf8"])
+            .arg(&f)
+            .output()
+            .unwrap();
         let _ = std::fs::remove_file(&f);
-        assert!(text(&r.stdout).contains("vast"), "groff: {}", text(&r.stderr));
+        assert!(
+            text(&r.stdout).contains("vast"),
+            "groff: {}",
+            text(&r.stderr)
+        );
     }
 }
 
@@ -182,12 +226,16 @@ fn peers_is_a_table_on_a_terminal_and_json_when_piped() {
     let db = TempDb::new("cli-peers");
     let port = free_port();
     let n = NodeProc::start("p1", db.path(), port, &[], None);
-    let v: serde_json::Value = serde_json::from_str(&vast_ok(&n.endpoint, &["peers"], None)).unwrap();
+    let v: serde_json::Value =
+        serde_json::from_str(&vast_ok(&n.endpoint, &["peers"], None)).unwrap();
     assert_eq!(v[0]["id"], "p1");
     let Some(tty) = on_terminal(&format!("{} -e {} peers", bin(), n.endpoint), &[]) else {
         return;
     };
-    assert!(tty.contains("NODE") && tty.contains("p1 (this)") && tty.contains("up"), "{tty}");
+    assert!(
+        tty.contains("NODE") && tty.contains("p1 (this)") && tty.contains("up"),
+        "{tty}"
+    );
     assert!(tty.contains("importer,archive,index"), "{tty}");
     let tty = on_terminal(&format!("{} -e {} peers --json", bin(), n.endpoint), &[]).unwrap();
     assert!(tty.trim_start().starts_with('['), "{tty}");
@@ -199,11 +247,22 @@ fn progress_on_a_terminal_only() {
     let conn = data.join("zeek/conn.log.gz");
     let db = TempDb::new("cli-progress");
     // Piped: the one summary line and nothing else.
-    let out = vast(&["-N", "-d", db.path().to_str().unwrap(), "import", "-r", conn.to_str().unwrap(), "zeek"]);
+    let out = vast(&[
+        "-N",
+        "-d",
+        db.path().to_str().unwrap(),
+        "import",
+        "-r",
+        conn.to_str().unwrap(),
+        "zeek",
+    ]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let err = text(&out.stderr);
     assert_eq!(err.lines().count(), 1, "{err}");
-    assert!(err.starts_with("imported 8462 events") && !err.contains('\x1b'), "{err}");
+    assert!(
+        err.starts_with("imported 8462 events") && !err.contains('\x1b'),
+        "{err}"
+    );
     // On a terminal: a progress line with events, rate and bytes, then the summary.
     let db2 = TempDb::new("cli-progress-tty");
     let tty = on_terminal(
@@ -216,7 +275,10 @@ fn progress_on_a_terminal_only() {
         &[],
     );
     let Some(tty) = tty else { return };
-    assert!(tty.contains(" events (") && tty.contains("/s), ") && tty.contains(" read ["), "{tty:?}");
+    assert!(
+        tty.contains(" events (") && tty.contains("/s), ") && tty.contains(" read ["),
+        "{tty:?}"
+    );
     assert!(tty.contains("imported 8462 events"), "{tty:?}");
     // Export: progress when the output goes to a file and stderr is a terminal.
     let outfile = db2.path().with_extension("json");
@@ -233,7 +295,10 @@ fn progress_on_a_terminal_only() {
     let written = std::fs::read_to_string(&outfile).unwrap();
     let _ = std::fs::remove_file(&outfile);
     assert!(tty.contains(" written ["), "{tty:?}");
-    assert!(!written.contains('\x1b') && written.lines().count() > 10, "{written}");
+    assert!(
+        !written.contains('\x1b') && written.lines().count() > 10,
+        "{written}"
+    );
 }
 
 #[test]
@@ -252,14 +317,25 @@ fn colour_only_on_a_terminal_and_never_with_no_color() {
     let out = cmd.output().unwrap();
     let err = text(&out.stderr);
     assert!(err.contains("tracing disabled"), "{err}");
-    assert!(!err.contains('\x1b'), "colour in redirected stderr: {err:?}");
+    assert!(
+        !err.contains('\x1b'),
+        "colour in redirected stderr: {err:?}"
+    );
     let cmdline = format!("{} -N -d {d} count 1", bin());
-    let Some(tty) = on_terminal(&cmdline, &env) else { return };
-    assert!(tty.contains("tracing disabled") && tty.contains("\x1b["), "{tty:?}");
+    let Some(tty) = on_terminal(&cmdline, &env) else {
+        return;
+    };
+    assert!(
+        tty.contains("tracing disabled") && tty.contains("\x1b["),
+        "{tty:?}"
+    );
     let mut env_nc = env.to_vec();
     env_nc.push(("NO_COLOR", "1"));
     let tty = on_terminal(&cmdline, &env_nc).unwrap();
-    assert!(tty.contains("tracing disabled") && !tty.contains('\x1b'), "{tty:?}");
+    assert!(
+        tty.contains("tracing disabled") && !tty.contains('\x1b'),
+        "{tty:?}"
+    );
 }
 
 #[test]
@@ -272,22 +348,49 @@ fn compound_durations_and_warnings_for_unknown_fields() {
     let compound = count(&db, &["duration > 1m30s"]);
     assert_eq!(compound, count(&db, &["duration > 90 seconds"]));
     assert!(compound > 0);
-    assert_eq!(count(&db, &["duration > 1h30m"]), count(&db, &["duration > 5400s"]));
+    assert_eq!(
+        count(&db, &["duration > 1h30m"]),
+        count(&db, &["duration > 5400s"])
+    );
     // Time arithmetic: everything is older than an hour and a half ago.
     assert_eq!(count(&db, &["ts < now - 1h30m"]), 8462);
-    let out = vast(&["-N", "-d", d, "export", "--timeout", "1m30s", "null", "ts < now - 1h30m"]);
+    let out = vast(&[
+        "-N",
+        "-d",
+        d,
+        "export",
+        "--timeout",
+        "1m30s",
+        "null",
+        "ts < now - 1h30m",
+    ]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     // A field no schema has: the answer is 0, with a warning naming it.
-    let out = vast(&["-N", "-d", d, "count", "resp_hh == 10.0.0.1 || :nosuchtype == 1"]);
+    let out = vast(&[
+        "-N",
+        "-d",
+        d,
+        "count",
+        "resp_hh == 10.0.0.1 || :nosuchtype == 1",
+    ]);
     assert!(out.status.success());
     assert_eq!(text(&out.stdout).trim(), "0");
     let err = text(&out.stderr);
-    assert!(err.contains("warning: no schema has field `resp_hh`"), "{err}");
+    assert!(
+        err.contains("warning: no schema has field `resp_hh`"),
+        "{err}"
+    );
     assert!(err.contains("`:nosuchtype`"), "{err}");
     let out = vast(&["-N", "-d", d, "export", "json", "nosuch.field == 1"]);
     assert!(text(&out.stderr).contains("no schema has field `nosuch.field`"));
     // Known fields and types give no warning.
-    let out = vast(&["-N", "-d", d, "count", "id.resp_h == 10.0.0.1 && :addr == 10.0.0.1 && :timestamp > 2000-01-01"]);
+    let out = vast(&[
+        "-N",
+        "-d",
+        d,
+        "count",
+        "id.resp_h == 10.0.0.1 && :addr == 10.0.0.1 && :timestamp > 2000-01-01",
+    ]);
     assert!(out.stderr.is_empty(), "{}", text(&out.stderr));
 }
 
@@ -328,7 +431,10 @@ fn a_single_node_starts_quietly_and_dial_failures_are_one_line() {
     vast_ok(&n.endpoint, &["status"], None);
     std::thread::sleep(Duration::from_millis(1500));
     let log = std::fs::read_to_string(&n.log).unwrap();
-    assert!(!log.contains("No known peers") && !log.contains("libp2p_kad"), "{log}");
+    assert!(
+        !log.contains("No known peers") && !log.contains("libp2p_kad"),
+        "{log}"
+    );
     // Nobody listens: one line naming the endpoint and the likely cause.
     let port = free_port();
     let endpoint = format!("127.0.0.1:{port}");
@@ -336,9 +442,15 @@ fn a_single_node_starts_quietly_and_dial_failures_are_one_line() {
     let err = text(&out.stderr);
     assert!(!out.status.success());
     assert_eq!(err.trim().lines().count(), 1, "{err}");
-    assert!(err.contains(&endpoint) && err.contains("connection refused"), "{err}");
+    assert!(
+        err.contains(&endpoint) && err.contains("connection refused"),
+        "{err}"
+    );
     let out = vast_at("no-such-host.invalid:42000", &["status"], None);
     let err = text(&out.stderr);
     assert_eq!(err.trim().lines().count(), 1, "{err}");
-    assert!(err.contains("no-such-host.invalid:42000") && err.contains("does not resolve"), "{err}");
+    assert!(
+        err.contains("no-such-host.invalid:42000") && err.contains("does not resolve"),
+        "{err}"
+    );
 }

@@ -230,7 +230,8 @@ fn otlp_over_https_speaks_tls() {
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             if let Ok((mut conn, _)) = listener.accept() {
-                conn.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+                conn.set_read_timeout(Some(Duration::from_secs(10)))
+                    .unwrap();
                 let mut first = [0u8; 1];
                 let _ = tx.send(conn.read_exact(&mut first).map(|_| first[0]).ok());
             }
@@ -239,7 +240,10 @@ fn otlp_over_https_speaks_tls() {
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_vast"))
             .args(["-N", "-d", db.path().to_str().unwrap(), "count", "1"])
             .env_remove("RUST_LOG")
-            .env("OTEL_EXPORTER_OTLP_ENDPOINT", format!("https://127.0.0.1:{port}"))
+            .env(
+                "OTEL_EXPORTER_OTLP_ENDPOINT",
+                format!("https://127.0.0.1:{port}"),
+            )
             .env("OTEL_EXPORTER_OTLP_PROTOCOL", protocol)
             .output()
             .unwrap();
@@ -249,7 +253,11 @@ fn otlp_over_https_speaks_tls() {
         let first = rx
             .recv_timeout(Duration::from_secs(30))
             .unwrap_or_else(|_| panic!("{protocol}: the exporter never connected; stderr: {err}"));
-        assert_eq!(first, Some(0x16), "{protocol}: not a TLS handshake; stderr: {err}");
+        assert_eq!(
+            first,
+            Some(0x16),
+            "{protocol}: not a TLS handshake; stderr: {err}"
+        );
     }
 }
 

@@ -2,9 +2,9 @@
 
 use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
-use std::sync::atomic::Ordering;
 use std::io::Write;
 use std::process::ExitCode;
+use std::sync::atomic::Ordering;
 use vast_node::export::format::{make_writer, OutputFormat};
 use vast_node::node::Node;
 
@@ -185,7 +185,9 @@ pub async fn run_remote(a: &ExportArgs, conn: &super::client::Conn) -> Result<Ex
                 for r in rows {
                     let b = Batch::from_bytes(&r).context("a batch from the node")?;
                     let all: Vec<u32> = (0..b.rows).collect();
-                    counters.events.fetch_add(all.len() as u64, Ordering::Relaxed);
+                    counters
+                        .events
+                        .fetch_add(all.len() as u64, Ordering::Relaxed);
                     match writer.write(&b, &all, &mut out) {
                         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {
                             // Nobody reads on: release the node's cursor now.

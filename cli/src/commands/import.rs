@@ -91,7 +91,11 @@ struct Prepared {
 }
 
 fn prepare(a: &ImportArgs, progress: &super::term::Counters) -> Result<Prepared> {
-    let format: Format = a.format.name().parse().map_err(|e| anyhow::anyhow!("{e}"))?;
+    let format: Format = a
+        .format
+        .name()
+        .parse()
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     let filter = a.expr.as_deref().map(super::parse_query).transpose()?;
     let input = open_input(a.read.as_deref()).with_context(|| match &a.read {
         Some(p) => format!("cannot read {}", p.display()),

@@ -166,15 +166,13 @@ async fn remote(cli: &Cli, cfg: &vast_config::Config) -> Result<ExitCode> {
     use vast_node::proto::{ControlOp, ControlReply, SpawnSpec};
     let conn = client::connect(cfg).await?;
     let node = cli.node.clone();
-    let json = |r: ControlReply, as_json: bool, human: fn(&serde_json::Value) -> String| {
-        match r {
-            ControlReply::Json(s) => {
-                let v: serde_json::Value = serde_json::from_str(&s)?;
-                term::print_json_or(&v, as_json, human)?;
-                Ok(ExitCode::SUCCESS)
-            }
-            other => bail!("unexpected answer {other:?}"),
+    let json = |r: ControlReply, as_json: bool, human: fn(&serde_json::Value) -> String| match r {
+        ControlReply::Json(s) => {
+            let v: serde_json::Value = serde_json::from_str(&s)?;
+            term::print_json_or(&v, as_json, human)?;
+            Ok(ExitCode::SUCCESS)
         }
+        other => bail!("unexpected answer {other:?}"),
     };
     match &cli.command {
         Command::Status { detailed, json: j } => json(

@@ -68,7 +68,10 @@ pub fn render_status(v: &Value) -> String {
     if let Some(schemas) = v.get("schemas").and_then(Value::as_object) {
         if !schemas.is_empty() {
             let w = schemas.keys().map(String::len).max().unwrap_or(6).max(6);
-            s += &format!("\n{:<w$}  {:>12}  {:>10}\n", "SCHEMA", "EVENTS", "PARTITIONS");
+            s += &format!(
+                "\n{:<w$}  {:>12}  {:>10}\n",
+                "SCHEMA", "EVENTS", "PARTITIONS"
+            );
             for (name, st) in schemas {
                 s += &format!(
                     "{name:<w$}  {:>12}  {:>10}\n",
@@ -124,7 +127,11 @@ pub fn render_peers(v: &Value) -> String {
             };
             let comps = list("components");
             [
-                if me { format!("{id} (this)") } else { id.to_string() },
+                if me {
+                    format!("{id} (this)")
+                } else {
+                    id.to_string()
+                },
                 if reachable { "up" } else { "down" }.to_string(),
                 if comps.is_empty() { "-".into() } else { comps },
                 list("addrs"),

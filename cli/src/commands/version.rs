@@ -2,7 +2,12 @@
 //! and the Cargo features compiled in.
 
 /// `vast --version`.
-pub const SHORT: &str = concat!(env!("CARGO_PKG_VERSION"), " (", env!("VAST_GIT_COMMIT"), ")");
+pub const SHORT: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (",
+    env!("VAST_GIT_COMMIT"),
+    ")"
+);
 
 /// `vast version` and `vast --version` in long form.
 pub const LONG: &str = concat!(

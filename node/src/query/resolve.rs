@@ -160,7 +160,9 @@ pub fn unknown_extractors(expr: &Expr, schemas: &[Schema]) -> Vec<String> {
                     let msg = match side {
                         Operand::Field(name)
                             if !schemas.iter().any(|s| {
-                                s.fields.iter().any(|f| suffix_match(&s.name, &f.name, name))
+                                s.fields
+                                    .iter()
+                                    .any(|f| suffix_match(&s.name, &f.name, name))
                             }) =>
                         {
                             format!("no schema has field `{name}`")

@@ -28,12 +28,11 @@ use super::Writer;
 use crate::data::batch::{Column, ColumnData, Validity};
 use crate::data::{Batch, Type};
 use arrow_array::types::{
-    DurationNanosecondType, Float64Type, Int64Type, TimestampNanosecondType, UInt64Type,
-    UInt8Type,
+    DurationNanosecondType, Float64Type, Int64Type, TimestampNanosecondType, UInt64Type, UInt8Type,
 };
 use arrow_array::{
-    ArrayRef, BinaryArray, BooleanArray, FixedSizeBinaryArray, ListArray, MapArray,
-    PrimitiveArray, RecordBatch, StringArray, StructArray,
+    ArrayRef, BinaryArray, BooleanArray, FixedSizeBinaryArray, ListArray, MapArray, PrimitiveArray,
+    RecordBatch, StringArray, StructArray,
 };
 use arrow_buffer::{BooleanBuffer, Buffer, NullBuffer, OffsetBuffer, ScalarBuffer};
 use arrow_ipc::writer::StreamWriter;
@@ -217,7 +216,9 @@ fn array(c: &Column, ty: &Type) -> Result<ArrayRef, ArrowError> {
         t => t,
     };
     Ok(match (&c.data, ty) {
-        (ColumnData::Bool(v), _) => Arc::new(BooleanArray::new(BooleanBuffer::from(v.as_slice()), n)),
+        (ColumnData::Bool(v), _) => {
+            Arc::new(BooleanArray::new(BooleanBuffer::from(v.as_slice()), n))
+        }
         (ColumnData::Int(v), _) => Arc::new(primitive::<Int64Type>(v, n)),
         (ColumnData::Count(v), _) => Arc::new(primitive::<UInt64Type>(v, n)),
         (ColumnData::Real(v), _) => Arc::new(primitive::<Float64Type>(v, n)),
@@ -250,7 +251,14 @@ fn array(c: &Column, ty: &Type) -> Result<ArrayRef, ArrowError> {
             array(values, t)?,
             n,
         )?),
-        (ColumnData::Map { offsets: o, keys, values }, Type::Map(k, v)) => {
+        (
+            ColumnData::Map {
+                offsets: o,
+                keys,
+                values,
+            },
+            Type::Map(k, v),
+        ) => {
             let entries = map_entries(k, v);
             let DataType::Struct(fs) = entries.data_type().clone() else {
                 unreachable!("map entries are a struct")
@@ -319,7 +327,10 @@ mod tests {
         assert_eq!(f.data_type(), &DataType::FixedSizeBinary(16));
         assert_eq!(f.metadata()["vast.type"], "address");
         let ts = streams[0][0].column_by_name("ts").unwrap();
-        assert!(matches!(ts.data_type(), DataType::Timestamp(TimeUnit::Nanosecond, _)));
+        assert!(matches!(
+            ts.data_type(),
+            DataType::Timestamp(TimeUnit::Nanosecond, _)
+        ));
         assert_eq!(streams[0][0].num_columns(), b.schema.fields.len());
     }
 }

@@ -251,7 +251,10 @@ mod tests {
         assert_eq!("JSON".parse::<OutputFormat>().unwrap(), OutputFormat::Json);
         let err = "parquet".parse::<OutputFormat>().unwrap_err().to_string();
         assert!(err.contains("`parquet`"), "{err}");
-        assert!(err.contains("json, csv, ascii, zeek, null, pcap, arrow"), "{err}");
+        assert!(
+            err.contains("json, csv, ascii, zeek, null, pcap, arrow"),
+            "{err}"
+        );
     }
 
     #[test]
