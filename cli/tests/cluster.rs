@@ -350,6 +350,7 @@ fn a_peer_vanishing_mid_import_fails_the_import() {
     vast_ok(&n1.endpoint, &["status"], None);
 }
 
+#[cfg(feature = "pcap")]
 #[test]
 fn live_capture_on_another_node() {
     let _serial = serial();
@@ -443,4 +444,17 @@ fn live_capture_on_another_node() {
     }
     std::thread::sleep(Duration::from_secs(2));
     assert_eq!(count_at(&n1.endpoint, &q), 50);
+}
+
+/// Without the `pcap` feature there is no libpcap: a capture fails with a reason.
+#[cfg(not(feature = "pcap"))]
+#[test]
+fn live_capture_needs_the_pcap_feature() {
+    let _serial = serial();
+    let db = TempDb::new("no-pcap");
+    let n = NodeProc::start("n1", db.path(), free_port(), &[], None);
+    let out = vast_at(&n.endpoint, &["spawn", "source", "-i", "lo", "pcap"], None);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("without the `pcap` feature"), "{err}");
 }

@@ -1,3 +1,4 @@
+#![cfg_attr(not(feature = "otlp"), allow(dead_code, unused_imports))]
 //! One `vast count` against a three-node cluster is one trace: an OTLP/HTTP
 //! receiver inside the test collects the spans every process exports.
 
@@ -93,6 +94,7 @@ fn receiver() -> (u16, Arc<Mutex<Vec<Span>>>) {
     (port, spans)
 }
 
+#[cfg(feature = "otlp")]
 #[test]
 fn one_command_is_one_trace_across_nodes() {
     let Some(data) = data_dir() else { return };
@@ -214,4 +216,63 @@ fn one_command_is_one_trace_across_nodes() {
         );
     }
     let _ = Duration::from_secs(0);
+}
+
+/// `https://` endpoints speak TLS (rustls) for both protocols: the collector side
+/// here is a bare TCP socket that sees the TLS ClientHello (a handshake record,
+/// first byte 0x16) instead of an HTTP request or an HTTP/2 preface.
+#[cfg(feature = "otlp")]
+#[test]
+fn otlp_over_https_speaks_tls() {
+    for protocol in ["http/protobuf", "grpc"] {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            if let Ok((mut conn, _)) = listener.accept() {
+                conn.set_read_timeout(Some(Duration::from_secs(10)))
+                    .unwrap();
+                let mut first = [0u8; 1];
+                let _ = tx.send(conn.read_exact(&mut first).map(|_| first[0]).ok());
+            }
+        });
+        let db = TempDb::new("otlp-https");
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_vast"))
+            .args(["-N", "-d", db.path().to_str().unwrap(), "count", "1"])
+            .env_remove("RUST_LOG")
+            .env(
+                "OTEL_EXPORTER_OTLP_ENDPOINT",
+                format!("https://127.0.0.1:{port}"),
+            )
+            .env("OTEL_EXPORTER_OTLP_PROTOCOL", protocol)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{protocol}: {err}");
+        assert!(!err.contains("scheme is not http"), "{protocol}: {err}");
+        let first = rx
+            .recv_timeout(Duration::from_secs(30))
+            .unwrap_or_else(|_| panic!("{protocol}: the exporter never connected; stderr: {err}"));
+        assert_eq!(
+            first,
+            Some(0x16),
+            "{protocol}: not a TLS handshake; stderr: {err}"
+        );
+    }
+}
+
+/// Without the `otlp` feature a configured endpoint is a warning, not a failure.
+#[cfg(not(feature = "otlp"))]
+#[test]
+fn otlp_needs_the_otlp_feature() {
+    let db = TempDb::new("no-otlp");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_vast"))
+        .args(["-N", "-d", db.path().to_str().unwrap(), "count", "1"])
+        .env_remove("RUST_LOG")
+        .env("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:9")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("without the `otlp` feature"), "{err}");
 }

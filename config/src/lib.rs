@@ -1,7 +1,8 @@
 //! Typed configuration with one key space for files, `VAST_*` environment variables
 //! and command-line flags. Layers, lowest first: built-in defaults,
-//! `/etc/vast/vast.yaml`, `~/.config/vast/vast.yaml`, `./vast.yaml`, `-c FILE`,
-//! `VAST_*` environment, flags. `vast.yaml.example` documents every key.
+//! `/etc/vast/vast.yaml`, `$XDG_CONFIG_HOME/vast/vast.yaml` (`~/.config/vast/vast.yaml`
+//! when unset), `./vast.yaml`, `-c FILE`, `VAST_*` environment, flags.
+//! `vast.yaml.example` documents every key.
 //!
 //! Names: the YAML key `import.batch-size` is `VAST_IMPORT__BATCH_SIZE` in the
 //! environment (`__` nests, `_` is `-`) and `--batch-size` on the command line.
@@ -147,25 +148,31 @@ source:
 /// Builds the layered configuration. `file` is `-c FILE`; `overrides` are flags as
 /// (dotted key, value) pairs, already in YAML key spelling.
 pub fn load(file: Option<&Path>, overrides: &[(&str, String)]) -> Result<Config, ConfigError> {
-    load_from(file, overrides, std::env::vars(), home_dir())
+    load_from(file, overrides, std::env::vars(), config_home())
 }
 
-fn home_dir() -> Option<PathBuf> {
-    std::env::var_os("HOME").map(PathBuf::from)
+/// The user's configuration directory: `$XDG_CONFIG_HOME`, or `~/.config` when it
+/// is unset, empty or relative (as the XDG Base Directory specification says).
+fn config_home() -> Option<PathBuf> {
+    std::env::var_os("XDG_CONFIG_HOME")
+        .map(PathBuf::from)
+        .filter(|p| p.is_absolute())
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")))
 }
 
-/// `load` with the environment and home directory passed in (for tests).
+/// `load` with the environment and the user's configuration directory
+/// (`$XDG_CONFIG_HOME`) passed in (for tests).
 pub fn load_from(
     file: Option<&Path>,
     overrides: &[(&str, String)],
     env: impl Iterator<Item = (String, String)>,
-    home: Option<PathBuf>,
+    config_home: Option<PathBuf>,
 ) -> Result<Config, ConfigError> {
     use config::{File, FileFormat};
     let mut b = config::Config::builder().add_source(File::from_str(DEFAULTS, FileFormat::Yaml));
     let mut optional = vec![PathBuf::from("/etc/vast/vast.yaml")];
-    if let Some(h) = home {
-        optional.push(h.join(".config/vast/vast.yaml"));
+    if let Some(h) = config_home {
+        optional.push(h.join("vast/vast.yaml"));
     }
     optional.push(PathBuf::from("vast.yaml"));
     for p in optional {
@@ -182,6 +189,11 @@ pub fn load_from(
         }
         b = b.add_source(File::from(p).format(FileFormat::Yaml));
     }
+    // The environment layer is the config crate's `Environment` source: `VAST_`
+    // prefix, `__` nesting. Values are taken whole (`VAST_LOG_LEVEL=warn,vast_node=info`);
+    // list keys are split on commas here, trimmed, empty items dropped.
+    let mut scalars = config::Map::new();
+    let mut lists = Vec::new();
     for (k, v) in env {
         let Some(rest) = k.strip_prefix("VAST_") else {
             continue;
@@ -201,6 +213,20 @@ pub fn load_from(
         if !KNOWN_KEYS.contains(&top) {
             continue;
         }
+        if LIST_KEYS.contains(&key.as_str()) {
+            lists.push((k, key, v));
+        } else {
+            // Spelled for `Environment`: prefix kept, `__` nests, `-` as in our keys.
+            scalars.insert(format!("vast_{}", key.replace('.', "__")), v);
+        }
+    }
+    b = b.add_source(
+        config::Environment::with_prefix("vast")
+            .prefix_separator("_")
+            .separator("__")
+            .source(Some(scalars)),
+    );
+    for (k, key, v) in lists {
         b = b
             .set_override(key.as_str(), parse_value(&key, &v))
             .map_err(|e| ConfigError::Invalid(format!("{k}: {e}")))?;
@@ -343,6 +369,18 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("batch"), "{e}");
+    }
+
+    #[test]
+    fn user_config_comes_from_the_config_home() {
+        let dir = std::env::temp_dir().join(format!("vast-config-xdg-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("vast")).unwrap();
+        std::fs::write(dir.join("vast/vast.yaml"), "node-id: xdg\n").unwrap();
+        let c = load_from(None, &[], env(&[]), Some(dir.clone())).unwrap();
+        assert_eq!(c.node_id, "xdg");
+        let c = load_from(None, &[], env(&[("VAST_NODE_ID", "env")]), Some(dir.clone())).unwrap();
+        assert_eq!(c.node_id, "env");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -43,13 +43,30 @@ fn env(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.trim().is_empty())
 }
 
+/// Colour only for a person: stderr is a terminal and `NO_COLOR` is not set
+/// (<https://no-color.org>), so redirected logs and container logs stay plain.
+pub fn colour_on_stderr() -> bool {
+    use std::io::IsTerminal;
+    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+}
+
 /// Installs the global subscriber: stderr logs, plus spans to OTLP if configured.
 pub fn init(o: &TelemetryOptions, rt: &tokio::runtime::Runtime) -> Telemetry {
     let logs = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(&o.log_filter))
         .unwrap_or_else(|_| EnvFilter::new("warn"));
+    // Kademlia (inside kameo's swarm) warns "No known peers" whenever a node
+    // bootstraps alone, which every single node does; only its errors are news.
+    // A filter that names libp2p_kad itself is left as it is.
+    let named = std::env::var("RUST_LOG").unwrap_or_else(|_| o.log_filter.clone());
+    let logs = if named.contains("libp2p_kad") {
+        logs
+    } else {
+        logs.add_directive("libp2p_kad=error".parse().expect("a valid directive"))
+    };
     let fmt = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
+        .with_ansi(colour_on_stderr())
         .with_filter(logs);
     let endpoint = env("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
         .or_else(|| env("OTEL_EXPORTER_OTLP_ENDPOINT"))
@@ -86,6 +103,17 @@ pub fn init(o: &TelemetryOptions, rt: &tokio::runtime::Runtime) -> Telemetry {
     }
 }
 
+#[cfg(not(feature = "otlp"))]
+fn build_provider(
+    _endpoint: &str,
+    _protocol: &str,
+    _o: &TelemetryOptions,
+    _rt: &tokio::runtime::Runtime,
+) -> Result<SdkTracerProvider, String> {
+    Err("this vast was built without the `otlp` feature".into())
+}
+
+#[cfg(feature = "otlp")]
 fn build_provider(
     endpoint: &str,
     protocol: &str,
@@ -96,10 +124,22 @@ fn build_provider(
     // tonic's channel lives on the runtime; the HTTP client brings its own thread.
     let _rt = (protocol == "grpc").then(|| rt.enter());
     let exporter = match protocol {
-        "grpc" => SpanExporter::builder()
-            .with_tonic()
-            .with_endpoint(endpoint.to_string())
-            .build(),
+        "grpc" => {
+            use opentelemetry_otlp::WithTonicConfig;
+            let b = SpanExporter::builder()
+                .with_tonic()
+                .with_endpoint(endpoint.to_string());
+            // https: TLS with the bundled Mozilla roots (the image has no CA store).
+            let b = if endpoint.starts_with("https://") {
+                b.with_tls_config(
+                    opentelemetry_otlp::tonic_types::transport::ClientTlsConfig::new()
+                        .with_webpki_roots(),
+                )
+            } else {
+                b
+            };
+            b.build()
+        }
         "http/protobuf" => {
             // The signal path is appended as the specification says for the
             // generic endpoint variable.

@@ -13,7 +13,7 @@ if docker compose version >/dev/null 2>&1; then dc=(docker compose); else dc=(do
 export COMPOSE_PROJECT_NAME=vastlab$$
 export VAST_LAB_PORT=${VAST_LAB_PORT:-$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')}
 ep=127.0.0.1:$VAST_LAB_PORT
-vast="$root/target/release/vast"
+vast="${CARGO_TARGET_DIR:-$root/target}/release/vast"
 # One secret for the lab, made for this run; the nodes mount it, the host CLI reads it.
 secret=$(mktemp -d)/lab.secret
 export VAST_LAB_SECRET=$secret VAST_CLUSTER__SECRET_FILE=$secret

@@ -39,6 +39,9 @@ pub async fn run_remote(a: &CountArgs, conn: &super::client::Conn) -> Result<Exi
 
 pub async fn run(a: &CountArgs, node: &Node) -> Result<ExitCode> {
     let expr = super::parse_query(&a.expr)?;
+    for w in node.unknown_extractors(&expr).await {
+        eprintln!("warning: {w}");
+    }
     let n = node.count(expr, a.estimate).await?;
     println!("{n}");
     Ok(ExitCode::SUCCESS)

@@ -1,7 +1,7 @@
 //! `vast import`: read events from stdin or a file into a node.
 
 use anyhow::{Context, Result};
-use clap::Args;
+use clap::{Args, ValueEnum};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
@@ -9,7 +9,54 @@ use vast_node::node::Node;
 use vast_node::source::actor::SourceOptions;
 use vast_node::source::format::{make_reader, open_input, Format, ReaderOptions};
 
+/// Input formats.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum InputFormat {
+    /// Zeek TSV logs.
+    Zeek,
+    /// Zeek JSON logs.
+    ZeekJson,
+    /// Suricata EVE JSON.
+    Suricata,
+    /// Line-delimited JSON (-t names the schema).
+    Json,
+    /// CSV with a header line (-t names the schema).
+    Csv,
+    /// RFC 5424 / RFC 3164 syslog.
+    Syslog,
+    /// pcap or pcapng packet captures.
+    Pcap,
+    /// Generated events (100 without -n).
+    Test,
+}
+
+impl InputFormat {
+    /// The name on the command line, which is also the node's name for it.
+    pub fn name(self) -> &'static str {
+        match self {
+            InputFormat::Zeek => "zeek",
+            InputFormat::ZeekJson => "zeek-json",
+            InputFormat::Suricata => "suricata",
+            InputFormat::Json => "json",
+            InputFormat::Csv => "csv",
+            InputFormat::Syslog => "syslog",
+            InputFormat::Pcap => "pcap",
+            InputFormat::Test => "test",
+        }
+    }
+}
+
+const EXAMPLES: &str = "\
+Examples:
+  vast -N import -r conn.log.gz zeek
+  gzcat *.log.gz | vast -N import zeek
+  vast -N import -r eve.json suricata '#type != \"suricata.stats\"'
+  vast -N import -t flows -r flows.csv csv
+  vast -N import --cutoff 65536 -r trace.pcap pcap
+  vast -e 127.0.0.1:42001 --node n2 import zeek < dns.log";
+
 #[derive(Args, Debug)]
+#[command(after_help = EXAMPLES)]
 pub struct ImportArgs {
     /// Read this file instead of stdin (gzip is detected).
     #[arg(short = 'r', long = "read")]
@@ -29,8 +76,9 @@ pub struct ImportArgs {
     /// pcap: keep at most this many payload bytes per connection.
     #[arg(long = "cutoff", value_name = "BYTES")]
     pub cutoff: Option<u64>,
-    /// Input format: zeek, zeek-json, suricata, json, csv, syslog, pcap, test.
-    pub format: String,
+    /// Input format.
+    #[arg(value_enum)]
+    pub format: InputFormat,
     /// Keep only events matching this expression.
     pub expr: Option<String>,
 }
@@ -42,19 +90,30 @@ struct Prepared {
     limit: Option<u64>,
 }
 
-fn prepare(a: &ImportArgs) -> Result<Prepared> {
-    let format: Format = a.format.parse().map_err(|e| anyhow::anyhow!("{e}"))?;
+fn prepare(a: &ImportArgs, progress: &super::term::Counters) -> Result<Prepared> {
+    let format: Format = a
+        .format
+        .name()
+        .parse()
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     let filter = a.expr.as_deref().map(super::parse_query).transpose()?;
     let input = open_input(a.read.as_deref()).with_context(|| match &a.read {
         Some(p) => format!("cannot read {}", p.display()),
         None => "cannot read stdin".to_string(),
     })?;
+    let input = Box::new(super::term::CountingRead {
+        inner: input,
+        bytes: progress.bytes.clone(),
+    });
     let ropts = ReaderOptions {
         schema: a.schema.clone(),
         seed: 0,
         cutoff: a.cutoff,
     };
-    let reader = make_reader(format, input, &ropts)?;
+    let reader = Box::new(super::term::CountingReader {
+        inner: make_reader(format, input, &ropts)?,
+        events: progress.events.clone(),
+    });
     // The test format is endless; without -n it makes a small demo set.
     let limit = a
         .max_events
@@ -67,11 +126,12 @@ fn prepare(a: &ImportArgs) -> Result<Prepared> {
 }
 
 pub async fn run(a: &ImportArgs, cfg: &vast_config::Config, node: &Node) -> Result<ExitCode> {
+    let counters = super::term::Counters::default();
     let Prepared {
         reader,
         filter,
         limit,
-    } = prepare(a)?;
+    } = prepare(a, &counters)?;
     let opts = SourceOptions {
         autocommit: false,
         limit,
@@ -82,13 +142,13 @@ pub async fn run(a: &ImportArgs, cfg: &vast_config::Config, node: &Node) -> Resu
             .as_ref()
             .map(|p| p.display().to_string())
             .unwrap_or_else(|| "stdin".into()),
-        format: a.format.clone(),
+        format: a.format.name().to_string(),
     };
     let start = Instant::now();
-    let s = node
-        .import(reader, opts)
-        .await
-        .context("import failed; nothing of it was kept")?;
+    let progress = super::term::Progress::start(&counters, "read");
+    let s = node.import(reader, opts).await;
+    drop(progress);
+    let s = s.context("import failed; nothing of it was kept")?;
     let secs = start.elapsed().as_secs_f64();
     eprintln!(
         "imported {} events in {:.2}s ({:.0} events/s); {} malformed records skipped",
@@ -114,11 +174,13 @@ pub async fn run_remote(
     use vast_node::proto::{DataRequest, DataResponse};
     use vast_node::source::actor::apply_filter;
     const WINDOW: usize = 8;
+    let counters = super::term::Counters::default();
     let Prepared {
         reader,
         filter,
         limit,
-    } = prepare(a)?;
+    } = prepare(a, &counters)?;
+    let progress = super::term::Progress::start(&counters, "read");
     let mut reader = Some(reader);
     let target = node.unwrap_or_default();
     let batch_size = cfg.import.batch_size.max(1);
@@ -221,6 +283,7 @@ pub async fn run_remote(
         DataResponse::Flushed { .. } => {}
         other => anyhow::bail!("unexpected answer {other:?}"),
     }
+    drop(progress);
     let skipped = reader.as_ref().map(|r| r.stats().skipped).unwrap_or(0);
     let secs = start.elapsed().as_secs_f64();
     eprintln!(

@@ -7,6 +7,8 @@ pub mod export;
 pub mod import;
 pub mod spawn;
 pub mod start;
+pub mod term;
+pub mod version;
 
 use crate::{Cli, Command};
 use anyhow::{bail, Context, Result};
@@ -49,9 +51,26 @@ fn overrides(cli: &Cli) -> Vec<(&'static str, String)> {
 }
 
 pub fn run(cli: Cli) -> Result<ExitCode> {
-    if let Command::Version = cli.command {
-        println!("vast {}", env!("CARGO_PKG_VERSION"));
-        return Ok(ExitCode::SUCCESS);
+    match &cli.command {
+        Command::Version => {
+            version::print();
+            return Ok(ExitCode::SUCCESS);
+        }
+        Command::Completions { shell } => {
+            let mut cmd = visible_command();
+            clap_complete::generate(*shell, &mut cmd, "vast", &mut std::io::stdout());
+            return Ok(ExitCode::SUCCESS);
+        }
+        Command::Man => {
+            use clap::CommandFactory;
+            match clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout()) {
+                Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+                    return Err(e).context("writing the man page")
+                }
+                _ => return Ok(ExitCode::SUCCESS),
+            }
+        }
+        _ => {}
     }
     if let Command::Secret { out } = &cli.command {
         return secret(out.as_deref());
@@ -142,22 +161,26 @@ async fn embedded(cli: &Cli, cfg: &vast_config::Config, node: &Node) -> Result<E
         Command::Import(a) => import::run(a, cfg, node).await,
         Command::Export(a) => export::run(a, node).await,
         Command::Count(a) => count::run(a, node).await,
-        Command::Status { detailed } => {
+        Command::Status { detailed, json } => {
             let s = node.status(*detailed).await?;
-            println!("{}", serde_json::to_string_pretty(&s)?);
+            term::print_json_or(&s, *json, term::render_status)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Spawn(_)
         | Command::Kill { .. }
         | Command::Stop
-        | Command::Peers
+        | Command::Peers { .. }
         | Command::BenchDataplane { .. } => {
             bail!(
                 "`{}` needs a running node; an embedded node (-N) exits when the command is done",
                 command_name(&cli.command)
             )
         }
-        Command::Version | Command::Secret { .. } | Command::Start(_) => {
+        Command::Version
+        | Command::Secret { .. }
+        | Command::Start(_)
+        | Command::Completions { .. }
+        | Command::Man => {
             unreachable!("handled before the node starts")
         }
     }
@@ -168,18 +191,16 @@ async fn remote(cli: &Cli, cfg: &vast_config::Config) -> Result<ExitCode> {
     use vast_node::proto::{ControlOp, ControlReply, SpawnSpec};
     let conn = client::connect(cfg).await?;
     let node = cli.node.clone();
-    let json = |r: ControlReply| -> Result<ExitCode> {
-        match r {
-            ControlReply::Json(s) => {
-                let v: serde_json::Value = serde_json::from_str(&s)?;
-                println!("{}", serde_json::to_string_pretty(&v)?);
-                Ok(ExitCode::SUCCESS)
-            }
-            other => bail!("unexpected answer {other:?}"),
+    let json = |r: ControlReply, as_json: bool, human: fn(&serde_json::Value) -> String| match r {
+        ControlReply::Json(s) => {
+            let v: serde_json::Value = serde_json::from_str(&s)?;
+            term::print_json_or(&v, as_json, human)?;
+            Ok(ExitCode::SUCCESS)
         }
+        other => bail!("unexpected answer {other:?}"),
     };
     match &cli.command {
-        Command::Status { detailed } => json(
+        Command::Status { detailed, json: j } => json(
             conn.control(
                 node,
                 ControlOp::Status {
@@ -187,8 +208,14 @@ async fn remote(cli: &Cli, cfg: &vast_config::Config) -> Result<ExitCode> {
                 },
             )
             .await?,
+            *j,
+            term::render_status,
         ),
-        Command::Peers => json(conn.control(node, ControlOp::Peers).await?),
+        Command::Peers { json: j } => json(
+            conn.control(node, ControlOp::Peers).await?,
+            *j,
+            term::render_peers,
+        ),
         Command::Stop => {
             conn.control(node, ControlOp::Stop).await?;
             Ok(ExitCode::SUCCESS)
@@ -223,7 +250,7 @@ async fn remote(cli: &Cli, cfg: &vast_config::Config) -> Result<ExitCode> {
                     bpf: bpf.clone(),
                     snaplen: *snaplen,
                     cutoff: *cutoff,
-                    format: format.clone(),
+                    format: format.name().to_string(),
                     schema: None,
                 },
                 spawn::SpawnWhat::Archive => SpawnSpec::Component("archive".into()),
@@ -242,10 +269,29 @@ async fn remote(cli: &Cli, cfg: &vast_config::Config) -> Result<ExitCode> {
         Command::BenchDataplane { mib } => bench::dataplane(&conn, *mib).await,
         Command::Export(a) => export::run_remote(a, &conn).await,
         Command::Import(a) => import::run_remote(a, cfg, &conn, node).await,
-        Command::Start(_) | Command::Version | Command::Secret { .. } => {
+        Command::Start(_)
+        | Command::Version
+        | Command::Secret { .. }
+        | Command::Completions { .. }
+        | Command::Man => {
             unreachable!("handled before connecting")
         }
     }
+}
+
+/// The command tree without hidden subcommands, which clap_complete would
+/// otherwise offer.
+fn visible_command() -> clap::Command {
+    use clap::CommandFactory;
+    let full = Cli::command();
+    let visible: Vec<clap::Command> = full
+        .get_subcommands()
+        .filter(|c| !c.is_hide_set())
+        .cloned()
+        .collect();
+    clap::Command::new("vast")
+        .args(full.get_arguments().cloned())
+        .subcommands(visible)
 }
 
 fn command_name(c: &Command) -> &'static str {
@@ -253,7 +299,9 @@ fn command_name(c: &Command) -> &'static str {
         Command::Start(_) => "start",
         Command::Stop => "stop",
         Command::Status { .. } => "status",
-        Command::Peers => "peers",
+        Command::Peers { .. } => "peers",
+        Command::Completions { .. } => "completions",
+        Command::Man => "man",
         Command::Version => "version",
         Command::Secret { .. } => "secret",
         Command::Import(_) => "import",

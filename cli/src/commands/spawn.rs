@@ -4,6 +4,10 @@ use clap::{Args, Subcommand};
 use std::path::PathBuf;
 
 #[derive(Args, Debug)]
+#[command(after_help = "Examples:
+  vast -e 127.0.0.1:42001 --node n2 spawn source -r /data/eve.json suricata   # prints source-0
+  vast -e 127.0.0.1:42001 --node n2 spawn source -i eth0 -f 'not port 42000' pcap
+  vast -e 127.0.0.1:42001 --node n3 spawn archive")]
 pub struct SpawnArgs {
     #[command(subcommand)]
     pub what: SpawnWhat,
@@ -29,9 +33,13 @@ pub enum SpawnWhat {
         #[arg(short = 'c', long = "cutoff")]
         cutoff: Option<u64>,
         /// Input format.
-        format: String,
+        #[arg(value_enum)]
+        format: super::import::InputFormat,
     },
+    /// An archive: stores batches durably and returns rows by id.
     Archive,
+    /// An index: per-partition synopses and value indexes.
     Index,
+    /// An importer: assigns event ids and places batches on an archive and index.
     Importer,
 }

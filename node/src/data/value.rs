@@ -242,16 +242,9 @@ pub fn format_duration(ns: i64) -> String {
     format!("{ns}ns")
 }
 
-/// Parses a duration literal: a number and a unit (`10ms`, `3 hours`, `1.5s`, `-2d`).
-pub fn parse_duration(s: &str) -> Option<i64> {
-    let s = s.trim();
-    let split = s
-        .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '-' || c == '+'))
-        .unwrap_or(s.len());
-    let (num, unit) = s.split_at(split);
-    let num: f64 = num.parse().ok()?;
-    let unit = unit.trim();
-    let mul: f64 = match unit {
+/// Nanoseconds per unit, by every name a duration unit goes by.
+fn duration_unit(unit: &str) -> Option<f64> {
+    Some(match unit {
         "ns" | "nsec" | "nsecs" | "nanosecond" | "nanoseconds" => 1.0,
         "us" | "usec" | "usecs" | "microsecond" | "microseconds" => 1e3,
         "ms" | "msec" | "msecs" | "millisecond" | "milliseconds" => 1e6,
@@ -262,8 +255,43 @@ pub fn parse_duration(s: &str) -> Option<i64> {
         "w" | "week" | "weeks" => 7.0 * 86400e9,
         "y" | "year" | "years" => 365.0 * 86400e9,
         _ => return None,
+    })
+}
+
+/// Parses a duration literal: a number and a unit (`10ms`, `3 hours`, `1.5s`,
+/// `-2d`), or several written together as VAST accepted them (`1h30m`, `2m30.5s`).
+pub fn parse_duration(s: &str) -> Option<i64> {
+    let s = s.trim();
+    let (neg, mut rest) = match s.strip_prefix('-') {
+        Some(r) => (true, r),
+        None => (false, s.strip_prefix('+').unwrap_or(s)),
     };
-    Some((num * mul).round() as i64)
+    let mut total = 0.0;
+    let mut parts = 0;
+    while !rest.is_empty() {
+        let n = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
+        let num: f64 = rest[..n].parse().ok()?;
+        rest = &rest[n..];
+        // One space may separate a lone number from its unit (`3 hours`).
+        if parts == 0 {
+            rest = rest.strip_prefix(' ').unwrap_or(rest);
+        }
+        let u = rest
+            .find(|c: char| !c.is_ascii_alphabetic())
+            .unwrap_or(rest.len());
+        total += num * duration_unit(&rest[..u])?;
+        rest = &rest[u..];
+        parts += 1;
+        if parts > 1 && rest.starts_with(' ') {
+            return None;
+        }
+    }
+    if parts == 0 {
+        return None;
+    }
+    Some((if neg { -total } else { total }).round() as i64)
 }
 
 /// Parses an absolute time: ISO 8601 dates and date-times (`2011-08-15`,
@@ -413,6 +441,13 @@ mod tests {
         assert_eq!(parse_duration("3 hours"), Some(3 * 3600 * NANOS_PER_SEC));
         assert_eq!(parse_duration("1.5s"), Some(1_500_000_000));
         assert_eq!(parse_duration("5 parsecs"), None);
+        assert_eq!(parse_duration("1h30m"), Some(5400 * NANOS_PER_SEC));
+        assert_eq!(parse_duration("2m30.5s"), Some(150_500_000_000));
+        assert_eq!(parse_duration("-1h30m"), Some(-5400 * NANOS_PER_SEC));
+        assert_eq!(parse_duration("1h 30m"), None);
+        assert_eq!(parse_duration("1h30"), None);
+        assert_eq!(parse_duration("10"), None);
+        assert_eq!(parse_duration(""), None);
         assert_eq!(format_duration(1_500_000_000), "1.5s");
         assert_eq!(format_duration(250_000_000), "250ms");
     }

@@ -265,3 +265,31 @@ impl Message<GetIndexStatus> for Index {
         }
     }
 }
+
+/// The distinct schemas of sealed and building partitions.
+#[derive(Debug)]
+pub struct KnownSchemas;
+
+impl Message<KnownSchemas> for Index {
+    type Reply = Vec<crate::data::Schema>;
+
+    async fn handle(
+        &mut self,
+        _: KnownSchemas,
+        _: &mut Context<Self, Self::Reply>,
+    ) -> Self::Reply {
+        let catalog = self.catalog.read().expect("catalog lock poisoned");
+        let mut out: Vec<crate::data::Schema> = Vec::new();
+        let all = catalog
+            .partitions
+            .iter()
+            .map(|p| &p.meta.schema)
+            .chain(self.building.values().map(|b| b.schema()));
+        for s in all {
+            if !out.contains(s) {
+                out.push(s.clone());
+            }
+        }
+        out
+    }
+}

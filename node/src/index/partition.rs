@@ -45,6 +45,11 @@ pub struct PartitionBuilder {
 }
 
 impl PartitionBuilder {
+    /// The schema of the events being indexed.
+    pub fn schema(&self) -> &Schema {
+        &self.schema
+    }
+
     pub fn new(id: Uuid, schema: Schema, archive: String) -> Self {
         let columns = schema
             .fields

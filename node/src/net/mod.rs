@@ -101,6 +101,14 @@ pub fn describe_dial_error(e: &libp2p::swarm::DialError, has_secret: bool) -> St
         }
     } else if all.contains("timed out") || all.contains("timeout") {
         "the connection timed out".into()
+    } else if all.contains("no records found")
+        || all.contains("failed to lookup")
+        || all.contains("name or service not known")
+        || all.contains("nxdomain")
+    {
+        "the host name does not resolve (check the endpoint's spelling and DNS)".into()
+    } else if all.contains("unreachable") || all.contains("no route") {
+        "no route to the host (network unreachable; check the address and firewalls)".into()
     } else {
         chain.last().cloned().unwrap_or_else(|| e.to_string())
     }

@@ -396,6 +396,17 @@ impl Node {
     }
 
     /// Counts matching events; with `estimate`, from the index alone (an upper bound).
+    /// Field and type extractors of `expr` that no schema on this node has.
+    pub async fn unknown_extractors(&self, expr: &Expr) -> Vec<String> {
+        let Some(index) = self.index() else {
+            return Vec::new();
+        };
+        match index.ask(crate::index::actor::KnownSchemas).await {
+            Ok(schemas) => crate::query::resolve::unknown_extractors(expr, &schemas),
+            Err(_) => Vec::new(),
+        }
+    }
+
     pub async fn count(&self, expr: Expr, estimate: bool) -> Result<u64, NodeError> {
         let (index, archive) = self.query_parts()?;
         exec::count(&index, &archive, expr, estimate)

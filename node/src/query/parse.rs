@@ -536,10 +536,28 @@ impl<'a> Parser<'a> {
             .count();
         let unit = &self.s[unit_at..unit_at + ulen];
         let bounded = !self.at(unit_at + ulen).is_some_and(is_ident);
-        if ulen > 0 && bounded {
-            if let Some(d) = parse_duration(&format!("{num}{unit}")) {
-                self.pos = unit_at + ulen;
-                return Ok(Value::Duration(d));
+        if ulen > 0 {
+            // Further number-unit pairs written right after: `1h30m`.
+            let mut end = unit_at + ulen;
+            while self.at(end).is_some_and(|c| c.is_ascii_digit()) {
+                let digits = self.b[end..]
+                    .iter()
+                    .take_while(|c| c.is_ascii_digit() || **c == b'.')
+                    .count();
+                let letters = self.b[end + digits..]
+                    .iter()
+                    .take_while(|c| c.is_ascii_alphabetic())
+                    .count();
+                if letters == 0 {
+                    break;
+                }
+                end += digits + letters;
+            }
+            if !self.at(end).is_some_and(is_ident) {
+                if let Some(d) = parse_duration(&self.s[start..end]) {
+                    self.pos = end;
+                    return Ok(Value::Duration(d));
+                }
             }
         }
         if ulen > 0 && unit_at == num_end {
@@ -885,6 +903,11 @@ mod tests {
         assert_eq!(rhs("x == 7us"), Value::Duration(7000));
         assert_eq!(rhs("x > -2d"), Value::Duration(-2 * 86400 * s));
         assert_eq!(rhs("x == 1 sec"), Value::Duration(s));
+        assert_eq!(rhs("x > 1h30m"), Value::Duration(5400 * s));
+        assert_eq!(rhs("x > 2m30.5s"), Value::Duration(150 * s + s / 2));
+        assert_eq!(rhs("x < -1d12h"), Value::Duration(-36 * 3600 * s));
+        assert!(parse("x > 1h30").is_err());
+        assert!(parse("x > 1h30x").is_err());
         // A word after a space that is not a unit is not part of the number.
         assert!(parse("x == 5 foo").is_err());
     }
@@ -924,6 +947,10 @@ mod tests {
             panic!()
         };
         assert!(n >= before - 3600 * NANOS_PER_SEC && n < before);
+        let Value::Time(n) = rhs("x > now - 1h30m") else {
+            panic!()
+        };
+        assert!(n >= before - 5400 * NANOS_PER_SEC && n < before - 5300 * NANOS_PER_SEC);
         let Value::Time(n) = rhs("x < now + 10min") else {
             panic!()
         };

@@ -147,6 +147,49 @@ fn resolve_predicate(p: &Predicate, schema: &Schema) -> Resolved {
     }
 }
 
+/// Field and type extractors of `expr` that no schema in `schemas` has, as
+/// warnings (`no schema has field `x``). Such a predicate never matches, which
+/// is almost always a typo. Nothing is reported when there are no schemas.
+pub fn unknown_extractors(expr: &Expr, schemas: &[Schema]) -> Vec<String> {
+    fn walk(e: &Expr, schemas: &[Schema], out: &mut Vec<String>) {
+        match e {
+            Expr::And(xs) | Expr::Or(xs) => xs.iter().for_each(|x| walk(x, schemas, out)),
+            Expr::Not(x) => walk(x, schemas, out),
+            Expr::Pred(p) => {
+                for side in [&p.lhs, &p.rhs] {
+                    let msg = match side {
+                        Operand::Field(name)
+                            if !schemas.iter().any(|s| {
+                                s.fields
+                                    .iter()
+                                    .any(|f| suffix_match(&s.name, &f.name, name))
+                            }) =>
+                        {
+                            format!("no schema has field `{name}`")
+                        }
+                        Operand::Type(name)
+                            if !schemas
+                                .iter()
+                                .any(|s| s.fields.iter().any(|f| type_match(&f.ty, name))) =>
+                        {
+                            format!("no schema has a field of type `:{name}`")
+                        }
+                        _ => continue,
+                    };
+                    if !out.contains(&msg) {
+                        out.push(msg);
+                    }
+                }
+            }
+        }
+    }
+    let mut out = Vec::new();
+    if !schemas.is_empty() {
+        walk(expr, schemas, &mut out);
+    }
+    out
+}
+
 /// Whether `schema_name.field_name` equals `ext` or ends with `.ext`.
 pub fn suffix_match(schema_name: &str, field_name: &str, ext: &str) -> bool {
     if ext.is_empty() {

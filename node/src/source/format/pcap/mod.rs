@@ -17,7 +17,39 @@
 pub mod community_id;
 pub mod cutoff;
 pub mod decode;
+#[cfg(feature = "pcap")]
 pub mod live;
+/// Without the `pcap` feature there is no libpcap: opening a capture fails.
+#[cfg(not(feature = "pcap"))]
+pub mod live {
+    use crate::source::{ReadError, ReadStats, Reader};
+
+    /// Stands in for the libpcap reader in builds without the `pcap` feature.
+    pub enum PcapLiveReader {}
+
+    impl PcapLiveReader {
+        /// Always fails: this build has no live capture.
+        pub fn open(
+            iface: &str,
+            _bpf: Option<&str>,
+            _snaplen: u32,
+            _cutoff: Option<u64>,
+        ) -> Result<Self, ReadError> {
+            Err(ReadError::Other(format!(
+                "cannot capture on {iface}: this vast was built without the `pcap` feature (live capture); rebuild with default features"
+            )))
+        }
+    }
+
+    impl Reader for PcapLiveReader {
+        fn read(&mut self, _: usize) -> Result<Option<Vec<crate::data::Batch>>, ReadError> {
+            match *self {}
+        }
+        fn stats(&self) -> ReadStats {
+            match *self {}
+        }
+    }
+}
 pub mod stream;
 
 #[cfg(test)]

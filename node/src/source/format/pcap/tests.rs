@@ -384,7 +384,7 @@ fn blobs_render_in_every_text_format() {
     );
 }
 
-#[cfg(target_os = "linux")]
+#[cfg(all(target_os = "linux", feature = "pcap"))]
 mod live {
     use super::*;
     use crate::node::{Node, NodeOptions};
