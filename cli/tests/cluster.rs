@@ -458,3 +458,44 @@ fn live_capture_needs_the_pcap_feature() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("without the `pcap` feature"), "{err}");
 }
+
+#[test]
+fn fields_no_schema_has_are_reported_across_the_cluster() {
+    let _serial = serial();
+    let Some(data) = data_dir() else { return };
+    let root = TempDb::new("unknown-fields");
+    std::fs::create_dir_all(root.path()).unwrap();
+    let n2 = NodeProc::start("n2", &root.path().join("n2"), free_port(), &[], None);
+    // n1 holds nothing itself: every schema lives on n2.
+    let n1 = NodeProc::start_env(
+        "n1",
+        &root.path().join("n1"),
+        free_port(),
+        &[&n2.endpoint],
+        None,
+        &[("VAST_IMPORT__PLACEMENT", "fixed:n2")],
+    );
+    eventually(20, "n1 sees n2", || {
+        let p: serde_json::Value =
+            serde_json::from_str(&vast_ok(&n1.endpoint, &["peers"], None)).unwrap();
+        p.as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["id"] == "n2" && m["reachable"] == true)
+    });
+    let conn = std::fs::read(data.join("zeek/conn.log.gz")).unwrap();
+    vast_ok(&n1.endpoint, &["import", "zeek"], Some(&conn));
+    let out = vast_at(&n1.endpoint, &["count", "no_such_field == 1"], None);
+    assert!(out.status.success());
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "0");
+    let e = String::from_utf8_lossy(&out.stderr);
+    assert!(e.contains("no schema has field `no_such_field`"), "{e}");
+    let out = vast_at(&n1.endpoint, &["export", "json", ":nosuchtype == 1"], None);
+    assert!(out.status.success());
+    let e = String::from_utf8_lossy(&out.stderr);
+    assert!(e.contains("no schema has a field of type `:nosuchtype`"), "{e}");
+    // A field that only n2's schemas have is no typo.
+    let out = vast_at(&n1.endpoint, &["count", "resp_h == 192.168.1.104"], None);
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "66");
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("no schema"));
+}

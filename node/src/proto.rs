@@ -132,6 +132,8 @@ pub enum DataRequest {
     },
     /// Candidates of a query in this node's index.
     Lookup { expr: String },
+    /// The schemas of this node's data (to warn about fields no schema has).
+    Schemas,
     /// Matching rows of a partition in this node's archive, from row `from_row` on,
     /// about `max_bytes` at most (the receiver caps it too); `limit` 0 means none.
     Fetch {
@@ -196,6 +198,8 @@ pub enum DataResponse {
     Flushed { events: u64 },
     /// Index candidates.
     Hits(Vec<WireHits>),
+    /// The distinct schemas of a node's data.
+    Schemas(Vec<crate::data::Schema>),
     /// Selected rows: each entry is rkyv `Batch` bytes.
     Rows(Vec<Vec<u8>>),
     /// One page of a `Fetch`: rows, and the row to ask from next (`None`: done).
@@ -264,6 +268,7 @@ impl DataRequest {
             DataRequest::Ingest { .. } => "ingest",
             DataRequest::Flush { .. } => "flush",
             DataRequest::Lookup { .. } => "lookup",
+            DataRequest::Schemas => "schemas",
             DataRequest::Fetch { .. } => "fetch",
             DataRequest::ExportOpen { .. } => "export-open",
             DataRequest::ExportNext { .. } => "export-next",

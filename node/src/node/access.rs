@@ -85,6 +85,7 @@ pub fn data_request(caller: &Caller, req: &DataRequest) -> Result<(), Denied> {
         | DataRequest::Flush { .. }
         | DataRequest::Abort { .. }
         | DataRequest::Lookup { .. }
+        | DataRequest::Schemas
         | DataRequest::Fetch { .. }
         | DataRequest::ExportOpen { .. }
         | DataRequest::ExportNext { .. }

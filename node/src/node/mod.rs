@@ -397,6 +397,14 @@ impl Node {
 
     /// Counts matching events; with `estimate`, from the index alone (an upper bound).
     /// Field and type extractors of `expr` that no schema on this node has.
+    /// The distinct schemas of this node's visible data (none without an index).
+    pub async fn known_schemas(&self) -> Vec<crate::data::Schema> {
+        match self.index() {
+            Some(i) => i.ask(crate::index::actor::KnownSchemas).await.unwrap_or_default(),
+            None => Vec::new(),
+        }
+    }
+
     pub async fn unknown_extractors(&self, expr: &Expr) -> Vec<String> {
         let Some(index) = self.index() else {
             return Vec::new();

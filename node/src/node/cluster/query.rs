@@ -92,7 +92,26 @@ impl Cluster {
                 )
             }
         });
-        for (id, r) in futures::future::join_all(asks).await {
+        // The schemas of every member, beside the lookups, so a field that no
+        // schema anywhere has is reported instead of silently matching nothing.
+        let schema_asks = holders.iter().map(|id| {
+            let this = self.clone();
+            async move {
+                match this.ask_member(id, DataRequest::Schemas, MEMBER_TIMEOUT).await {
+                    Ok(DataResponse::Schemas(s)) => s,
+                    _ => Vec::new(),
+                }
+            }
+        });
+        let (answers, schemas) = futures::future::join(
+            futures::future::join_all(asks),
+            futures::future::join_all(schema_asks),
+        )
+        .await;
+        let mut all_schemas = self.node.known_schemas().await;
+        all_schemas.extend(schemas.into_iter().flatten());
+        warnings.extend(crate::query::resolve::unknown_extractors(&parse(expr).map_err(|e| e.to_string())?, &all_schemas));
+        for (id, r) in answers {
             match r {
                 Ok(DataResponse::Hits(h)) => out.extend(h),
                 Ok(other) => return Err(format!("node {id}: unexpected answer {other:?}")),

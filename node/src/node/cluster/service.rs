@@ -128,6 +128,7 @@ impl Cluster {
             DataRequest::Abort { node, session, .. } => {
                 self.finish(peer, node, session, false).await
             }
+            DataRequest::Schemas => DataResponse::Schemas(self.node.known_schemas().await),
             DataRequest::Lookup { .. } if !self.serves_data() => {
                 if self.node.has_index_data() {
                     err("its archive or index is stopped, so its data is unavailable (spawn them again)")
