@@ -493,7 +493,10 @@ fn fields_no_schema_has_are_reported_across_the_cluster() {
     let out = vast_at(&n1.endpoint, &["export", "json", ":nosuchtype == 1"], None);
     assert!(out.status.success());
     let e = String::from_utf8_lossy(&out.stderr);
-    assert!(e.contains("no schema has a field of type `:nosuchtype`"), "{e}");
+    assert!(
+        e.contains("no schema has a field of type `:nosuchtype`"),
+        "{e}"
+    );
     // A field that only n2's schemas have is no typo.
     let out = vast_at(&n1.endpoint, &["count", "resp_h == 192.168.1.104"], None);
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "66");

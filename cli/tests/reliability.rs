@@ -38,7 +38,10 @@ fn stored(db: &Path) -> (Vec<String>, Vec<String>) {
         v.dedup();
         v
     };
-    (names(&db.join("archive"), None), names(&db.join("index"), None))
+    (
+        names(&db.join("archive"), None),
+        names(&db.join("index"), None),
+    )
 }
 
 /// The database holds exactly the partitions `status` reports, in both archive
@@ -46,7 +49,12 @@ fn stored(db: &Path) -> (Vec<String>, Vec<String>) {
 fn no_leftovers(db: &Path, partitions: u64) {
     let (a, i) = stored(db);
     assert_eq!(a, i, "archive and index disagree in {}", db.display());
-    assert_eq!(a.len() as u64, partitions, "files in {}: {a:?}", db.display());
+    assert_eq!(
+        a.len() as u64,
+        partitions,
+        "files in {}: {a:?}",
+        db.display()
+    );
     assert!(a.iter().all(|n| n.parse::<uuid::Uuid>().is_ok()), "{a:?}");
 }
 
@@ -65,7 +73,9 @@ fn delay(k: u64) -> Duration {
                 .unwrap()
                 .as_nanos() as u64
         });
-    let x = seed.wrapping_mul(6364136223846793005).wrapping_add(k * 1442695040888963407);
+    let x = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(k * 1442695040888963407);
     let ms = 100 + (x >> 33) % 2400;
     eprintln!("kill {k}: after {ms} ms (VAST_KILL_SEED={seed})");
     Duration::from_millis(ms)
@@ -79,7 +89,15 @@ fn sigkill_during_embedded_imports_leaves_all_or_nothing() {
     let mut committed = 0u64;
     for k in 0..5u64 {
         let mut child = Command::new(env!("CARGO_BIN_EXE_vast"))
-            .args(["-N", "-d", db.path().to_str().unwrap(), "import", "-n", &per.to_string(), "test"])
+            .args([
+                "-N",
+                "-d",
+                db.path().to_str().unwrap(),
+                "import",
+                "-n",
+                &per.to_string(),
+                "test",
+            ])
             .env("VAST_IMPORT__PARTITION_SIZE", "30000")
             .env("VAST_IMPORT__BATCH_SIZE", "5000")
             .stdout(Stdio::null())
@@ -100,7 +118,11 @@ fn sigkill_during_embedded_imports_leaves_all_or_nothing() {
             committed += per;
         }
         let st = status_n(&db);
-        assert_eq!(st["events"].as_u64().unwrap(), committed, "after kill {k}: {st}");
+        assert_eq!(
+            st["events"].as_u64().unwrap(),
+            committed,
+            "after kill {k}: {st}"
+        );
         assert_eq!(
             vast_n(&db, &["count", ":count >= 0"], None).trim(),
             committed.to_string()
@@ -126,7 +148,12 @@ fn concurrent_client_imports_one_failing() {
         let ep = ep.clone();
         std::thread::spawn(move || vast_at(&ep, &["import", "zeek"], Some(&bytes)))
     };
-    let jobs = [run(conn.clone()), run(truncated), run(dns.clone()), run(conn.clone())];
+    let jobs = [
+        run(conn.clone()),
+        run(truncated),
+        run(dns.clone()),
+        run(conn.clone()),
+    ];
     let outs: Vec<_> = jobs.into_iter().map(|j| j.join().unwrap()).collect();
     assert!(outs[0].status.success() && outs[2].status.success() && outs[3].status.success());
     assert!(!outs[1].status.success(), "the truncated import succeeded");
@@ -151,7 +178,16 @@ fn a_client_or_node_killed_mid_import_leaves_nothing() {
     vast_ok(&ep, &["import", "-n", "50000", "test"], None);
     // The client dies mid-import: the node aborts its session.
     let mut client = Command::new(env!("CARGO_BIN_EXE_vast"))
-        .args(["-e", &ep, "import", "-n", "5000000", "--batch-size", "5000", "test"])
+        .args([
+            "-e",
+            &ep,
+            "import",
+            "-n",
+            "5000000",
+            "--batch-size",
+            "5000",
+            "test",
+        ])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -160,8 +196,7 @@ fn a_client_or_node_killed_mid_import_leaves_nothing() {
     let _ = client.kill();
     let _ = client.wait();
     eventually(40, "the node aborted the dead client's import", || {
-        let st: serde_json::Value =
-            serde_json::from_str(&vast_ok(&ep, &["status"], None)).unwrap();
+        let st: serde_json::Value = serde_json::from_str(&vast_ok(&ep, &["status"], None)).unwrap();
         st["events"] == 50000 && {
             let (a, _) = stored(&db);
             a.len() as u64 == st["partitions"].as_u64().unwrap()
@@ -171,12 +206,21 @@ fn a_client_or_node_killed_mid_import_leaves_nothing() {
     // The node itself dies mid-import: it restarts with what was acknowledged.
     let client = std::thread::spawn({
         let ep = ep.clone();
-        move || vast_at(&ep, &["import", "-n", "5000000", "--batch-size", "5000", "test"], None)
+        move || {
+            vast_at(
+                &ep,
+                &["import", "-n", "5000000", "--batch-size", "5000", "test"],
+                None,
+            )
+        }
     });
     std::thread::sleep(delay(2).max(Duration::from_millis(800)));
     n1.sigkill();
     let out = client.join().unwrap();
-    assert!(!out.status.success(), "the import of a killed node succeeded");
+    assert!(
+        !out.status.success(),
+        "the import of a killed node succeeded"
+    );
     let n1 = NodeProc::start_env("n1", &db, free_port(), &[], None, &env);
     let st: serde_json::Value =
         serde_json::from_str(&vast_ok(&n1.endpoint, &["status"], None)).unwrap();
@@ -200,17 +244,30 @@ fn a_node_lost_mid_import_aborts_it_everywhere() {
     let ep = n1.endpoint.clone();
     eventually(20, "n1 places on n2", || {
         let p: serde_json::Value = serde_json::from_str(&vast_ok(&ep, &["peers"], None)).unwrap();
-        p.as_array().unwrap().iter().any(|m| m["id"] == "n2" && m["components"].as_array().unwrap().len() == 3)
+        p.as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["id"] == "n2" && m["components"].as_array().unwrap().len() == 3)
     });
     // A whole import spread over both nodes, committed on both.
     vast_ok(&ep, &["import", "-n", "100000", "test"], None);
-    let s2: serde_json::Value = serde_json::from_str(&vast_ok(&n2.endpoint, &["status"], None)).unwrap();
-    assert!(s2["events"].as_u64().unwrap() > 0, "round-robin put nothing on n2: {s2}");
+    let s2: serde_json::Value =
+        serde_json::from_str(&vast_ok(&n2.endpoint, &["status"], None)).unwrap();
+    assert!(
+        s2["events"].as_u64().unwrap() > 0,
+        "round-robin put nothing on n2: {s2}"
+    );
     assert_eq!(count_at(&ep, ":count >= 0"), 100000);
     // n2 dies during the next one: the import fails naming n2 and leaves nothing.
     let client = std::thread::spawn({
         let ep = ep.clone();
-        move || vast_at(&ep, &["import", "-n", "3000000", "--batch-size", "5000", "test"], None)
+        move || {
+            vast_at(
+                &ep,
+                &["import", "-n", "3000000", "--batch-size", "5000", "test"],
+                None,
+            )
+        }
     });
     std::thread::sleep(delay(3).max(Duration::from_millis(1500)));
     n2.sigkill();
@@ -226,12 +283,16 @@ fn a_node_lost_mid_import_aborts_it_everywhere() {
     // n2 returns: what it prepared for the aborted import is removed; the
     // committed import is whole again.
     let n2 = NodeProc::start_env("n2", &d2, p2, &[&n1.endpoint], None, &env);
-    eventually(30, "n2 is back and resolved its prepared partitions", || {
-        let st: serde_json::Value =
-            serde_json::from_str(&vast_ok(&n2.endpoint, &["status"], None)).unwrap();
-        let (a, _) = stored(&d2);
-        a.len() as u64 == st["partitions"].as_u64().unwrap()
-    });
+    eventually(
+        30,
+        "n2 is back and resolved its prepared partitions",
+        || {
+            let st: serde_json::Value =
+                serde_json::from_str(&vast_ok(&n2.endpoint, &["status"], None)).unwrap();
+            let (a, _) = stored(&d2);
+            a.len() as u64 == st["partitions"].as_u64().unwrap()
+        },
+    );
     eventually(30, "whole answers through n1", || {
         let out = vast_at(&ep, &["count", ":count >= 0"], None);
         String::from_utf8_lossy(&out.stdout).trim() == "100000"
@@ -246,7 +307,11 @@ fn a_renamed_node_still_serves_its_data() {
     import(&db, "zeek", &data.join("zeek/conn.log.gz"));
     let n = NodeProc::start("n7", db.path(), free_port(), &[], None);
     assert_eq!(count_at(&n.endpoint, "resp_h == 192.168.1.104"), 66);
-    let rows = vast_ok(&n.endpoint, &["export", "json", "resp_h == 192.168.1.104"], None);
+    let rows = vast_ok(
+        &n.endpoint,
+        &["export", "json", "resp_h == 192.168.1.104"],
+        None,
+    );
     assert_eq!(rows.lines().count(), 66);
 }
 
@@ -257,11 +322,20 @@ fn read_your_writes_through_another_node() {
     let root = TempDb::new("ryw");
     std::fs::create_dir_all(root.path()).unwrap();
     let n1 = NodeProc::start("n1", &root.path().join("n1"), free_port(), &[], None);
-    let n2 = NodeProc::start("n2", &root.path().join("n2"), free_port(), &[&n1.endpoint], Some(""));
+    let n2 = NodeProc::start(
+        "n2",
+        &root.path().join("n2"),
+        free_port(),
+        &[&n1.endpoint],
+        Some(""),
+    );
     let ep = n1.endpoint.clone();
     eventually(20, "n1 sees n2", || {
         let p: serde_json::Value = serde_json::from_str(&vast_ok(&ep, &["peers"], None)).unwrap();
-        p.as_array().unwrap().iter().any(|m| m["id"] == "n2" && m["reachable"] == true)
+        p.as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["id"] == "n2" && m["reachable"] == true)
     });
     for c in ["archive", "index", "importer"] {
         vast_ok(&ep, &["--node", "n2", "spawn", c], None);
@@ -271,7 +345,9 @@ fn read_your_writes_through_another_node() {
     // Straight after the acknowledgement, through n1, without waiting.
     assert_eq!(count_at(&ep, "#type == \"zeek.conn\""), 8462);
     assert_eq!(
-        vast_ok(&ep, &["export", "json", "resp_h == 192.168.1.104"], None).lines().count(),
+        vast_ok(&ep, &["export", "json", "resp_h == 192.168.1.104"], None)
+            .lines()
+            .count(),
         66
     );
     drop(n2);
@@ -284,11 +360,20 @@ fn killed_components_come_back_with_their_data() {
     let root = TempDb::new("kill-components");
     std::fs::create_dir_all(root.path()).unwrap();
     let n1 = NodeProc::start("n1", &root.path().join("n1"), free_port(), &[], None);
-    let _n2 = NodeProc::start("n2", &root.path().join("n2"), free_port(), &[&n1.endpoint], None);
+    let _n2 = NodeProc::start(
+        "n2",
+        &root.path().join("n2"),
+        free_port(),
+        &[&n1.endpoint],
+        None,
+    );
     let ep = n1.endpoint.clone();
     eventually(20, "n1 sees n2", || {
         let p: serde_json::Value = serde_json::from_str(&vast_ok(&ep, &["peers"], None)).unwrap();
-        p.as_array().unwrap().iter().any(|m| m["id"] == "n2" && m["reachable"] == true)
+        p.as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["id"] == "n2" && m["reachable"] == true)
     });
     let dns = std::fs::read(data.join("zeek/dns.log.gz")).unwrap();
     vast_ok(&ep, &["--node", "n2", "import", "zeek"], Some(&dns));
@@ -296,17 +381,29 @@ fn killed_components_come_back_with_their_data() {
     let components = |node: &str| -> Vec<String> {
         let st: serde_json::Value =
             serde_json::from_str(&vast_ok(&ep, &["--node", node, "status"], None)).unwrap();
-        st["components"].as_array().unwrap().iter().map(|c| c.as_str().unwrap().to_string()).collect()
+        st["components"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c.as_str().unwrap().to_string())
+            .collect()
     };
     for c in ["index", "archive"] {
         vast_ok(&ep, &["--node", "n2", "kill", c], None);
-        assert!(!components("n2").contains(&c.to_string()), "{c} still listed");
+        assert!(
+            !components("n2").contains(&c.to_string()),
+            "{c} still listed"
+        );
         // n2's data is unavailable: the query says so, or warns with --allow-partial.
         let out = vast_at(&ep, &["count", "#type == \"zeek.dns\""], None);
         assert!(!out.status.success(), "count succeeded without n2's {c}");
         let e = String::from_utf8_lossy(&out.stderr);
         assert!(e.contains("n2") && e.contains("unavailable"), "{e}");
-        let out = vast_at(&ep, &["count", "--allow-partial", "#type == \"zeek.dns\""], None);
+        let out = vast_at(
+            &ep,
+            &["count", "--allow-partial", "#type == \"zeek.dns\""],
+            None,
+        );
         assert!(out.status.success());
         assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "0");
         assert!(String::from_utf8_lossy(&out.stderr).contains("n2"));
@@ -314,9 +411,17 @@ fn killed_components_come_back_with_their_data() {
         assert_eq!(vast_ok(&ep, &["--node", "n2", "spawn", c], None).trim(), c);
         assert_eq!(count_at(&ep, "#type == \"zeek.dns\""), 5124);
         assert_eq!(
-            vast_ok(&ep, &["export", "json", "#type == \"zeek.dns\" && query == \"www.google.com\""], None)
-                .lines()
-                .count() as u64,
+            vast_ok(
+                &ep,
+                &[
+                    "export",
+                    "json",
+                    "#type == \"zeek.dns\" && query == \"www.google.com\""
+                ],
+                None
+            )
+            .lines()
+            .count() as u64,
             count_at(&ep, "#type == \"zeek.dns\" && query == \"www.google.com\"")
         );
     }
@@ -349,9 +454,16 @@ fn csv_with_quoted_newlines_through_a_node() {
     let n1 = NodeProc::start("n1", &root.path().join("n1"), free_port(), &[], None);
     let csv = b"a,b\n1,\"two\nlines\"\n2,\"say \"\"hi\"\"\"\n";
     vast_ok(&n1.endpoint, &["import", "-t", "quoted", "csv"], Some(csv));
-    let rows = vast_ok(&n1.endpoint, &["export", "json", "#type == \"quoted\""], None);
+    let rows = vast_ok(
+        &n1.endpoint,
+        &["export", "json", "#type == \"quoted\""],
+        None,
+    );
     assert_eq!(rows.lines().count(), 2, "{rows}");
-    assert!(rows.contains("two\\nlines") && rows.contains("say \\\"hi\\\""), "{rows}");
+    assert!(
+        rows.contains("two\\nlines") && rows.contains("say \\\"hi\\\""),
+        "{rows}"
+    );
 }
 
 /// A participant learns a decision it missed: this test plays the coordinator of
@@ -372,7 +484,11 @@ fn a_participant_learns_a_missed_outcome_when_it_returns() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let key = libp2p::identity::Keypair::generate_ed25519();
     let net = rt
-        .block_on(vast_node::net::start(key, None, vast_node::net::NetOptions::client(None, 32 << 20)))
+        .block_on(vast_node::net::start(
+            key,
+            None,
+            vast_node::net::NetOptions::client(None, 32 << 20),
+        ))
         .unwrap();
     let client = net.client.clone();
     let me = Member {
@@ -393,7 +509,9 @@ fn a_participant_learns_a_missed_outcome_when_it_returns() {
     let join = || -> libp2p::PeerId {
         let addr = vast_node::net::parse_endpoint(&ep).unwrap();
         let peer = rt
-            .block_on(async { tokio::time::timeout(Duration::from_secs(10), client.dial(addr)).await })
+            .block_on(async {
+                tokio::time::timeout(Duration::from_secs(10), client.dial(addr)).await
+            })
             .unwrap()
             .unwrap();
         match ask(peer, DataRequest::Hello { from: me.clone() }) {
@@ -416,11 +534,17 @@ fn a_participant_learns_a_missed_outcome_when_it_returns() {
                     Ok(DataRequest::Lookup { .. }) => DataResponse::Hits(vec![]),
                     Ok(DataRequest::Hello { .. }) => DataResponse::Error("a test peer".into()),
                     Ok(DataRequest::Outcome { .. }) if !decide.load(Ordering::SeqCst) => {
-                        DataResponse::TxnOutcome { committed: false, pending: true }
+                        DataResponse::TxnOutcome {
+                            committed: false,
+                            pending: true,
+                        }
                     }
                     Ok(DataRequest::Outcome { txn }) => {
                         answered.fetch_add(1, Ordering::SeqCst);
-                        DataResponse::TxnOutcome { committed: txn == *commit_txn.as_bytes(), pending: false }
+                        DataResponse::TxnOutcome {
+                            committed: txn == *commit_txn.as_bytes(),
+                            pending: false,
+                        }
                     }
                     other => DataResponse::Error(format!("unexpected {other:?}")),
                 };
@@ -440,9 +564,16 @@ fn a_participant_learns_a_missed_outcome_when_it_returns() {
     let batch = b.finish().to_bytes();
     let (p_commit, p_abort) = (uuid::Uuid::now_v7(), uuid::Uuid::now_v7());
     for (p, t) in [(p_commit, commit_txn), (p_abort, abort_txn)] {
-        let store = DataRequest::Store { partition: *p.as_bytes(), offset: 0, batch: batch.clone() };
+        let store = DataRequest::Store {
+            partition: *p.as_bytes(),
+            offset: 0,
+            batch: batch.clone(),
+        };
         assert!(matches!(ask(peer, store), DataResponse::Ack { .. }));
-        let seal = DataRequest::Seal { partition: *p.as_bytes(), txn: *t.as_bytes() };
+        let seal = DataRequest::Seal {
+            partition: *p.as_bytes(),
+            txn: *t.as_bytes(),
+        };
         let r = ask(peer, seal);
         assert!(matches!(r, DataResponse::Ack { .. }), "{r:?}");
     }
@@ -452,17 +583,26 @@ fn a_participant_learns_a_missed_outcome_when_it_returns() {
     let n1 = NodeProc::start("n1", &db, port, &[], None);
     assert_eq!(count_at(&n1.endpoint, "#type == \"learned\""), 0);
     let (a, _) = stored(&db);
-    assert_eq!(a.len(), 2, "prepared partitions kept while the outcome is unknown: {a:?}");
+    assert_eq!(
+        a.len(),
+        2,
+        "prepared partitions kept while the outcome is unknown: {a:?}"
+    );
     // While the coordinator says "pending", nothing changes; then it decides.
     join();
     std::thread::sleep(Duration::from_secs(3));
     assert_eq!(count_at(&n1.endpoint, "#type == \"learned\""), 0);
     assert_eq!(stored(&db).0.len(), 2);
     decide.store(true, std::sync::atomic::Ordering::SeqCst);
-    eventually(20, "the committed partition shows, the aborted one is gone", || {
-        count_at(&n1.endpoint, "#type == \"learned\"") == 10 && stored(&db).0.len() == 1
-    });
+    eventually(
+        20,
+        "the committed partition shows, the aborted one is gone",
+        || count_at(&n1.endpoint, "#type == \"learned\"") == 10 && stored(&db).0.len() == 1,
+    );
     let (a, i) = stored(&db);
-    assert_eq!((a, i), (vec![p_commit.to_string()], vec![p_commit.to_string()]));
+    assert_eq!(
+        (a, i),
+        (vec![p_commit.to_string()], vec![p_commit.to_string()])
+    );
     assert!(answered.load(std::sync::atomic::Ordering::SeqCst) >= 2);
 }

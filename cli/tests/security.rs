@@ -55,7 +55,11 @@ fn ok_s(ep: &str, secret: &Path, args: &[&str]) -> String {
 fn still_answers(ep: &str, secret: &Path) {
     let t = Instant::now();
     ok_s(ep, secret, &["status"]);
-    assert!(t.elapsed() < Duration::from_secs(5), "status took {:?}", t.elapsed());
+    assert!(
+        t.elapsed() < Duration::from_secs(5),
+        "status took {:?}",
+        t.elapsed()
+    );
 }
 
 fn count_s(ep: &str, secret: &Path, q: &str) -> u64 {
@@ -198,12 +202,19 @@ async fn send(s: &mut Hostile, peer: PeerId, raw: Raw) -> Result<DataResponse, S
 /// The node still answers a data-plane request, within a second.
 async fn alive(s: &mut Hostile, peer: PeerId, after: &str) {
     let t = Instant::now();
-    let ping = DataRequest::Lookup { expr: "#type == \"nothing\"".into() }.encode();
+    let ping = DataRequest::Lookup {
+        expr: "#type == \"nothing\"".into(),
+    }
+    .encode();
     match send(s, peer, Raw::Frame(ping)).await {
         Ok(DataResponse::Hits(_)) => {}
         other => panic!("after {after}: the node did not answer a lookup: {other:?}"),
     }
-    assert!(t.elapsed() < Duration::from_secs(1), "after {after}: answered in {:?}", t.elapsed());
+    assert!(
+        t.elapsed() < Duration::from_secs(1),
+        "after {after}: answered in {:?}",
+        t.elapsed()
+    );
 }
 
 fn expect_error(r: Result<DataResponse, String>, what: &str, needle: &str) {
@@ -250,7 +261,11 @@ fn dir_digest(dir: &Path) -> Vec<(String, u64, Vec<u8>)> {
         .filter(|p| p.is_file())
         .map(|p| {
             let b = std::fs::read(&p).unwrap();
-            (p.display().to_string(), b.len() as u64, b[..b.len().min(4096)].to_vec())
+            (
+                p.display().to_string(),
+                b.len() as u64,
+                b[..b.len().min(4096)].to_vec(),
+            )
         })
         .collect();
     v.sort();
@@ -277,7 +292,10 @@ fn admission_needs_the_cluster_secret() {
     still_answers(&ep, &secret);
     // The identity key is the owner's alone.
     use std::os::unix::fs::PermissionsExt;
-    let mode = std::fs::metadata(root.path().join("n1/node.key")).unwrap().permissions().mode();
+    let mode = std::fs::metadata(root.path().join("n1/node.key"))
+        .unwrap()
+        .permissions()
+        .mode();
     assert_eq!(mode & 0o777, 0o600, "node.key mode {mode:o}");
 
     // No secret, a wrong secret: refused in the handshake, with one clear line.
@@ -295,7 +313,13 @@ fn admission_needs_the_cluster_secret() {
     let mut bad = std::process::Command::new(env!("CARGO_BIN_EXE_vast"))
         .args(["-i", "n2", "-d", n2.path().to_str().unwrap(), "-e"])
         .arg(format!("127.0.0.1:{port2}"))
-        .args(["--secret-file", wrong.to_str().unwrap(), "start", "--peer", &ep])
+        .args([
+            "--secret-file",
+            wrong.to_str().unwrap(),
+            "start",
+            "--peer",
+            &ep,
+        ])
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
@@ -317,7 +341,10 @@ fn admission_needs_the_cluster_secret() {
     });
     // The node logged the refusals with the remote address, and still works.
     let log = std::fs::read_to_string(&n1.log).unwrap();
-    assert!(log.contains("refused a peer in the connection handshake"), "{log}");
+    assert!(
+        log.contains("refused a peer in the connection handshake"),
+        "{log}"
+    );
     assert!(log.contains("127.0.0.1"), "{log}");
     still_answers(&ep, &secret);
     // The node stops only for a holder of the secret.
@@ -333,7 +360,13 @@ fn protected_mode_without_a_secret() {
     for ep in [format!("0.0.0.0:{port}"), format!("[::]:{port}")] {
         let t = Instant::now();
         let out = vast_with(
-            &["-d", root.path().join("db").to_str().unwrap(), "-e", &ep, "start"],
+            &[
+                "-d",
+                root.path().join("db").to_str().unwrap(),
+                "-e",
+                &ep,
+                "start",
+            ],
             None,
             Duration::from_secs(20),
         );
@@ -393,7 +426,10 @@ fn a_hostile_peer_with_the_secret_cannot_crash_stall_or_corrupt_a_node() {
     let ep = n1.endpoint.clone();
     eventually(20, "n1 sees n2", || {
         let p: serde_json::Value = serde_json::from_str(&ok_s(&ep, &secret, &["peers"])).unwrap();
-        p.as_array().unwrap().iter().any(|m| m["id"] == "n2" && m["reachable"] == true)
+        p.as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["id"] == "n2" && m["reachable"] == true)
     });
     let n2_peer = {
         let st: serde_json::Value =
@@ -402,7 +438,11 @@ fn a_hostile_peer_with_the_secret_cannot_crash_stall_or_corrupt_a_node() {
     };
     let conn = std::fs::read(data.join("zeek/conn.log.gz")).unwrap();
     let out = vast_at(&ep, &["--secret-file", s, "import", "zeek"], Some(&conn));
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let before = count_s(&ep, &secret, ":addr == 192.168.1.104");
     assert_eq!(before, 2821);
     let archive = root.path().join("n1/archive");
@@ -427,78 +467,220 @@ fn a_hostile_peer_with_the_secret_cannot_crash_stall_or_corrupt_a_node() {
             )
         };
         let quick = |t: Instant, what: &str| {
-            assert!(t.elapsed() < Duration::from_secs(1), "{what}: took {:?}", t.elapsed())
+            assert!(
+                t.elapsed() < Duration::from_secs(1),
+                "{what}: took {:?}",
+                t.elapsed()
+            )
         };
 
         // Garbage and truncated envelopes.
-        expect_error(send(&mut h, node, Raw::Frame(b"\x00\x01garbage".to_vec())).await, "garbage", "malformed");
+        expect_error(
+            send(&mut h, node, Raw::Frame(b"\x00\x01garbage".to_vec())).await,
+            "garbage",
+            "malformed",
+        );
         alive(&mut h, node, "garbage").await;
-        let ingest = DataRequest::Ingest { node: String::new(), session: [5; 16], seq: 1, batch: vec![7; 100], forwarded: false }.encode();
+        let ingest = DataRequest::Ingest {
+            node: String::new(),
+            session: [5; 16],
+            seq: 1,
+            batch: vec![7; 100],
+            forwarded: false,
+        }
+        .encode();
         // Cut in half, an envelope may even read as another valid message: any
         // error will do, as long as nothing breaks.
-        expect_error(send(&mut h, node, Raw::Frame(ingest[..ingest.len() / 2].to_vec())).await, "truncated", "");
+        expect_error(
+            send(
+                &mut h,
+                node,
+                Raw::Frame(ingest[..ingest.len() / 2].to_vec()),
+            )
+            .await,
+            "truncated",
+            "",
+        );
         alive(&mut h, node, "truncated").await;
-        expect_error(send(&mut h, node, Raw::Frame(ingest[..ingest.len() - 9].to_vec())).await, "truncated tail", "");
+        expect_error(
+            send(
+                &mut h,
+                node,
+                Raw::Frame(ingest[..ingest.len() - 9].to_vec()),
+            )
+            .await,
+            "truncated tail",
+            "",
+        );
         alive(&mut h, node, "truncated tail").await;
-        expect_error(send(&mut h, node, Raw::Frame(vec![])).await, "empty", "malformed");
+        expect_error(
+            send(&mut h, node, Raw::Frame(vec![])).await,
+            "empty",
+            "malformed",
+        );
         alive(&mut h, node, "empty").await;
         // Deep nesting: under 4 MB, 100,000 levels.
         let deep = deep_batch(100_000);
         assert!(deep.len() < 4 << 20);
         for req in [
-            DataRequest::Ingest { node: String::new(), session: [5; 16], seq: 2, batch: deep.clone(), forwarded: false },
-            DataRequest::Discard { seq: 3, batch: deep.clone() },
+            DataRequest::Ingest {
+                node: String::new(),
+                session: [5; 16],
+                seq: 2,
+                batch: deep.clone(),
+                forwarded: false,
+            },
+            DataRequest::Discard {
+                seq: 3,
+                batch: deep.clone(),
+            },
         ] {
-            expect_error(send(&mut h, node, Raw::Frame(req.encode())).await, "deep nesting", "depth");
+            expect_error(
+                send(&mut h, node, Raw::Frame(req.encode())).await,
+                "deep nesting",
+                "depth",
+            );
             alive(&mut h, node, "deep nesting").await;
         }
         // An empty schema.
         let empty = vast_node::data::Batch {
-            schema: vast_node::data::Schema { name: "x".into(), fields: vec![] },
+            schema: vast_node::data::Schema {
+                name: "x".into(),
+                fields: vec![],
+            },
             rows: 0,
             columns: vec![],
         };
-        let req = DataRequest::Ingest { node: String::new(), session: [5; 16], seq: 4, batch: empty.to_bytes(), forwarded: false };
-        expect_error(send(&mut h, node, Raw::Frame(req.encode())).await, "empty schema", "empty");
+        let req = DataRequest::Ingest {
+            node: String::new(),
+            session: [5; 16],
+            seq: 4,
+            batch: empty.to_bytes(),
+            forwarded: false,
+        };
+        expect_error(
+            send(&mut h, node, Raw::Frame(req.encode())).await,
+            "empty schema",
+            "empty",
+        );
         alive(&mut h, node, "empty schema").await;
         // Huge claimed lengths: over the cap, and under it with nothing behind.
-        expect_error(send(&mut h, node, Raw::Lie { claim: u32::MAX, body: vec![1; 16] }).await, "claim 4 GiB", "");
+        expect_error(
+            send(
+                &mut h,
+                node,
+                Raw::Lie {
+                    claim: u32::MAX,
+                    body: vec![1; 16],
+                },
+            )
+            .await,
+            "claim 4 GiB",
+            "",
+        );
         alive(&mut h, node, "claim 4 GiB").await;
-        expect_error(send(&mut h, node, Raw::Lie { claim: 30 << 20, body: vec![1; 16] }).await, "claim 30 MiB", "");
+        expect_error(
+            send(
+                &mut h,
+                node,
+                Raw::Lie {
+                    claim: 30 << 20,
+                    body: vec![1; 16],
+                },
+            )
+            .await,
+            "claim 30 MiB",
+            "",
+        );
         alive(&mut h, node, "claim 30 MiB").await;
         // A peer that is no member may not store, seal or forward.
         let t = Instant::now();
-        expect_error(send(&mut h, node, Raw::Frame(DataRequest::Seal { partition: [1; 16], txn: [1; 16] }.encode())).await, "seal", "members");
+        expect_error(
+            send(
+                &mut h,
+                node,
+                Raw::Frame(
+                    DataRequest::Seal {
+                        partition: [1; 16],
+                        txn: [1; 16],
+                    }
+                    .encode(),
+                ),
+            )
+            .await,
+            "seal",
+            "members",
+        );
         alive(&mut h, node, "seal").await;
         quick(t, "seal refusal");
-        let fwd = DataRequest::Flush { node: String::new(), session: [5; 16], forwarded: true };
-        expect_error(send(&mut h, node, Raw::Frame(fwd.encode())).await, "forwarded flush", "members");
+        let fwd = DataRequest::Flush {
+            node: String::new(),
+            session: [5; 16],
+            forwarded: true,
+        };
+        expect_error(
+            send(&mut h, node, Raw::Frame(fwd.encode())).await,
+            "forwarded flush",
+            "members",
+        );
         alive(&mut h, node, "forwarded flush").await;
         // Someone else's cursor, and a made-up one.
-        expect_error(send(&mut h, node, Raw::Frame(DataRequest::ExportNext { cursor: [9; 16] }.encode())).await, "made-up cursor", "unknown export cursor");
+        expect_error(
+            send(
+                &mut h,
+                node,
+                Raw::Frame(DataRequest::ExportNext { cursor: [9; 16] }.encode()),
+            )
+            .await,
+            "made-up cursor",
+            "unknown export cursor",
+        );
         alive(&mut h, node, "made-up cursor").await;
 
         // A stolen node id: n2's name with our key is refused, n2 stays n2.
         let t = Instant::now();
-        expect_error(send(&mut h, node, hello("n2", &n2_peer)).await, "stolen id", "pinned");
+        expect_error(
+            send(&mut h, node, hello("n2", &n2_peer)).await,
+            "stolen id",
+            "pinned",
+        );
         alive(&mut h, node, "stolen id").await;
         quick(t, "stolen id refusal");
 
         // With a fresh id of our own we are a member (we hold the secret) ...
-        let mut r = hostile(Some(vast_node::net::Secret::load(&secret).unwrap().prologue()));
+        let mut r = hostile(Some(
+            vast_node::net::Secret::load(&secret).unwrap().prologue(),
+        ));
         let node_r = dial(&mut r, &ep).await.unwrap();
         match send(&mut r, node_r, hello("rogue", "12D3KooWNotOurPeerIdAtAll")).await {
             Ok(DataResponse::Hello { me, members }) => {
                 assert_eq!(me.id, "n1");
                 let n2m = members.iter().find(|m| m.id == "n2").expect("n2 listed");
                 assert_eq!(n2m.peer, n2_peer, "n2's PeerId was rewritten");
-                let rogue = members.iter().find(|m| m.id == "rogue").expect("rogue listed");
-                assert_ne!(rogue.peer, "12D3KooWNotOurPeerIdAtAll", "a claimed PeerId was trusted");
+                let rogue = members
+                    .iter()
+                    .find(|m| m.id == "rogue")
+                    .expect("rogue listed");
+                assert_ne!(
+                    rogue.peer, "12D3KooWNotOurPeerIdAtAll",
+                    "a claimed PeerId was trusted"
+                );
             }
             other => panic!("hello: {other:?}"),
         }
         // ... but a Store into a sealed partition is refused, and nothing changes.
-        let parts = match send(&mut r, node_r, Raw::Frame(DataRequest::Lookup { expr: "#type == \"zeek.conn\"".into() }.encode())).await {
+        let parts = match send(
+            &mut r,
+            node_r,
+            Raw::Frame(
+                DataRequest::Lookup {
+                    expr: "#type == \"zeek.conn\"".into(),
+                }
+                .encode(),
+            ),
+        )
+        .await
+        {
             Ok(DataResponse::Hits(h)) => h,
             other => panic!("lookup: {other:?}"),
         };
@@ -506,20 +688,48 @@ fn a_hostile_peer_with_the_secret_cannot_crash_stall_or_corrupt_a_node() {
         let victim = parts[0].partition;
         let mut b = vast_node::data::BatchBuilder::new(vast_node::data::Schema {
             name: "zeek.conn".into(),
-            fields: vec![vast_node::data::Field::new("x", vast_node::data::Type::Count)],
+            fields: vec![vast_node::data::Field::new(
+                "x",
+                vast_node::data::Type::Count,
+            )],
         });
         b.column(0).push_value(&vast_node::data::Value::Count(1));
         b.finish_row();
-        let store = DataRequest::Store { partition: victim, offset: 0, batch: b.finish().to_bytes() };
-        expect_error(send(&mut r, node_r, Raw::Frame(store.encode())).await, "store on a sealed partition", "sealed");
+        let store = DataRequest::Store {
+            partition: victim,
+            offset: 0,
+            batch: b.finish().to_bytes(),
+        };
+        expect_error(
+            send(&mut r, node_r, Raw::Frame(store.encode())).await,
+            "store on a sealed partition",
+            "sealed",
+        );
         alive(&mut h, node, "store on a sealed partition").await;
-        let seal = DataRequest::Seal { partition: victim, txn: [2; 16] };
-        expect_error(send(&mut r, node_r, Raw::Frame(seal.encode())).await, "seal of a sealed partition", "");
+        let seal = DataRequest::Seal {
+            partition: victim,
+            txn: [2; 16],
+        };
+        expect_error(
+            send(&mut r, node_r, Raw::Frame(seal.encode())).await,
+            "seal of a sealed partition",
+            "",
+        );
         // A member may not decide another coordinator's transaction either.
-        let commit = DataRequest::Commit { txn: [2; 16], partitions: vec![victim] };
+        let commit = DataRequest::Commit {
+            txn: [2; 16],
+            partitions: vec![victim],
+        };
         let _ = send(&mut r, node_r, Raw::Frame(commit.encode())).await;
-        let abort = DataRequest::AbortTxn { txn: [2; 16], partitions: vec![victim] };
-        expect_error(send(&mut r, node_r, Raw::Frame(abort.encode())).await, "abort of a committed partition", "");
+        let abort = DataRequest::AbortTxn {
+            txn: [2; 16],
+            partitions: vec![victim],
+        };
+        expect_error(
+            send(&mut r, node_r, Raw::Frame(abort.encode())).await,
+            "abort of a committed partition",
+            "",
+        );
         alive(&mut h, node, "transaction requests").await;
         // A member that stops answering fails queries (fail safe); once it has
         // gone, it is no longer asked.
@@ -527,7 +737,16 @@ fn a_hostile_peer_with_the_secret_cannot_crash_stall_or_corrupt_a_node() {
         tokio::time::sleep(Duration::from_secs(1)).await;
 
         // Cursors: capped per client, owned, expiring.
-        let open = || Raw::Frame(DataRequest::ExportOpen { expr: ":addr == 192.168.1.104".into(), limit: 0, allow_partial: false }.encode());
+        let open = || {
+            Raw::Frame(
+                DataRequest::ExportOpen {
+                    expr: ":addr == 192.168.1.104".into(),
+                    limit: 0,
+                    allow_partial: false,
+                }
+                .encode(),
+            )
+        };
         let mut ids = vec![];
         for _ in 0..4 {
             match send(&mut h, node, open()).await {
@@ -535,18 +754,51 @@ fn a_hostile_peer_with_the_secret_cannot_crash_stall_or_corrupt_a_node() {
                 other => panic!("open: {other:?}"),
             }
         }
-        assert_eq!(ids.iter().collect::<std::collections::HashSet<_>>().len(), 4);
-        expect_error(send(&mut h, node, open()).await, "fifth cursor", "too many open exports");
+        assert_eq!(
+            ids.iter().collect::<std::collections::HashSet<_>>().len(),
+            4
+        );
+        expect_error(
+            send(&mut h, node, open()).await,
+            "fifth cursor",
+            "too many open exports",
+        );
         alive(&mut h, node, "fifth cursor").await;
-        let mut other = hostile(Some(vast_node::net::Secret::load(&secret).unwrap().prologue()));
+        let mut other = hostile(Some(
+            vast_node::net::Secret::load(&secret).unwrap().prologue(),
+        ));
         let node_b = dial(&mut other, &ep).await.unwrap();
-        expect_error(send(&mut other, node_b, Raw::Frame(DataRequest::ExportNext { cursor: ids[0] }.encode())).await, "another client's cursor", "belongs to another client");
-        match send(&mut h, node, Raw::Frame(DataRequest::ExportNext { cursor: ids[0] }.encode())).await {
+        expect_error(
+            send(
+                &mut other,
+                node_b,
+                Raw::Frame(DataRequest::ExportNext { cursor: ids[0] }.encode()),
+            )
+            .await,
+            "another client's cursor",
+            "belongs to another client",
+        );
+        match send(
+            &mut h,
+            node,
+            Raw::Frame(DataRequest::ExportNext { cursor: ids[0] }.encode()),
+        )
+        .await
+        {
             Ok(DataResponse::Rows(r)) => assert!(!r.is_empty()),
             other => panic!("own cursor: {other:?}"),
         }
         tokio::time::sleep(Duration::from_secs(4)).await;
-        expect_error(send(&mut h, node, Raw::Frame(DataRequest::ExportNext { cursor: ids[1] }.encode())).await, "idle cursor", "unknown export cursor");
+        expect_error(
+            send(
+                &mut h,
+                node,
+                Raw::Frame(DataRequest::ExportNext { cursor: ids[1] }.encode()),
+            )
+            .await,
+            "idle cursor",
+            "unknown export cursor",
+        );
         alive(&mut h, node, "idle cursor").await;
     });
     drop(rt);
@@ -556,13 +808,27 @@ fn a_hostile_peer_with_the_secret_cannot_crash_stall_or_corrupt_a_node() {
     assert_eq!(count_s(&ep, &secret, ":addr == 192.168.1.104"), before);
     assert_eq!(dir_digest(&archive), digest, "the archive changed");
     let p: serde_json::Value = serde_json::from_str(&ok_s(&ep, &secret, &["peers"])).unwrap();
-    let n2m = p.as_array().unwrap().iter().find(|m| m["id"] == "n2").unwrap().clone();
+    let n2m = p
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["id"] == "n2")
+        .unwrap()
+        .clone();
     assert_eq!(n2m["peer"], n2_peer.as_str(), "{p}");
     assert_eq!(n2m["reachable"], true, "{p}");
     // n2 still takes imports relayed through n1.
     let dns = std::fs::read(data.join("zeek/dns.log.gz")).unwrap();
-    let out = vast_at(&ep, &["--secret-file", s, "--node", "n2", "import", "zeek"], Some(&dns));
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = vast_at(
+        &ep,
+        &["--secret-file", s, "--node", "n2", "import", "zeek"],
+        Some(&dns),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(count_s(&ep, &secret, "#type == \"zeek.dns\""), 5124);
     let log = std::fs::read_to_string(&n1.log).unwrap();
     assert!(log.contains("pinned to another identity"), "{log}");
@@ -570,8 +836,19 @@ fn a_hostile_peer_with_the_secret_cannot_crash_stall_or_corrupt_a_node() {
     // A second process claiming n2 with another key is refused when it joins.
     let thief = TempDb::new("hostile-thief");
     let out = vast_with(
-        &["-i", "n2", "-d", thief.path().to_str().unwrap(), "-e", &format!("127.0.0.1:{}", free_port()),
-          "--secret-file", s, "start", "--peer", &ep],
+        &[
+            "-i",
+            "n2",
+            "-d",
+            thief.path().to_str().unwrap(),
+            "-e",
+            &format!("127.0.0.1:{}", free_port()),
+            "--secret-file",
+            s,
+            "start",
+            "--peer",
+            &ep,
+        ],
         None,
         Duration::from_secs(30),
     );
@@ -593,7 +870,11 @@ fn spawned_sources_are_confined() {
     std::fs::write(root.path().join("outside.csv"), "a,b\n1,2\n").unwrap();
     std::os::unix::fs::symlink(root.path().join("outside.csv"), allowed.join("link.csv")).unwrap();
     let fifo = allowed.join("fifo");
-    assert!(std::process::Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    assert!(std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
     let db = allowed.join("n1");
     let n1 = NodeProc::start_env(
         "n1",
@@ -607,17 +888,35 @@ fn spawned_sources_are_confined() {
         ],
     );
     let ep = n1.endpoint.clone();
-    let spawn = |path: &Path, fmt: &str| vast_at(&ep, &["spawn", "source", "-r", path.to_str().unwrap(), fmt], None);
+    let spawn = |path: &Path, fmt: &str| {
+        vast_at(
+            &ep,
+            &["spawn", "source", "-r", path.to_str().unwrap(), fmt],
+            None,
+        )
+    };
     let refused = |path: &Path, fmt: &str, needle: &str| {
         let t = Instant::now();
         let out = spawn(path, fmt);
         let e = String::from_utf8_lossy(&out.stderr).into_owned();
         assert!(!out.status.success(), "{} was read", path.display());
         assert!(e.contains(needle), "{}: {e}", path.display());
-        assert!(t.elapsed() < Duration::from_secs(15), "took {:?}", t.elapsed());
+        assert!(
+            t.elapsed() < Duration::from_secs(15),
+            "took {:?}",
+            t.elapsed()
+        );
     };
-    refused(&root.path().join("outside.csv"), "csv", "outside source.read-dirs");
-    refused(&allowed.join("../outside.csv"), "csv", "outside source.read-dirs");
+    refused(
+        &root.path().join("outside.csv"),
+        "csv",
+        "outside source.read-dirs",
+    );
+    refused(
+        &allowed.join("../outside.csv"),
+        "csv",
+        "outside source.read-dirs",
+    );
     refused(&allowed.join("link.csv"), "csv", "outside source.read-dirs");
     refused(Path::new("/etc/passwd"), "csv", "outside source.read-dirs");
     refused(&db.join("node.key"), "csv", "database directory");
@@ -626,7 +925,13 @@ fn spawned_sources_are_confined() {
     let a = std::thread::spawn({
         let fifo = fifo.clone();
         let ep = ep.clone();
-        move || vast_at(&ep, &["spawn", "source", "-r", fifo.to_str().unwrap(), "csv"], None)
+        move || {
+            vast_at(
+                &ep,
+                &["spawn", "source", "-r", fifo.to_str().unwrap(), "csv"],
+                None,
+            )
+        }
     });
     refused(&fifo, "csv", "a FIFO");
     assert!(!a.join().unwrap().status.success());
@@ -637,7 +942,17 @@ fn spawned_sources_are_confined() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("source.interfaces"));
     // What is allowed works.
-    let label = vast_ok(&ep, &["spawn", "source", "-r", allowed.join("conn.log.gz").to_str().unwrap(), "zeek"], None);
+    let label = vast_ok(
+        &ep,
+        &[
+            "spawn",
+            "source",
+            "-r",
+            allowed.join("conn.log.gz").to_str().unwrap(),
+            "zeek",
+        ],
+        None,
+    );
     assert_eq!(label.trim(), "source-0");
     eventually(30, "the spawned source is imported", || {
         let out = vast_at(&ep, &["count", "#type == \"zeek.conn\""], None);
@@ -647,7 +962,17 @@ fn spawned_sources_are_confined() {
 
     // With no read-dirs, every remote file read is refused, naming the key.
     let n2 = NodeProc::start("n2", &root.path().join("n2"), free_port(), &[], None);
-    let out = vast_at(&n2.endpoint, &["spawn", "source", "-r", allowed.join("conn.log.gz").to_str().unwrap(), "zeek"], None);
+    let out = vast_at(
+        &n2.endpoint,
+        &[
+            "spawn",
+            "source",
+            "-r",
+            allowed.join("conn.log.gz").to_str().unwrap(),
+            "zeek",
+        ],
+        None,
+    );
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("source.read-dirs"));
 }
@@ -690,7 +1015,9 @@ fn abandoned_exports_release_their_cursors() {
         for mut k in kids {
             use std::io::BufRead;
             let mut line = String::new();
-            std::io::BufReader::new(k.stdout.take().unwrap()).read_line(&mut line).unwrap();
+            std::io::BufReader::new(k.stdout.take().unwrap())
+                .read_line(&mut line)
+                .unwrap();
             assert!(line.starts_with('{'), "{line:?}");
             let _ = k.kill();
             let _ = k.wait();

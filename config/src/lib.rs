@@ -119,7 +119,12 @@ const KNOWN_KEYS: &[&str] = &[
 
 /// Keys whose environment and flag values are comma-separated lists; every other
 /// value is taken whole, commas included (`VAST_LOG_LEVEL=warn,vast_node=info`).
-const LIST_KEYS: &[&str] = &["components", "peers", "source.read-dirs", "source.interfaces"];
+const LIST_KEYS: &[&str] = &[
+    "components",
+    "peers",
+    "source.read-dirs",
+    "source.interfaces",
+];
 
 const DEFAULTS: &str = r#"
 node-id: node
@@ -286,8 +291,7 @@ impl Config {
                 c.max_inflight_bytes, c.max_frame
             )));
         }
-        if c.max_inflight_requests == 0 || c.max_connections == 0 || c.max_cursors_per_peer == 0
-        {
+        if c.max_inflight_requests == 0 || c.max_connections == 0 || c.max_cursors_per_peer == 0 {
             return Err(ConfigError::Invalid(
                 "cluster.max-inflight-requests, max-connections and max-cursors-per-peer must be positive"
                     .into(),
@@ -378,7 +382,13 @@ mod tests {
         std::fs::write(dir.join("vast/vast.yaml"), "node-id: xdg\n").unwrap();
         let c = load_from(None, &[], env(&[]), Some(dir.clone())).unwrap();
         assert_eq!(c.node_id, "xdg");
-        let c = load_from(None, &[], env(&[("VAST_NODE_ID", "env")]), Some(dir.clone())).unwrap();
+        let c = load_from(
+            None,
+            &[],
+            env(&[("VAST_NODE_ID", "env")]),
+            Some(dir.clone()),
+        )
+        .unwrap();
         assert_eq!(c.node_id, "env");
         std::fs::remove_dir_all(&dir).unwrap();
     }
@@ -402,9 +412,22 @@ mod tests {
             c.cluster.secret_file.as_deref(),
             Some(Path::new("/etc/vast/cluster.secret"))
         );
-        let c = load_from(None, &[], env(&[("VAST_SOURCE__READ_DIRS", "/a, /b")]), None).unwrap();
-        assert_eq!(c.source.read_dirs, vec![PathBuf::from("/a"), PathBuf::from("/b")]);
+        let c = load_from(
+            None,
+            &[],
+            env(&[("VAST_SOURCE__READ_DIRS", "/a, /b")]),
+            None,
+        )
+        .unwrap();
+        assert_eq!(
+            c.source.read_dirs,
+            vec![PathBuf::from("/a"), PathBuf::from("/b")]
+        );
         assert_eq!(c.source.interfaces, vec!["*".to_string()]);
-        assert!(load_from(None, &[], env(&[]), None).unwrap().source.read_dirs.is_empty());
+        assert!(load_from(None, &[], env(&[]), None)
+            .unwrap()
+            .source
+            .read_dirs
+            .is_empty());
     }
 }

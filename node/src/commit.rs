@@ -261,8 +261,20 @@ mod tests {
         let t1 = Uuid::now_v7();
         {
             let mut log = CommitLog::open(&d).unwrap();
-            log.append(&Record { kind: Kind::Commit, txn: t1, coordinator: String::new(), partitions: vec![a] }).unwrap();
-            log.append(&Record { kind: Kind::Prepare, txn: Uuid::now_v7(), coordinator: "n1".into(), partitions: vec![b] }).unwrap();
+            log.append(&Record {
+                kind: Kind::Commit,
+                txn: t1,
+                coordinator: String::new(),
+                partitions: vec![a],
+            })
+            .unwrap();
+            log.append(&Record {
+                kind: Kind::Prepare,
+                txn: Uuid::now_v7(),
+                coordinator: "n1".into(),
+                partitions: vec![b],
+            })
+            .unwrap();
         }
         let log = CommitLog::open(&d).unwrap();
         assert!(log.state().committed.contains(&a));
@@ -271,7 +283,13 @@ mod tests {
         // A torn append: the record for c never counts, and the tail is cut.
         let path = d.join("commits.log");
         let good = std::fs::metadata(&path).unwrap().len();
-        let rec = Record { kind: Kind::Commit, txn: Uuid::now_v7(), coordinator: String::new(), partitions: vec![c] }.encode();
+        let rec = Record {
+            kind: Kind::Commit,
+            txn: Uuid::now_v7(),
+            coordinator: String::new(),
+            partitions: vec![c],
+        }
+        .encode();
         let mut f = OpenOptions::new().append(true).open(&path).unwrap();
         f.write_all(&(rec.len() as u32).to_le_bytes()).unwrap();
         f.write_all(&[0; 8]).unwrap();
@@ -290,8 +308,20 @@ mod tests {
         let t = Uuid::now_v7();
         let p = Uuid::now_v7();
         let mut log = CommitLog::open(&d).unwrap();
-        log.append(&Record { kind: Kind::Prepare, txn: t, coordinator: "n1".into(), partitions: vec![p] }).unwrap();
-        log.append(&Record { kind: Kind::Abort, txn: t, coordinator: "n1".into(), partitions: vec![] }).unwrap();
+        log.append(&Record {
+            kind: Kind::Prepare,
+            txn: t,
+            coordinator: "n1".into(),
+            partitions: vec![p],
+        })
+        .unwrap();
+        log.append(&Record {
+            kind: Kind::Abort,
+            txn: t,
+            coordinator: "n1".into(),
+            partitions: vec![],
+        })
+        .unwrap();
         assert!(log.state().prepared.is_empty());
         assert!(log.state().aborted_txns.contains(&t));
         std::fs::remove_dir_all(&d).unwrap();

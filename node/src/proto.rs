@@ -164,10 +164,7 @@ pub enum DataRequest {
     },
     /// Make partition `partition` durable in this node's archive and index,
     /// prepared (invisible) for the sender's transaction `txn` (members only).
-    Seal {
-        partition: [u8; 16],
-        txn: [u8; 16],
-    },
+    Seal { partition: [u8; 16], txn: [u8; 16] },
     /// The sender decided to commit `txn`: make these prepared partitions visible
     /// (members only).
     Commit {

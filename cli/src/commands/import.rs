@@ -269,7 +269,9 @@ pub async fn run_remote(
                 forwarded: false,
             })
             .await;
-        return Err(anyhow::anyhow!(e).context("reading input failed; nothing of this import was kept"));
+        return Err(
+            anyhow::anyhow!(e).context("reading input failed; nothing of this import was kept")
+        );
     }
     match conn
         .data(DataRequest::Flush {

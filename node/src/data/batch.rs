@@ -379,7 +379,10 @@ impl Batch {
         if self.schema.fields.is_empty() || self.schema.name.is_empty() {
             return Err(BatchError::Inconsistent {
                 column: 0,
-                reason: format!("schema {:?} is empty: a batch needs a named schema with at least one field", self.schema.name),
+                reason: format!(
+                    "schema {:?} is empty: a batch needs a named schema with at least one field",
+                    self.schema.name
+                ),
             });
         }
         if self.columns.len() != self.schema.fields.len() {

@@ -43,7 +43,8 @@ where
 pub fn from_bytes<T>(bytes: &[u8]) -> Result<T, String>
 where
     T: Archive,
-    T::Archived: for<'a> CheckBytes<HighValidator<'a, Error>> + Deserialize<T, HighDeserializer<Error>>,
+    T::Archived:
+        for<'a> CheckBytes<HighValidator<'a, Error>> + Deserialize<T, HighDeserializer<Error>>,
 {
     with_aligned(bytes, |b| {
         let archived = access::<T::Archived>(b)?;

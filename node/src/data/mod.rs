@@ -1,8 +1,8 @@
 //! The data model: types, values, and columnar batches.
 
 pub mod batch;
-pub mod checked;
 pub mod builder;
+pub mod checked;
 pub mod types;
 pub mod value;
 

@@ -145,7 +145,12 @@ impl Importer {
     /// ends once both hold it durably (still invisible).
     fn seal(&self, node: Option<String>, id: Uuid, txn: Uuid) -> Sealing {
         let task = if let (Some(n), Some(remote)) = (node.clone(), self.remote.clone()) {
-            tokio::spawn(async move { remote.seal(&n, id, txn).await.map_err(|e| format!("node {n}: {e}")) })
+            tokio::spawn(async move {
+                remote
+                    .seal(&n, id, txn)
+                    .await
+                    .map_err(|e| format!("node {n}: {e}"))
+            })
         } else {
             let (archive, index) = (self.sinks.archive.clone(), self.sinks.index.clone());
             tokio::spawn(async move {
@@ -156,7 +161,12 @@ impl Importer {
                 i.map_err(|e| format!("index: {e}"))
             })
         };
-        Sealing { node, id, txn, task }
+        Sealing {
+            node,
+            id,
+            txn,
+            task,
+        }
     }
 
     /// Picks the node for a new partition (`None` is this node).
@@ -178,8 +188,15 @@ impl Importer {
 
     /// Starts sealing the partitions of `session` picked by `which`.
     fn seal_where(&mut self, session: SessionId, which: impl Fn(&ActivePartition) -> bool) {
-        let Some(s) = self.sessions.get_mut(&session) else { return };
-        let keys: Vec<u64> = s.active.iter().filter(|(_, a)| which(a)).map(|(k, _)| *k).collect();
+        let Some(s) = self.sessions.get_mut(&session) else {
+            return;
+        };
+        let keys: Vec<u64> = s
+            .active
+            .iter()
+            .filter(|(_, a)| which(a))
+            .map(|(k, _)| *k)
+            .collect();
         let parts: Vec<ActivePartition> = keys.iter().filter_map(|k| s.active.remove(k)).collect();
         let autocommit = s.autocommit;
         let seals: Vec<Sealing> = parts
@@ -198,7 +215,9 @@ impl Importer {
     /// Waits for the seals of `session` that `all` or the finished ones; records
     /// the sealed partitions, or the first failure.
     async fn reap(&mut self, session: SessionId, all: bool) {
-        let Some(s) = self.sessions.get_mut(&session) else { return };
+        let Some(s) = self.sessions.get_mut(&session) else {
+            return;
+        };
         let mut keep = Vec::new();
         let mut done = Vec::new();
         for x in std::mem::take(&mut s.sealing) {
@@ -218,7 +237,9 @@ impl Importer {
                 .and_then(|r| r);
             results.push((x.node, x.id, x.txn, r));
         }
-        let Some(s) = self.sessions.get_mut(&session) else { return };
+        let Some(s) = self.sessions.get_mut(&session) else {
+            return;
+        };
         for (node, id, _, r) in &results {
             match r {
                 Ok(()) => s.sealed.push((node.clone(), *id)),
@@ -244,7 +265,11 @@ impl Importer {
 
     /// Commits `parts` as transaction `txn`: the decision goes into this node's
     /// log first, then local partitions are published and participants told.
-    async fn commit(&mut self, txn: Uuid, parts: Vec<(Option<String>, Uuid)>) -> Result<(), String> {
+    async fn commit(
+        &mut self,
+        txn: Uuid,
+        parts: Vec<(Option<String>, Uuid)>,
+    ) -> Result<(), String> {
         if parts.is_empty() {
             return Ok(());
         }
@@ -253,9 +278,18 @@ impl Importer {
             .commits
             .lock()
             .expect("commit log lock poisoned")
-            .append(&Record { kind: Kind::Commit, txn, coordinator: String::new(), partitions: all })
+            .append(&Record {
+                kind: Kind::Commit,
+                txn,
+                coordinator: String::new(),
+                partitions: all,
+            })
             .map_err(|e| format!("writing the commit record: {e}"))?;
-        let local: Vec<Uuid> = parts.iter().filter(|(n, _)| n.is_none()).map(|(_, id)| *id).collect();
+        let local: Vec<Uuid> = parts
+            .iter()
+            .filter(|(n, _)| n.is_none())
+            .map(|(_, id)| *id)
+            .collect();
         if !local.is_empty() {
             self.sinks
                 .index
@@ -283,7 +317,9 @@ impl Importer {
     /// Removes every uncommitted partition of `session`, here and on participants.
     async fn abort(&mut self, session: SessionId) {
         self.reap(session, true).await;
-        let Some(s) = self.sessions.remove(&session) else { return };
+        let Some(s) = self.sessions.remove(&session) else {
+            return;
+        };
         let mut parts: Vec<(Option<String>, Uuid)> = s.sealed;
         parts.extend(s.active.into_values().map(|a| (a.node, a.id)));
         if parts.is_empty() {
@@ -300,13 +336,28 @@ impl Importer {
         }
         if !remote.is_empty() {
             // For participants that ask later; presumed abort covers the rest.
-            let rec = Record { kind: Kind::Abort, txn: session, coordinator: String::new(), partitions: ids };
-            if let Err(e) = self.sinks.commits.lock().expect("commit log lock poisoned").append(&rec) {
+            let rec = Record {
+                kind: Kind::Abort,
+                txn: session,
+                coordinator: String::new(),
+                partitions: ids,
+            };
+            if let Err(e) = self
+                .sinks
+                .commits
+                .lock()
+                .expect("commit log lock poisoned")
+                .append(&rec)
+            {
                 tracing::error!(error = %e, "recording an abort failed");
             }
         }
         if !local.is_empty() {
-            let _ = self.sinks.archive.tell(DiscardPartitions(local.clone())).await;
+            let _ = self
+                .sinks
+                .archive
+                .tell(DiscardPartitions(local.clone()))
+                .await;
             let _ = self.sinks.index.tell(DiscardIndexes(local)).await;
         }
         if let Some(r) = self.remote.clone() {
@@ -385,7 +436,11 @@ impl Message<Ingest> for Importer {
     type Reply = ();
 
     async fn handle(&mut self, m: Ingest, _: &mut Context<Self, ()>) {
-        let Ingest { session, batch, span: parent } = m;
+        let Ingest {
+            session,
+            batch,
+            span: parent,
+        } = m;
         let partition_size = self.partition_size;
         let s = self.sessions.entry(session).or_default();
         if s.failed.is_some() || batch.rows == 0 {
@@ -418,9 +473,14 @@ impl Message<Ingest> for Importer {
             use tracing::Instrument;
             // Remote stores acknowledge each batch; order within a partition holds
             // because the importer handles one batch at a time.
-            if let Err(e) = remote.store(&node, id, offset, batch).instrument(span).await {
+            if let Err(e) = remote
+                .store(&node, id, offset, batch)
+                .instrument(span)
+                .await
+            {
                 if let Some(s) = self.sessions.get_mut(&session) {
-                    s.failed.get_or_insert(format!("storing on node {node}: {e}"));
+                    s.failed
+                        .get_or_insert(format!("storing on node {node}: {e}"));
                 }
             }
             return;
@@ -428,16 +488,28 @@ impl Message<Ingest> for Importer {
         let sent_a = self
             .sinks
             .archive
-            .tell(Append { id, offset, batch: batch.clone(), span: span.clone() })
+            .tell(Append {
+                id,
+                offset,
+                batch: batch.clone(),
+                span: span.clone(),
+            })
             .await;
         let sent_i = self
             .sinks
             .index
-            .tell(IndexBatch { id, archive: self.sinks.archive_name.clone(), offset, batch, span })
+            .tell(IndexBatch {
+                id,
+                archive: self.sinks.archive_name.clone(),
+                offset,
+                batch,
+                span,
+            })
             .await;
         if sent_a.is_err() || sent_i.is_err() {
             if let Some(s) = self.sessions.get_mut(&session) {
-                s.failed.get_or_insert("archive or index stopped during the import".into());
+                s.failed
+                    .get_or_insert("archive or index stopped during the import".into());
             }
         }
     }
@@ -451,7 +523,11 @@ pub struct Flush(pub SessionId);
 impl Message<Flush> for Importer {
     type Reply = Result<u64, String>;
 
-    async fn handle(&mut self, Flush(session): Flush, _: &mut Context<Self, Self::Reply>) -> Self::Reply {
+    async fn handle(
+        &mut self,
+        Flush(session): Flush,
+        _: &mut Context<Self, Self::Reply>,
+    ) -> Self::Reply {
         if !self.sessions.contains_key(&session) {
             return Ok(0);
         }
@@ -584,7 +660,11 @@ pub struct GetImporterStatus;
 impl Message<GetImporterStatus> for Importer {
     type Reply = (u64, usize);
 
-    async fn handle(&mut self, _: GetImporterStatus, _: &mut Context<Self, (u64, usize)>) -> (u64, usize) {
+    async fn handle(
+        &mut self,
+        _: GetImporterStatus,
+        _: &mut Context<Self, (u64, usize)>,
+    ) -> (u64, usize) {
         (self.events, self.sessions.len())
     }
 }

@@ -31,7 +31,10 @@ impl Index {
     ) -> Result<Self, crate::durable::StoreError> {
         let (catalog, pending) = Catalog::open(&dir, commits)?;
         if !pending.is_empty() {
-            tracing::info!(partitions = pending.len(), "partitions prepared for other nodes' imports wait for their outcome");
+            tracing::info!(
+                partitions = pending.len(),
+                "partitions prepared for other nodes' imports wait for their outcome"
+            );
         }
         let catalog = Arc::new(RwLock::new(catalog));
         Ok(Index {
@@ -103,7 +106,10 @@ impl Message<IndexBatch> for Index {
         if !self.building.contains_key(&m.id) && self.dir.join(m.id.to_string()).exists() {
             self.failed.insert(
                 m.id,
-                format!("partition {} is sealed; sealed partitions are never rewritten", m.id),
+                format!(
+                    "partition {} is sealed; sealed partitions are never rewritten",
+                    m.id
+                ),
             );
             return;
         }
@@ -273,11 +279,7 @@ pub struct KnownSchemas;
 impl Message<KnownSchemas> for Index {
     type Reply = Vec<crate::data::Schema>;
 
-    async fn handle(
-        &mut self,
-        _: KnownSchemas,
-        _: &mut Context<Self, Self::Reply>,
-    ) -> Self::Reply {
+    async fn handle(&mut self, _: KnownSchemas, _: &mut Context<Self, Self::Reply>) -> Self::Reply {
         let catalog = self.catalog.read().expect("catalog lock poisoned");
         let mut out: Vec<crate::data::Schema> = Vec::new();
         let all = catalog

@@ -7,12 +7,12 @@ pub mod identity;
 pub mod secret;
 
 use codec::{Frame, RawCodec};
-pub use secret::Secret;
 use futures::StreamExt;
 use libp2p::identity::Keypair;
 use libp2p::request_response::{self, OutboundRequestId, ProtocolSupport, ResponseChannel};
 use libp2p::swarm::{dial_opts::DialOpts, ConnectionId, NetworkBehaviour, SwarmEvent};
 use libp2p::{identify, noise, tcp, yamux, Multiaddr, PeerId, SwarmBuilder};
+pub use secret::Secret;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -124,7 +124,10 @@ struct RefusalLog {
 impl RefusalLog {
     fn record(&mut self, addr: &Multiaddr, why: &str) {
         let now = Instant::now();
-        if self.last.is_some_and(|l| now.duration_since(l) < self.every) {
+        if self
+            .last
+            .is_some_and(|l| now.duration_since(l) < self.every)
+        {
             self.suppressed += 1;
             return;
         }
@@ -235,8 +238,7 @@ pub async fn start(
             tcp::Config::default().nodelay(true),
             // Admission: the secret's prologue is part of the handshake transcript.
             move |k: &Keypair| {
-                noise::Config::new(k)
-                    .map(|c| c.with_prologue(prologue.clone().unwrap_or_default()))
+                noise::Config::new(k).map(|c| c.with_prologue(prologue.clone().unwrap_or_default()))
             },
             yamux::Config::default,
         )
@@ -311,7 +313,11 @@ pub async fn start(
             HashMap::new();
         let mut requests: HashMap<OutboundRequestId, oneshot::Sender<Result<Vec<u8>, String>>> =
             HashMap::new();
-        let mut refusals = RefusalLog { every: Duration::from_secs(5), last: None, suppressed: 0 };
+        let mut refusals = RefusalLog {
+            every: Duration::from_secs(5),
+            last: None,
+            suppressed: 0,
+        };
         loop {
             tokio::select! {
                 cmd = rx.recv() => {

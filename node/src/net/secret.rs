@@ -124,7 +124,10 @@ mod tests {
         let f = dir.join("s");
         std::fs::write(&f, "hunter2\n").unwrap();
         let e = Secret::load(&f).unwrap_err().to_string();
-        assert!(e.contains("at least 32") && e.contains(f.to_str().unwrap()), "{e}");
+        assert!(
+            e.contains("at least 32") && e.contains(f.to_str().unwrap()),
+            "{e}"
+        );
         let e = Secret::load(&dir.join("nope")).unwrap_err().to_string();
         assert!(e.contains("nope"), "{e}");
         std::fs::write(&f, format!("{}\n", generate().unwrap())).unwrap();

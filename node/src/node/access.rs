@@ -140,7 +140,10 @@ impl SourcePolicy {
         SourcePolicy {
             node: node.to_string(),
             read_dirs: read_dirs.iter().filter_map(resolve).collect(),
-            protected: protected.iter().filter_map(|p| p.canonicalize().ok()).collect(),
+            protected: protected
+                .iter()
+                .filter_map(|p| p.canonicalize().ok())
+                .collect(),
             interfaces: interfaces.to_vec(),
         }
     }
@@ -290,21 +293,33 @@ mod tests {
         std::fs::write(root.join("secret/s"), "x").unwrap();
         std::fs::write(db.join("node.key"), "x").unwrap();
         std::os::unix::fs::symlink(root.join("secret/s"), allowed.join("link")).unwrap();
-        let p = SourcePolicy::new("n1", &[allowed.clone()], &[db.clone()], &["*".into()]);
+        let p = SourcePolicy::new(
+            "n1",
+            std::slice::from_ref(&allowed),
+            std::slice::from_ref(&db),
+            &["*".into()],
+        );
         let s = |x: &Path| x.display().to_string();
         assert!(p.open_file(&s(&allowed.join("ok.log"))).is_ok());
         let e = p.open_file(&s(&root.join("secret/s"))).unwrap_err();
         assert!(matches!(e, Denied::OutsideReadDirs { .. }), "{e}");
-        let e = p
-            .open_file(&s(&allowed.join("../secret/s")))
-            .unwrap_err();
+        let e = p.open_file(&s(&allowed.join("../secret/s"))).unwrap_err();
         assert!(matches!(e, Denied::OutsideReadDirs { .. }), "{e}");
         let e = p.open_file(&s(&allowed.join("link"))).unwrap_err();
         assert!(matches!(e, Denied::OutsideReadDirs { .. }), "{e}");
         let e = p.open_file(&s(&db.join("node.key"))).unwrap_err();
         assert!(matches!(e, Denied::Protected { .. }), "{e}");
         let e = p.open_file(&s(&allowed)).unwrap_err();
-        assert!(matches!(e, Denied::NotRegular { kind: "a directory", .. }), "{e}");
+        assert!(
+            matches!(
+                e,
+                Denied::NotRegular {
+                    kind: "a directory",
+                    ..
+                }
+            ),
+            "{e}"
+        );
         let none = SourcePolicy::new("n1", &[], &[], &["*".into()]);
         let e = none.open_file(&s(&allowed.join("ok.log"))).unwrap_err();
         assert!(e.to_string().contains("source.read-dirs"), "{e}");

@@ -9,6 +9,8 @@ pub mod lock;
 use crate::archive::actor::{GetStatus, Retire};
 use crate::archive::store::{ArchiveStore, Fetched, Selection};
 use crate::archive::Archive;
+use crate::commit::{CommitLog, Kind, Record};
+use crate::importer::SessionId;
 use crate::importer::{Importer, Sinks};
 use crate::index::actor::{GetIndexStatus, RetireIndex};
 use crate::index::Index;
@@ -19,8 +21,6 @@ use crate::source::actor::{
 };
 use crate::source::Reader;
 use kameo::prelude::*;
-use crate::commit::{CommitLog, Kind, Record};
-use crate::importer::SessionId;
 use lock::DbLock;
 use serde_json::json;
 use std::collections::BTreeMap;
@@ -95,7 +95,12 @@ pub struct Node {
     commits: std::sync::Arc<Mutex<CommitLog>>,
     importer: Mutex<Option<ActorRef<Importer>>>,
     /// Placement and remote stores, applied to every importer spawned.
-    placement: Mutex<Option<(crate::importer::Placement, std::sync::Arc<dyn crate::importer::RemoteStore>)>>,
+    placement: Mutex<
+        Option<(
+            crate::importer::Placement,
+            std::sync::Arc<dyn crate::importer::RemoteStore>,
+        )>,
+    >,
     sources: Mutex<BTreeMap<String, ActorRef<Source>>>,
     next_source: Mutex<usize>,
 }
@@ -116,7 +121,10 @@ fn open_commits(db: &std::path::Path) -> Result<CommitLog, NodeError> {
             .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
             .collect();
         if !existing.is_empty() {
-            tracing::info!(partitions = existing.len(), "committing the partitions of a database written before commit records");
+            tracing::info!(
+                partitions = existing.len(),
+                "committing the partitions of a database written before commit records"
+            );
             log.append(&Record {
                 kind: Kind::Commit,
                 txn: uuid::Uuid::nil(),
@@ -400,7 +408,10 @@ impl Node {
     /// The distinct schemas of this node's visible data (none without an index).
     pub async fn known_schemas(&self) -> Vec<crate::data::Schema> {
         match self.index() {
-            Some(i) => i.ask(crate::index::actor::KnownSchemas).await.unwrap_or_default(),
+            Some(i) => i
+                .ask(crate::index::actor::KnownSchemas)
+                .await
+                .unwrap_or_default(),
             None => Vec::new(),
         }
     }
@@ -498,12 +509,15 @@ impl Node {
             )));
         }
         self.seal(id).await?;
-        self.commits.lock().expect("lock poisoned").append(&Record {
-            kind: Kind::Prepare,
-            txn,
-            coordinator: coordinator.to_string(),
-            partitions: vec![id],
-        })?;
+        self.commits
+            .lock()
+            .expect("lock poisoned")
+            .append(&Record {
+                kind: Kind::Prepare,
+                txn,
+                coordinator: coordinator.to_string(),
+                partitions: vec![id],
+            })?;
         Ok(())
     }
 
@@ -515,12 +529,15 @@ impl Node {
         ids: Vec<uuid::Uuid>,
     ) -> Result<(), NodeError> {
         self.check_prepared(txn, coordinator, &ids, true)?;
-        self.commits.lock().expect("lock poisoned").append(&Record {
-            kind: Kind::Commit,
-            txn,
-            coordinator: coordinator.to_string(),
-            partitions: ids.clone(),
-        })?;
+        self.commits
+            .lock()
+            .expect("lock poisoned")
+            .append(&Record {
+                kind: Kind::Commit,
+                txn,
+                coordinator: coordinator.to_string(),
+                partitions: ids.clone(),
+            })?;
         let index = self.index().ok_or_else(|| self.missing("index"))?;
         index
             .ask(crate::index::actor::Publish { ids })
@@ -614,7 +631,11 @@ impl Node {
             }
         }
         if let Some(imp) = self.importer() {
-            if imp.ask(crate::importer::InFlight(txn)).await.unwrap_or(false) {
+            if imp
+                .ask(crate::importer::InFlight(txn))
+                .await
+                .unwrap_or(false)
+            {
                 return Outcome::Pending;
             }
         }

@@ -148,7 +148,15 @@ mod tests {
         assert_ne!(c1, c2);
         assert!(cs.open(Cursor::new(a, "x".into(), vec![], None)).is_err());
         let cb = cs.open(Cursor::new(b, "x".into(), vec![], None)).unwrap();
-        let only = |me: PeerId| move |owner: PeerId| if owner == me { Ok(()) } else { Err("not yours".to_string()) };
+        let only = |me: PeerId| {
+            move |owner: PeerId| {
+                if owner == me {
+                    Ok(())
+                } else {
+                    Err("not yours".to_string())
+                }
+            }
+        };
         assert!(cs.take(&c1, only(b)).is_err());
         let c = cs.take(&c1, only(a)).unwrap();
         cs.put(c1, c);

@@ -38,7 +38,13 @@ impl Pins {
         match std::fs::read_to_string(&path) {
             Ok(text) => {
                 for (i, line) in text.lines().enumerate() {
-                    let bad = || format!("{}:{}: expected `<node-id> <peer-id>`", path.display(), i + 1);
+                    let bad = || {
+                        format!(
+                            "{}:{}: expected `<node-id> <peer-id>`",
+                            path.display(),
+                            i + 1
+                        )
+                    };
                     let (id, peer) = line.trim().split_once(' ').ok_or_else(bad)?;
                     let peer: PeerId = peer.trim().parse().map_err(|_| bad())?;
                     map.insert(id.to_string(), peer);
@@ -137,10 +143,7 @@ impl Cluster {
             e.addrs = addrs;
         }
         e.components = m.components.clone();
-        e.holds_data |= m
-            .components
-            .iter()
-            .any(|c| c == "archive" || c == "index");
+        e.holds_data |= m.components.iter().any(|c| c == "archive" || c == "index");
         e.connected = true;
         e.backoff = Duration::from_millis(500);
         Ok(())

@@ -97,7 +97,10 @@ impl Cluster {
         let schema_asks = holders.iter().map(|id| {
             let this = self.clone();
             async move {
-                match this.ask_member(id, DataRequest::Schemas, MEMBER_TIMEOUT).await {
+                match this
+                    .ask_member(id, DataRequest::Schemas, MEMBER_TIMEOUT)
+                    .await
+                {
                     Ok(DataResponse::Schemas(s)) => s,
                     _ => Vec::new(),
                 }
@@ -110,7 +113,10 @@ impl Cluster {
         .await;
         let mut all_schemas = self.node.known_schemas().await;
         all_schemas.extend(schemas.into_iter().flatten());
-        warnings.extend(crate::query::resolve::unknown_extractors(&parse(expr).map_err(|e| e.to_string())?, &all_schemas));
+        warnings.extend(crate::query::resolve::unknown_extractors(
+            &parse(expr).map_err(|e| e.to_string())?,
+            &all_schemas,
+        ));
         for (id, r) in answers {
             match r {
                 Ok(DataResponse::Hits(h)) => out.extend(h),
@@ -226,7 +232,11 @@ impl Cluster {
 
     /// The next rows of export `id`, for the client that opened it.
     #[tracing::instrument(name = "query.stream", skip_all, fields(node = %self.id))]
-    pub(super) async fn export_next(self: &Arc<Self>, caller: &Caller, id: [u8; 16]) -> DataResponse {
+    pub(super) async fn export_next(
+        self: &Arc<Self>,
+        caller: &Caller,
+        id: [u8; 16],
+    ) -> DataResponse {
         let mut c = match self.cursors.take(&id, |owner| {
             access::cursor(caller, owner, &show(&id)).map_err(|e| e.to_string())
         }) {

@@ -46,7 +46,8 @@ impl Cluster {
                 let resp = match DataRequest::decode_traced(&bytes) {
                     Ok((r, tp)) => {
                         drop(bytes);
-                        let span = tracing::info_span!("data.request", node = %this.id, kind = r.kind());
+                        let span =
+                            tracing::info_span!("data.request", node = %this.id, kind = r.kind());
                         crate::telemetry::set_remote_parent(&span, &tp);
                         this.handle(peer, r).instrument(span).await
                     }
@@ -174,7 +175,11 @@ impl Cluster {
                     .await
                 {
                     Ok(f) => DataResponse::Page {
-                        batches: f.selections.iter().map(super::query::selection_bytes).collect(),
+                        batches: f
+                            .selections
+                            .iter()
+                            .map(super::query::selection_bytes)
+                            .collect(),
                         resume: f.resume,
                     },
                     Err(e) => err(e),
@@ -222,7 +227,10 @@ impl Cluster {
                 Err(e) => err(e),
             },
             DataRequest::Seal { partition, txn } => {
-                let Caller::Member { id: coordinator, .. } = &caller else {
+                let Caller::Member {
+                    id: coordinator, ..
+                } = &caller
+                else {
                     return err("seal is accepted only from cluster members");
                 };
                 match self
@@ -239,10 +247,16 @@ impl Cluster {
                 }
             }
             DataRequest::Commit { txn, partitions } | DataRequest::AbortTxn { txn, partitions } => {
-                let Caller::Member { id: coordinator, .. } = &caller else {
+                let Caller::Member {
+                    id: coordinator, ..
+                } = &caller
+                else {
                     return err("transactions are decided only by cluster members");
                 };
-                let ids: Vec<uuid::Uuid> = partitions.iter().map(|p| uuid::Uuid::from_bytes(*p)).collect();
+                let ids: Vec<uuid::Uuid> = partitions
+                    .iter()
+                    .map(|p| uuid::Uuid::from_bytes(*p))
+                    .collect();
                 let txn = uuid::Uuid::from_bytes(txn);
                 let r = if kind == "commit" {
                     self.node.commit_prepared(txn, coordinator, ids).await
@@ -254,16 +268,26 @@ impl Cluster {
                     Err(e) => err(e),
                 }
             }
-            DataRequest::Outcome { txn } => match self.node.outcome(uuid::Uuid::from_bytes(txn)).await {
-                crate::node::Outcome::Committed => DataResponse::TxnOutcome { committed: true, pending: false },
-                crate::node::Outcome::Pending => DataResponse::TxnOutcome { committed: false, pending: true },
-                crate::node::Outcome::Aborted => DataResponse::TxnOutcome { committed: false, pending: false },
-            },
+            DataRequest::Outcome { txn } => {
+                match self.node.outcome(uuid::Uuid::from_bytes(txn)).await {
+                    crate::node::Outcome::Committed => DataResponse::TxnOutcome {
+                        committed: true,
+                        pending: false,
+                    },
+                    crate::node::Outcome::Pending => DataResponse::TxnOutcome {
+                        committed: false,
+                        pending: true,
+                    },
+                    crate::node::Outcome::Aborted => DataResponse::TxnOutcome {
+                        committed: false,
+                        pending: false,
+                    },
+                }
+            }
             DataRequest::Discard { seq, batch } => match Batch::check_bytes(&batch) {
                 Ok(_) => DataResponse::Ack { seq },
                 Err(e) => err(e),
             },
         }
     }
-
 }

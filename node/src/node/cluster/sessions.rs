@@ -195,8 +195,13 @@ impl Cluster {
                 let ask = DataRequest::Outcome {
                     txn: *txn.as_bytes(),
                 };
-                let outcome = match self.ask_member(&coordinator, ask, Duration::from_secs(5)).await {
-                    Ok(DataResponse::TxnOutcome { committed: true, .. }) => Outcome::Committed,
+                let outcome = match self
+                    .ask_member(&coordinator, ask, Duration::from_secs(5))
+                    .await
+                {
+                    Ok(DataResponse::TxnOutcome {
+                        committed: true, ..
+                    }) => Outcome::Committed,
                     Ok(DataResponse::TxnOutcome { pending: true, .. }) => Outcome::Pending,
                     Ok(DataResponse::TxnOutcome { .. }) => Outcome::Aborted,
                     // Not reachable now: ask again later.
@@ -209,8 +214,12 @@ impl Cluster {
                 };
                 match (outcome, r) {
                     (Outcome::Pending, _) => {}
-                    (o, Ok(())) => tracing::info!(txn = %txn, coordinator = %coordinator, outcome = ?o, "learned the outcome of an import prepared here"),
-                    (_, Err(e)) => tracing::warn!(txn = %txn, error = %e, "applying an import's outcome failed"),
+                    (o, Ok(())) => {
+                        tracing::info!(txn = %txn, coordinator = %coordinator, outcome = ?o, "learned the outcome of an import prepared here")
+                    }
+                    (_, Err(e)) => {
+                        tracing::warn!(txn = %txn, error = %e, "applying an import's outcome failed")
+                    }
                 }
             }
         }

@@ -49,59 +49,62 @@ impl Cluster {
         };
         let id = self.id.clone();
         let f: Format = format.parse()?;
-        let (reader, description): (Box<dyn Reader>, String) = match (interface, path) {
-            (Some(_), Some(_)) => return Err("spawn source takes -r FILE or -i IFACE, not both".into()),
-            (Some(iface), None) => {
-                if f != Format::Pcap {
-                    return Err(format!(
-                        "capturing from an interface needs the pcap format, not {format}"
-                    ));
+        let (reader, description): (Box<dyn Reader>, String) =
+            match (interface, path) {
+                (Some(_), Some(_)) => {
+                    return Err("spawn source takes -r FILE or -i IFACE, not both".into())
                 }
-                self.opts
-                    .sources
-                    .capture(&iface)
-                    .map_err(|e| format!("node {id}: {e}"))?;
-                let i = iface.clone();
-                let r = off_runtime(&format!("interface {iface}"), move || {
-                    crate::source::format::pcap::live::PcapLiveReader::open(
-                        &i,
-                        bpf.as_deref(),
-                        snaplen.unwrap_or(65535),
-                        cutoff,
-                    )
-                    .map_err(|e| format!("node {id}: {e}"))
-                })
-                .await?;
-                (Box::new(r), format!("interface {iface}"))
-            }
-            (None, Some(path)) => {
-                let policy = self.opts.sources.clone();
-                let p = path.clone();
-                let r = off_runtime(&path, move || {
-                    let file = policy.open_file(&p).map_err(|e| format!("node {id}: {e}"))?;
-                    let input = open_file_input(file)
-                        .map_err(|e| format!("node {id}: cannot read {p}: {e}"))?;
-                    make_reader(
-                        f,
-                        input,
-                        &ReaderOptions {
-                            schema,
+                (Some(iface), None) => {
+                    if f != Format::Pcap {
+                        return Err(format!(
+                            "capturing from an interface needs the pcap format, not {format}"
+                        ));
+                    }
+                    self.opts
+                        .sources
+                        .capture(&iface)
+                        .map_err(|e| format!("node {id}: {e}"))?;
+                    let i = iface.clone();
+                    let r = off_runtime(&format!("interface {iface}"), move || {
+                        crate::source::format::pcap::live::PcapLiveReader::open(
+                            &i,
+                            bpf.as_deref(),
+                            snaplen.unwrap_or(65535),
                             cutoff,
-                            ..Default::default()
-                        },
-                    )
-                    .map_err(|e| format!("node {id}: {e}"))
-                })
-                .await?;
-                (r, path)
-            }
-            (None, None) => {
-                return Err(
+                        )
+                        .map_err(|e| format!("node {id}: {e}"))
+                    })
+                    .await?;
+                    (Box::new(r), format!("interface {iface}"))
+                }
+                (None, Some(path)) => {
+                    let policy = self.opts.sources.clone();
+                    let p = path.clone();
+                    let r = off_runtime(&path, move || {
+                        let file = policy
+                            .open_file(&p)
+                            .map_err(|e| format!("node {id}: {e}"))?;
+                        let input = open_file_input(file)
+                            .map_err(|e| format!("node {id}: cannot read {p}: {e}"))?;
+                        make_reader(
+                            f,
+                            input,
+                            &ReaderOptions {
+                                schema,
+                                cutoff,
+                                ..Default::default()
+                            },
+                        )
+                        .map_err(|e| format!("node {id}: {e}"))
+                    })
+                    .await?;
+                    (r, path)
+                }
+                (None, None) => return Err(
                     "spawn source needs -r FILE or -i IFACE (stdin belongs to the node process)"
                         .into(),
-                )
-            }
-        };
+                ),
+            };
         let opts = crate::source::actor::SourceOptions {
             limit: None,
             filter: None,

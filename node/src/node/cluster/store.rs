@@ -46,7 +46,12 @@ impl crate::importer::RemoteStore for ClusterStore {
             .map(|_| ())
     }
 
-    async fn commit(&self, node: &str, txn: uuid::Uuid, ids: Vec<uuid::Uuid>) -> Result<(), String> {
+    async fn commit(
+        &self,
+        node: &str,
+        txn: uuid::Uuid,
+        ids: Vec<uuid::Uuid>,
+    ) -> Result<(), String> {
         let c = self.0.upgrade().ok_or("node is shutting down")?;
         let req = DataRequest::Commit {
             txn: *txn.as_bytes(),
