@@ -12,7 +12,7 @@ root=$(cd "$(dirname "$0")/../.." && pwd)
 work=${BENCH_DIR:-$(mktemp -d /tmp/vast-bench.XXXXXX)}
 mkdir -p "$work"
 (cd "$root" && cargo build --release -q -p vast)
-vast="$root/target/release/vast"
+vast="${CARGO_TARGET_DIR:-$root/target}/release/vast"
 log="$work/conn-$lines.log"
 [ -s "$log" ] || "$root/../shared/tools/gen-zeek-conn" --lines "$lines" --seed 1 > "$log"
 

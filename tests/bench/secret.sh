@@ -14,7 +14,7 @@ root=$(cd "$(dirname "$0")/../.." && pwd)
 work=$(mktemp -d /tmp/vast-secret-bench.XXXXXX)
 (cd "$root" && cargo build --release -q -p vast)
 (cd "$root" && cargo build --release -q --manifest-path tests/bench/transport-cost/Cargo.toml)
-vast="$root/target/release/vast"
+vast="${CARGO_TARGET_DIR:-$root/target}/release/vast"
 port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 "$vast" secret --out "$work/s" 2>/dev/null
 pa=$(port); pb=$(port)
