@@ -258,15 +258,7 @@ fn placement_puts_partitions_on_another_node() {
         Some("importer,archive,index"),
         &[("VAST_IMPORT__PLACEMENT", "fixed:n2")],
     );
-    eventually(20, "n1 sees n2", || {
-        let p: serde_json::Value =
-            serde_json::from_str(&vast_ok(&n1.endpoint, &["peers"], None)).unwrap();
-        p.as_array().unwrap().iter().any(|m| {
-            m["id"] == "n2"
-                && m["reachable"] == true
-                && m["components"].as_array().unwrap().len() == 3
-        })
-    });
+    wait_member(&n1.endpoint, "n2", 3);
     let conn = std::fs::read(data.join("zeek/conn.log.gz")).unwrap();
     vast_ok(&n1.endpoint, &["import", "zeek"], Some(&conn));
     let s1: serde_json::Value =
@@ -475,14 +467,7 @@ fn fields_no_schema_has_are_reported_across_the_cluster() {
         None,
         &[("VAST_IMPORT__PLACEMENT", "fixed:n2")],
     );
-    eventually(20, "n1 sees n2", || {
-        let p: serde_json::Value =
-            serde_json::from_str(&vast_ok(&n1.endpoint, &["peers"], None)).unwrap();
-        p.as_array()
-            .unwrap()
-            .iter()
-            .any(|m| m["id"] == "n2" && m["reachable"] == true)
-    });
+    wait_member(&n1.endpoint, "n2", 0);
     let conn = std::fs::read(data.join("zeek/conn.log.gz")).unwrap();
     vast_ok(&n1.endpoint, &["import", "zeek"], Some(&conn));
     let out = vast_at(&n1.endpoint, &["count", "no_such_field == 1"], None);

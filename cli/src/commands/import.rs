@@ -251,27 +251,21 @@ pub async fn run_remote(
         }
     }
     // All or nothing: a failed import is aborted, so none of it shows.
-    if let Some(e) = failed {
-        let _ = conn
-            .data(DataRequest::Abort {
-                node: target.clone(),
-                session,
-                forwarded: false,
-            })
-            .await;
-        return Err(e.context("import failed; nothing of it was kept"));
-    }
-    if let Some(e) = read_error {
-        let _ = conn
-            .data(DataRequest::Abort {
-                node: target.clone(),
-                session,
-                forwarded: false,
-            })
-            .await;
-        return Err(
-            anyhow::anyhow!(e).context("reading input failed; nothing of this import was kept")
-        );
+    let failure = match (failed, read_error) {
+        (Some(e), _) => Some(e.context("import failed; nothing of it was kept")),
+        (None, Some(e)) => Some(
+            anyhow::anyhow!(e).context("reading input failed; nothing of this import was kept"),
+        ),
+        (None, None) => None,
+    };
+    if let Some(e) = failure {
+        let abort = DataRequest::Abort {
+            node: target.clone(),
+            session,
+            forwarded: false,
+        };
+        let _ = conn.data(abort).await;
+        return Err(e);
     }
     match conn
         .data(DataRequest::Flush {

@@ -273,3 +273,19 @@ pub fn eventually(secs: u64, what: &str, mut f: impl FnMut() -> bool) {
         std::thread::sleep(Duration::from_millis(200));
     }
 }
+
+/// Waits until the node at `ep` lists member `id` as reachable, running at least
+/// `components` components.
+pub fn wait_member(ep: &str, id: &str, components: usize) {
+    eventually(20, &format!("{ep} sees {id}"), || {
+        let p: serde_json::Value =
+            serde_json::from_str(&vast_ok(ep, &["peers", "--json"], None)).unwrap();
+        p.as_array().unwrap().iter().any(|m| {
+            m["id"] == id
+                && m["reachable"] == true
+                && m["components"]
+                    .as_array()
+                    .is_some_and(|c| c.len() >= components)
+        })
+    });
+}

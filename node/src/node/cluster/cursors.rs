@@ -70,9 +70,8 @@ impl Cursors {
         Ok(id)
     }
 
-    /// Takes cursor `id` out for one pull; `put` returns it. The caller has been
-    /// checked against the owner by the access policy.
-    pub fn take(
+    /// Removes cursor `id` if it exists and `check` accepts its owner.
+    fn remove_checked(
         &self,
         id: &[u8; 16],
         check: impl FnOnce(PeerId) -> Result<(), String>,
@@ -86,6 +85,16 @@ impl Cursors {
         Ok(map.remove(id).expect("present under the same lock"))
     }
 
+    /// Takes cursor `id` out for one pull; `put` returns it. `check` is the access
+    /// policy's verdict on the caller against the owner.
+    pub fn take(
+        &self,
+        id: &[u8; 16],
+        check: impl FnOnce(PeerId) -> Result<(), String>,
+    ) -> Result<Cursor, String> {
+        self.remove_checked(id, check)
+    }
+
     pub fn put(&self, id: [u8; 16], mut c: Cursor) {
         c.last_used = Instant::now();
         self.map.lock().expect("lock poisoned").insert(id, c);
@@ -97,14 +106,7 @@ impl Cursors {
         id: &[u8; 16],
         check: impl FnOnce(PeerId) -> Result<(), String>,
     ) -> Result<(), String> {
-        let mut map = self.map.lock().expect("lock poisoned");
-        let owner = map
-            .get(id)
-            .map(|c| c.owner)
-            .ok_or_else(|| format!("unknown export cursor {} (closed or expired)", show(id)))?;
-        check(owner)?;
-        map.remove(id);
-        Ok(())
+        self.remove_checked(id, check).map(drop)
     }
 
     /// Closes every cursor of `peer`; returns how many.
