@@ -229,6 +229,23 @@ impl CommitLog {
     }
 }
 
+/// Appends `r` to a shared log on a blocking thread: the fsync never holds up
+/// the async runtime.
+pub async fn append(
+    log: &std::sync::Arc<std::sync::Mutex<CommitLog>>,
+    r: Record,
+) -> Result<(), StoreError> {
+    let log = log.clone();
+    tokio::task::spawn_blocking(move || log.lock().expect("commit log lock poisoned").append(&r))
+        .await
+        .map_err(|e| {
+            StoreError::corrupt(
+                Path::new("commits.log"),
+                format!("commit writer failed: {e}"),
+            )
+        })?
+}
+
 /// One record at the start of `b`: its total length and payload, or `None` when
 /// the bytes do not hold a whole, intact record.
 fn read_record(b: &[u8]) -> Option<(usize, &[u8])> {

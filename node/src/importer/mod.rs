@@ -274,17 +274,17 @@ impl Importer {
             return Ok(());
         }
         let all: Vec<Uuid> = parts.iter().map(|(_, id)| *id).collect();
-        self.sinks
-            .commits
-            .lock()
-            .expect("commit log lock poisoned")
-            .append(&Record {
+        crate::commit::append(
+            &self.sinks.commits,
+            Record {
                 kind: Kind::Commit,
                 txn,
                 coordinator: String::new(),
                 partitions: all,
-            })
-            .map_err(|e| format!("writing the commit record: {e}"))?;
+            },
+        )
+        .await
+        .map_err(|e| format!("writing the commit record: {e}"))?;
         let local: Vec<Uuid> = parts
             .iter()
             .filter(|(n, _)| n.is_none())
@@ -342,13 +342,7 @@ impl Importer {
                 coordinator: String::new(),
                 partitions: ids,
             };
-            if let Err(e) = self
-                .sinks
-                .commits
-                .lock()
-                .expect("commit log lock poisoned")
-                .append(&rec)
-            {
+            if let Err(e) = crate::commit::append(&self.sinks.commits, rec).await {
                 tracing::error!(error = %e, "recording an abort failed");
             }
         }

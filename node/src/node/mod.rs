@@ -509,15 +509,13 @@ impl Node {
             )));
         }
         self.seal(id).await?;
-        self.commits
-            .lock()
-            .expect("lock poisoned")
-            .append(&Record {
-                kind: Kind::Prepare,
-                txn,
-                coordinator: coordinator.to_string(),
-                partitions: vec![id],
-            })?;
+        let rec = Record {
+            kind: Kind::Prepare,
+            txn,
+            coordinator: coordinator.to_string(),
+            partitions: vec![id],
+        };
+        crate::commit::append(&self.commits, rec).await?;
         Ok(())
     }
 
@@ -529,15 +527,13 @@ impl Node {
         ids: Vec<uuid::Uuid>,
     ) -> Result<(), NodeError> {
         self.check_prepared(txn, coordinator, &ids, true)?;
-        self.commits
-            .lock()
-            .expect("lock poisoned")
-            .append(&Record {
-                kind: Kind::Commit,
-                txn,
-                coordinator: coordinator.to_string(),
-                partitions: ids.clone(),
-            })?;
+        let rec = Record {
+            kind: Kind::Commit,
+            txn,
+            coordinator: coordinator.to_string(),
+            partitions: ids.clone(),
+        };
+        crate::commit::append(&self.commits, rec).await?;
         let index = self.index().ok_or_else(|| self.missing("index"))?;
         index
             .ask(crate::index::actor::Publish { ids })
@@ -552,24 +548,15 @@ impl Node {
         coordinator: &str,
         ids: Vec<uuid::Uuid>,
     ) -> Result<(), NodeError> {
+        // Committed partitions are refused here: an abort never removes them.
         self.check_prepared(txn, coordinator, &ids, false)?;
-        let committed: Vec<uuid::Uuid> = {
-            let mut log = self.commits.lock().expect("lock poisoned");
-            let committed = ids
-                .iter()
-                .filter(|id| log.state().committed.contains(id))
-                .copied()
-                .collect::<Vec<_>>();
-            log.append(&Record {
-                kind: Kind::Abort,
-                txn,
-                coordinator: coordinator.to_string(),
-                partitions: ids.clone(),
-            })?;
-            committed
+        let rec = Record {
+            kind: Kind::Abort,
+            txn,
+            coordinator: coordinator.to_string(),
+            partitions: ids.clone(),
         };
-        // An abort never removes what was committed.
-        let ids: Vec<uuid::Uuid> = ids.into_iter().filter(|i| !committed.contains(i)).collect();
+        crate::commit::append(&self.commits, rec).await?;
         if let Some(a) = self.archive() {
             let _ = a
                 .tell(crate::archive::actor::DiscardPartitions(ids.clone()))
