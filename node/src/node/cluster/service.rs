@@ -95,9 +95,38 @@ impl Cluster {
         l.iter().any(|c| c == "index") && l.iter().any(|c| c == "archive")
     }
 
+    /// A coordinator's decision on its transaction `txn` for these partitions.
+    async fn decide(
+        &self,
+        caller: &Caller,
+        txn: [u8; 16],
+        partitions: Vec<[u8; 16]>,
+        commit: bool,
+    ) -> DataResponse {
+        let Caller::Member {
+            id: coordinator, ..
+        } = caller
+        else {
+            return err("transactions are decided only by cluster members");
+        };
+        let ids: Vec<uuid::Uuid> = partitions
+            .iter()
+            .map(|p| uuid::Uuid::from_bytes(*p))
+            .collect();
+        let txn = uuid::Uuid::from_bytes(txn);
+        let r = if commit {
+            self.node.commit_prepared(txn, coordinator, ids).await
+        } else {
+            self.node.abort_prepared(txn, coordinator, ids).await
+        };
+        match r {
+            Ok(()) => DataResponse::Ack { seq: 0 },
+            Err(e) => err(e),
+        }
+    }
+
     async fn handle(self: &Arc<Self>, peer: PeerId, req: DataRequest) -> DataResponse {
         let caller = self.caller(peer);
-        let kind = req.kind();
         if let Err(e) = access::data_request(&caller, &req) {
             tracing::warn!(node = %self.id, peer = %peer, kind = req.kind(), "refused: {e}");
             return err(e);
@@ -246,27 +275,11 @@ impl Cluster {
                     Err(e) => err(e),
                 }
             }
-            DataRequest::Commit { txn, partitions } | DataRequest::AbortTxn { txn, partitions } => {
-                let Caller::Member {
-                    id: coordinator, ..
-                } = &caller
-                else {
-                    return err("transactions are decided only by cluster members");
-                };
-                let ids: Vec<uuid::Uuid> = partitions
-                    .iter()
-                    .map(|p| uuid::Uuid::from_bytes(*p))
-                    .collect();
-                let txn = uuid::Uuid::from_bytes(txn);
-                let r = if kind == "commit" {
-                    self.node.commit_prepared(txn, coordinator, ids).await
-                } else {
-                    self.node.abort_prepared(txn, coordinator, ids).await
-                };
-                match r {
-                    Ok(()) => DataResponse::Ack { seq: 0 },
-                    Err(e) => err(e),
-                }
+            DataRequest::Commit { txn, partitions } => {
+                self.decide(&caller, txn, partitions, true).await
+            }
+            DataRequest::AbortTxn { txn, partitions } => {
+                self.decide(&caller, txn, partitions, false).await
             }
             DataRequest::Outcome { txn } => {
                 match self.node.outcome(uuid::Uuid::from_bytes(txn)).await {
