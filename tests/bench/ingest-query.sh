@@ -15,7 +15,7 @@ for tool in duckdb rg python3; do
   command -v "$tool" >/dev/null || { echo "missing $tool (pip install duckdb-cli; apt-get install ripgrep)" >&2; exit 1; }
 done
 (cd "$root" && cargo build --release -q -p vast)
-vast="$root/target/release/vast"
+vast="${CARGO_TARGET_DIR:-$root/target}/release/vast"
 
 log="$work/conn-$lines.log"
 [ -s "$log" ] || "$gen" --lines "$lines" --seed 1 > "$log"

@@ -17,7 +17,7 @@ for tool in tcpdump python3; do
   command -v "$tool" >/dev/null || { echo "missing $tool" >&2; exit 1; }
 done
 (cd "$root" && cargo build --release -q -p vast && cargo build --release -q -p vast-node --example pcap_live_bench)
-vast="$root/target/release/vast"
+vast="${CARGO_TARGET_DIR:-$root/target}/release/vast"
 
 now() { date +%s.%N; }
 elapsed() { python3 -c "print(f'{$2-$1:.3f}')"; }
