@@ -6,12 +6,16 @@
 
 use super::{err, Cluster};
 use crate::importer::SessionId;
+use crate::node::access::Caller;
 use crate::node::Outcome;
 use crate::proto::{DataRequest, DataResponse};
 use libp2p::PeerId;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+/// Open imports one client (not a member) may hold at once.
+const MAX_SESSIONS_PER_CLIENT: usize = 16;
 
 /// Where a client's session goes.
 #[derive(Clone, Debug)]
@@ -28,14 +32,32 @@ pub(super) struct Sessions {
 }
 
 impl Cluster {
-    fn route(&self, peer: PeerId, session: [u8; 16], target: Option<String>) -> Route {
+    /// The route of a client's session, opened on its first batch. A client that
+    /// is not a member may hold only a few open imports (each keeps partitions in
+    /// memory); members relay for many clients, each capped where it entered.
+    fn route(
+        &self,
+        peer: PeerId,
+        session: [u8; 16],
+        target: Option<String>,
+    ) -> Result<Route, String> {
+        let member = matches!(self.caller(peer), Caller::Member { .. });
         let mut map = self.sessions.map.lock().expect("lock poisoned");
-        map.entry((peer, session))
-            .or_insert_with(|| match target {
-                Some(t) => Route::Relayed(t),
-                None => Route::Local(uuid::Uuid::now_v7()),
-            })
-            .clone()
+        if let Some(r) = map.get(&(peer, session)) {
+            return Ok(r.clone());
+        }
+        let open = map.keys().filter(|(p, _)| *p == peer).count();
+        if !member && open >= MAX_SESSIONS_PER_CLIENT {
+            return Err(format!(
+                "too many open imports for this client ({open}, limit {MAX_SESSIONS_PER_CLIENT})"
+            ));
+        }
+        let r = match target {
+            Some(t) => Route::Relayed(t),
+            None => Route::Local(uuid::Uuid::now_v7()),
+        };
+        map.insert((peer, session), r.clone());
+        Ok(r)
     }
 
     fn end_route(&self, peer: PeerId, session: [u8; 16]) -> Option<Route> {
@@ -76,8 +98,29 @@ impl Cluster {
             Ok(t) => t,
             Err(e) => return err(e),
         };
-        match self.route(peer, session, target) {
-            Route::Relayed(t) => self
+        // A batch for this node is checked before it may open a session; the
+        // member a batch is relayed to checks it there.
+        let local = if target.is_none() {
+            match crate::data::Batch::from_bytes(&batch) {
+                Ok(b) => Some(b),
+                Err(e) => {
+                    tracing::warn!(error = %e, "rejected a malformed batch");
+                    return err(e);
+                }
+            }
+        } else {
+            None
+        };
+        let route = match self.route(peer, session, target) {
+            Ok(r) => r,
+            Err(e) => return err(e),
+        };
+        match (route, local) {
+            (Route::Local(s), Some(batch)) => match self.node.ingest(s, batch).await {
+                Ok(()) => DataResponse::Ack { seq },
+                Err(e) => err(e),
+            },
+            (Route::Relayed(t), _) => self
                 .ask_member(
                     &t,
                     DataRequest::Ingest {
@@ -91,19 +134,11 @@ impl Cluster {
                 )
                 .await
                 .unwrap_or_else(err),
-            Route::Local(s) => {
-                let batch = match crate::data::Batch::from_bytes(&batch) {
-                    Ok(b) => b,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "rejected a malformed batch");
-                        return err(e);
-                    }
-                };
-                match self.node.ingest(s, batch).await {
-                    Ok(()) => DataResponse::Ack { seq },
-                    Err(e) => err(e),
-                }
-            }
+            // The session began elsewhere than this batch is headed (the node's
+            // importer came or went mid-import): that import cannot go on.
+            (Route::Local(_), None) => err(
+                "this import began on this node's importer, which is no longer where it goes; start it again",
+            ),
         }
     }
 
