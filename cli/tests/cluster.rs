@@ -243,12 +243,8 @@ fn three_node_cluster() {
     }
 }
 
-#[test]
-fn placement_puts_partitions_on_another_node() {
-    let _serial = serial();
-    let Some(data) = data_dir() else { return };
-    let root = TempDb::new("placement");
-    std::fs::create_dir_all(root.path()).unwrap();
+/// n1 and n2 under `root`, n1 placing every partition on n2, meshed.
+fn placed_on_n2(root: &TempDb) -> (NodeProc, NodeProc) {
     let n2 = NodeProc::start("n2", &root.path().join("n2"), free_port(), &[], None);
     let n1 = NodeProc::start_env(
         "n1",
@@ -259,6 +255,16 @@ fn placement_puts_partitions_on_another_node() {
         &[("VAST_IMPORT__PLACEMENT", "fixed:n2")],
     );
     wait_member(&n1.endpoint, "n2", 3);
+    (n1, n2)
+}
+
+#[test]
+fn placement_puts_partitions_on_another_node() {
+    let _serial = serial();
+    let Some(data) = data_dir() else { return };
+    let root = TempDb::new("placement");
+    std::fs::create_dir_all(root.path()).unwrap();
+    let (n1, n2) = placed_on_n2(&root);
     let conn = std::fs::read(data.join("zeek/conn.log.gz")).unwrap();
     vast_ok(&n1.endpoint, &["import", "zeek"], Some(&conn));
     let s1: serde_json::Value =
@@ -457,17 +463,8 @@ fn fields_no_schema_has_are_reported_across_the_cluster() {
     let Some(data) = data_dir() else { return };
     let root = TempDb::new("unknown-fields");
     std::fs::create_dir_all(root.path()).unwrap();
-    let n2 = NodeProc::start("n2", &root.path().join("n2"), free_port(), &[], None);
     // n1 holds nothing itself: every schema lives on n2.
-    let n1 = NodeProc::start_env(
-        "n1",
-        &root.path().join("n1"),
-        free_port(),
-        &[&n2.endpoint],
-        None,
-        &[("VAST_IMPORT__PLACEMENT", "fixed:n2")],
-    );
-    wait_member(&n1.endpoint, "n2", 0);
+    let (n1, _n2) = placed_on_n2(&root);
     let conn = std::fs::read(data.join("zeek/conn.log.gz")).unwrap();
     vast_ok(&n1.endpoint, &["import", "zeek"], Some(&conn));
     let out = vast_at(&n1.endpoint, &["count", "no_such_field == 1"], None);

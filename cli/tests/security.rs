@@ -217,6 +217,13 @@ async fn alive(s: &mut Hostile, peer: PeerId, after: &str) {
     );
 }
 
+/// Sends `raw`, expects it refused (an error containing `needle`, or a reset
+/// stream when `needle` is empty), and checks that the node still answers.
+async fn refused(s: &mut Hostile, peer: PeerId, raw: Raw, what: &str, needle: &str) {
+    expect_error(send(s, peer, raw).await, what, needle);
+    alive(s, peer, what).await;
+}
+
 fn expect_error(r: Result<DataResponse, String>, what: &str, needle: &str) {
     match r {
         Ok(DataResponse::Error(e)) => assert!(e.contains(needle), "{what}: {e}"),
@@ -475,12 +482,14 @@ fn a_hostile_peer_with_the_secret_cannot_crash_stall_or_corrupt_a_node() {
         };
 
         // Garbage and truncated envelopes.
-        expect_error(
-            send(&mut h, node, Raw::Frame(b"\x00\x01garbage".to_vec())).await,
+        refused(
+            &mut h,
+            node,
+            Raw::Frame(b"\x00\x01garbage".to_vec()),
             "garbage",
             "malformed",
-        );
-        alive(&mut h, node, "garbage").await;
+        )
+        .await;
         let ingest = DataRequest::Ingest {
             node: String::new(),
             session: [5; 16],
@@ -491,34 +500,23 @@ fn a_hostile_peer_with_the_secret_cannot_crash_stall_or_corrupt_a_node() {
         .encode();
         // Cut in half, an envelope may even read as another valid message: any
         // error will do, as long as nothing breaks.
-        expect_error(
-            send(
-                &mut h,
-                node,
-                Raw::Frame(ingest[..ingest.len() / 2].to_vec()),
-            )
-            .await,
+        refused(
+            &mut h,
+            node,
+            Raw::Frame(ingest[..ingest.len() / 2].to_vec()),
             "truncated",
             "",
-        );
-        alive(&mut h, node, "truncated").await;
-        expect_error(
-            send(
-                &mut h,
-                node,
-                Raw::Frame(ingest[..ingest.len() - 9].to_vec()),
-            )
-            .await,
+        )
+        .await;
+        refused(
+            &mut h,
+            node,
+            Raw::Frame(ingest[..ingest.len() - 9].to_vec()),
             "truncated tail",
             "",
-        );
-        alive(&mut h, node, "truncated tail").await;
-        expect_error(
-            send(&mut h, node, Raw::Frame(vec![])).await,
-            "empty",
-            "malformed",
-        );
-        alive(&mut h, node, "empty").await;
+        )
+        .await;
+        refused(&mut h, node, Raw::Frame(vec![]), "empty", "malformed").await;
         // Deep nesting: under 4 MB, 100,000 levels.
         let deep = deep_batch(100_000);
         assert!(deep.len() < 4 << 20);
@@ -535,12 +533,14 @@ fn a_hostile_peer_with_the_secret_cannot_crash_stall_or_corrupt_a_node() {
                 batch: deep.clone(),
             },
         ] {
-            expect_error(
-                send(&mut h, node, Raw::Frame(req.encode())).await,
+            refused(
+                &mut h,
+                node,
+                Raw::Frame(req.encode()),
                 "deep nesting",
                 "depth",
-            );
-            alive(&mut h, node, "deep nesting").await;
+            )
+            .await;
         }
         // An empty schema.
         let empty = vast_node::data::Batch {
@@ -558,93 +558,80 @@ fn a_hostile_peer_with_the_secret_cannot_crash_stall_or_corrupt_a_node() {
             batch: empty.to_bytes(),
             forwarded: false,
         };
-        expect_error(
-            send(&mut h, node, Raw::Frame(req.encode())).await,
+        refused(
+            &mut h,
+            node,
+            Raw::Frame(req.encode()),
             "empty schema",
             "empty",
-        );
-        alive(&mut h, node, "empty schema").await;
+        )
+        .await;
         // Huge claimed lengths: over the cap, and under it with nothing behind.
-        expect_error(
-            send(
-                &mut h,
-                node,
-                Raw::Lie {
-                    claim: u32::MAX,
-                    body: vec![1; 16],
-                },
-            )
-            .await,
+        refused(
+            &mut h,
+            node,
+            Raw::Lie {
+                claim: u32::MAX,
+                body: vec![1; 16],
+            },
             "claim 4 GiB",
             "",
-        );
-        alive(&mut h, node, "claim 4 GiB").await;
-        expect_error(
-            send(
-                &mut h,
-                node,
-                Raw::Lie {
-                    claim: 30 << 20,
-                    body: vec![1; 16],
-                },
-            )
-            .await,
+        )
+        .await;
+        refused(
+            &mut h,
+            node,
+            Raw::Lie {
+                claim: 30 << 20,
+                body: vec![1; 16],
+            },
             "claim 30 MiB",
             "",
-        );
-        alive(&mut h, node, "claim 30 MiB").await;
+        )
+        .await;
         // A peer that is no member may not store, seal or forward.
         let t = Instant::now();
-        expect_error(
-            send(
-                &mut h,
-                node,
-                Raw::Frame(
-                    DataRequest::Seal {
-                        partition: [1; 16],
-                        txn: [1; 16],
-                    }
-                    .encode(),
-                ),
-            )
-            .await,
+        refused(
+            &mut h,
+            node,
+            Raw::Frame(
+                DataRequest::Seal {
+                    partition: [1; 16],
+                    txn: [1; 16],
+                }
+                .encode(),
+            ),
             "seal",
             "members",
-        );
-        alive(&mut h, node, "seal").await;
+        )
+        .await;
         quick(t, "seal refusal");
         let fwd = DataRequest::Flush {
             node: String::new(),
             session: [5; 16],
             forwarded: true,
         };
-        expect_error(
-            send(&mut h, node, Raw::Frame(fwd.encode())).await,
+        refused(
+            &mut h,
+            node,
+            Raw::Frame(fwd.encode()),
             "forwarded flush",
             "members",
-        );
-        alive(&mut h, node, "forwarded flush").await;
+        )
+        .await;
         // Someone else's cursor, and a made-up one.
-        expect_error(
-            send(
-                &mut h,
-                node,
-                Raw::Frame(DataRequest::ExportNext { cursor: [9; 16] }.encode()),
-            )
-            .await,
+        refused(
+            &mut h,
+            node,
+            Raw::Frame(DataRequest::ExportNext { cursor: [9; 16] }.encode()),
             "made-up cursor",
             "unknown export cursor",
-        );
-        alive(&mut h, node, "made-up cursor").await;
+        )
+        .await;
 
         // A stolen node id: n2's name with our key is refused, n2 stays n2.
         let t = Instant::now();
-        expect_error(
-            send(&mut h, node, hello("n2", &n2_peer)).await,
-            "stolen id",
-            "pinned",
-        );
-        alive(&mut h, node, "stolen id").await;
+        refused(&mut h, node, hello("n2", &n2_peer), "stolen id", "pinned").await;
         quick(t, "stolen id refusal");
 
         // With a fresh id of our own we are a member (we hold the secret) ...
@@ -791,12 +778,14 @@ fn a_hostile_peer_with_the_secret_cannot_crash_stall_or_corrupt_a_node() {
             ids.iter().collect::<std::collections::HashSet<_>>().len(),
             4
         );
-        expect_error(
-            send(&mut h, node, open()).await,
+        refused(
+            &mut h,
+            node,
+            open(),
             "fifth cursor",
             "too many open exports",
-        );
-        alive(&mut h, node, "fifth cursor").await;
+        )
+        .await;
         let mut other = hostile(Some(
             vast_node::net::Secret::load(&secret).unwrap().prologue(),
         ));
@@ -822,17 +811,14 @@ fn a_hostile_peer_with_the_secret_cannot_crash_stall_or_corrupt_a_node() {
             other => panic!("own cursor: {other:?}"),
         }
         tokio::time::sleep(Duration::from_secs(4)).await;
-        expect_error(
-            send(
-                &mut h,
-                node,
-                Raw::Frame(DataRequest::ExportNext { cursor: ids[1] }.encode()),
-            )
-            .await,
+        refused(
+            &mut h,
+            node,
+            Raw::Frame(DataRequest::ExportNext { cursor: ids[1] }.encode()),
             "idle cursor",
             "unknown export cursor",
-        );
-        alive(&mut h, node, "idle cursor").await;
+        )
+        .await;
     });
     drop(rt);
 

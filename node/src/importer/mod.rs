@@ -235,21 +235,18 @@ impl Importer {
                 .await
                 .map_err(|e| format!("sealing task failed: {e}"))
                 .and_then(|r| r);
-            results.push((x.node, x.id, x.txn, r));
+            results.push((x.node, x.id, r));
         }
         let Some(s) = self.sessions.get_mut(&session) else {
             return;
         };
-        for (node, id, _, r) in &results {
-            match r {
-                Ok(()) => s.sealed.push((node.clone(), *id)),
-                Err(e) => {
-                    tracing::error!(partition = %id, error = %e, "sealing a partition failed");
-                    s.failed.get_or_insert_with(|| e.clone());
-                    // Its files are removed with the session's on abort.
-                    s.sealed.push((node.clone(), *id));
-                }
+        for (node, id, r) in results {
+            if let Err(e) = r {
+                tracing::error!(partition = %id, error = %e, "sealing a partition failed");
+                s.failed.get_or_insert(e);
             }
+            // A partition that failed to seal is listed too: an abort removes it.
+            s.sealed.push((node, id));
         }
         if s.autocommit && s.failed.is_none() {
             let ready: Vec<(Option<String>, Uuid)> = std::mem::take(&mut s.sealed);
@@ -285,23 +282,13 @@ impl Importer {
         )
         .await
         .map_err(|e| format!("writing the commit record: {e}"))?;
-        let local: Vec<Uuid> = parts
-            .iter()
-            .filter(|(n, _)| n.is_none())
-            .map(|(_, id)| *id)
-            .collect();
+        let (local, remote) = by_node(parts);
         if !local.is_empty() {
             self.sinks
                 .index
                 .ask(Publish { ids: local })
                 .await
                 .map_err(|e| format!("publishing committed partitions: {e}"))?;
-        }
-        let mut remote: HashMap<String, Vec<Uuid>> = HashMap::new();
-        for (n, id) in parts {
-            if let Some(n) = n {
-                remote.entry(n).or_default().push(id);
-            }
         }
         if let Some(r) = self.remote.clone() {
             for (node, ids) in remote {
@@ -326,14 +313,7 @@ impl Importer {
             return;
         }
         let ids: Vec<Uuid> = parts.iter().map(|(_, id)| *id).collect();
-        let mut remote: HashMap<String, Vec<Uuid>> = HashMap::new();
-        let mut local = Vec::new();
-        for (n, id) in parts {
-            match n {
-                Some(n) => remote.entry(n).or_default().push(id),
-                None => local.push(id),
-            }
-        }
+        let (local, remote) = by_node(parts);
         if !remote.is_empty() {
             // For participants that ask later; presumed abort covers the rest.
             let rec = Record {
@@ -381,6 +361,19 @@ impl Importer {
                     || s.sealed.iter().any(|(_, id)| *id == txn)
             })
     }
+}
+
+/// Partitions split into this node's and each remote node's.
+fn by_node(parts: Vec<(Option<String>, Uuid)>) -> (Vec<Uuid>, HashMap<String, Vec<Uuid>>) {
+    let mut local = Vec::new();
+    let mut remote: HashMap<String, Vec<Uuid>> = HashMap::new();
+    for (n, id) in parts {
+        match n {
+            Some(n) => remote.entry(n).or_default().push(id),
+            None => local.push(id),
+        }
+    }
+    (local, remote)
 }
 
 impl Actor for Importer {
@@ -532,22 +525,11 @@ impl Message<Flush> for Importer {
             self.abort(session).await;
             return Err(e);
         }
+        // A long-running session's partitions were committed one by one as `reap`
+        // collected them, so nothing of it is left here.
         let parts = std::mem::take(&mut s.sealed);
         let events = s.events;
-        let autocommit = s.autocommit;
-        let committed = if autocommit {
-            // Each partition is its own transaction.
-            let mut r = Ok(());
-            for p in parts {
-                if let Err(e) = self.commit(p.1, vec![p]).await {
-                    r = Err(e);
-                }
-            }
-            r
-        } else {
-            self.commit(session, parts).await
-        };
-        match committed {
+        match self.commit(session, parts).await {
             Ok(()) => {
                 self.sessions.remove(&session);
                 self.events += events;

@@ -115,11 +115,7 @@ fn open_commits(db: &std::path::Path) -> Result<CommitLog, NodeError> {
     let fresh = !db.join("commits.log").exists();
     let mut log = CommitLog::open(db)?;
     if fresh {
-        let existing: Vec<uuid::Uuid> = std::fs::read_dir(db.join("index"))
-            .into_iter()
-            .flatten()
-            .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
-            .collect();
+        let existing: Vec<uuid::Uuid> = index_partitions(db).collect();
         if !existing.is_empty() {
             tracing::info!(
                 partitions = existing.len(),
@@ -134,6 +130,15 @@ fn open_commits(db: &std::path::Path) -> Result<CommitLog, NodeError> {
         }
     }
     Ok(log)
+}
+
+/// Ids of the partitions with an index directory in database `db`, committed or
+/// not.
+fn index_partitions(db: &std::path::Path) -> impl Iterator<Item = uuid::Uuid> {
+    std::fs::read_dir(db.join("index"))
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
 }
 
 /// What a participant learns about a transaction from its coordinator.
@@ -403,8 +408,6 @@ impl Node {
         ))
     }
 
-    /// Counts matching events; with `estimate`, from the index alone (an upper bound).
-    /// Field and type extractors of `expr` that no schema on this node has.
     /// The distinct schemas of this node's visible data (none without an index).
     pub async fn known_schemas(&self) -> Vec<crate::data::Schema> {
         match self.index() {
@@ -416,16 +419,12 @@ impl Node {
         }
     }
 
+    /// Field and type extractors of `expr` that no schema on this node has.
     pub async fn unknown_extractors(&self, expr: &Expr) -> Vec<String> {
-        let Some(index) = self.index() else {
-            return Vec::new();
-        };
-        match index.ask(crate::index::actor::KnownSchemas).await {
-            Ok(schemas) => crate::query::resolve::unknown_extractors(expr, &schemas),
-            Err(_) => Vec::new(),
-        }
+        crate::query::resolve::unknown_extractors(expr, &self.known_schemas().await)
     }
 
+    /// Counts matching events; with `estimate`, from the index alone (an upper bound).
     pub async fn count(&self, expr: Expr, estimate: bool) -> Result<u64, NodeError> {
         let (index, archive) = self.query_parts()?;
         exec::count(&index, &archive, expr, estimate)
@@ -474,15 +473,7 @@ impl Node {
     /// Whether this node holds index partitions on disk (also while its index is
     /// stopped, when they are unavailable).
     pub fn has_index_data(&self) -> bool {
-        std::fs::read_dir(self.opts.db.join("index"))
-            .map(|mut d| {
-                d.any(|e| {
-                    e.ok()
-                        .and_then(|e| e.file_name().to_str()?.parse::<uuid::Uuid>().ok())
-                        .is_some()
-                })
-            })
-            .unwrap_or(false)
+        index_partitions(&self.opts.db).next().is_some()
     }
 
     /// Records that partition `id` is sealed here for `coordinator`'s transaction

@@ -25,6 +25,21 @@ pub(super) struct MemberState {
     pub backoff: Duration,
 }
 
+impl MemberState {
+    /// A member known by name only: not authenticated, not connected, due for a dial.
+    fn heard_of() -> MemberState {
+        MemberState {
+            peer: None,
+            addrs: vec![],
+            components: vec![],
+            connected: false,
+            holds_data: false,
+            next_dial: Instant::now(),
+            backoff: Duration::from_millis(500),
+        }
+    }
+}
+
 /// Node ids pinned to PeerIds, one `id peer` line each in `<db>/members.pins`.
 pub(super) struct Pins {
     path: PathBuf,
@@ -129,15 +144,9 @@ impl Cluster {
         }
         let addrs: Vec<Multiaddr> = m.addrs.iter().filter_map(|a| a.parse().ok()).collect();
         let mut members = self.members.lock().expect("lock poisoned");
-        let e = members.entry(m.id.clone()).or_insert_with(|| MemberState {
-            peer: Some(peer),
-            addrs: addrs.clone(),
-            components: vec![],
-            connected: true,
-            holds_data: false,
-            next_dial: Instant::now(),
-            backoff: Duration::from_millis(500),
-        });
+        let e = members
+            .entry(m.id.clone())
+            .or_insert_with(MemberState::heard_of);
         e.peer = Some(peer);
         if !addrs.is_empty() {
             e.addrs = addrs;
@@ -156,15 +165,9 @@ impl Cluster {
         }
         let addrs: Vec<Multiaddr> = m.addrs.iter().filter_map(|a| a.parse().ok()).collect();
         let mut members = self.members.lock().expect("lock poisoned");
-        let e = members.entry(m.id.clone()).or_insert_with(|| MemberState {
-            peer: None,
-            addrs: vec![],
-            components: vec![],
-            connected: false,
-            holds_data: false,
-            next_dial: Instant::now(),
-            backoff: Duration::from_millis(500),
-        });
+        let e = members
+            .entry(m.id.clone())
+            .or_insert_with(MemberState::heard_of);
         if e.addrs.is_empty() {
             e.addrs = addrs;
         }

@@ -33,6 +33,10 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+/// Why a node that holds data cannot answer for it.
+const UNAVAILABLE: &str =
+    "its archive or index is stopped, so its data is unavailable (spawn them again)";
+
 /// How long a member that holds data may take to answer a lookup.
 pub const MEMBER_TIMEOUT: Duration = Duration::from_secs(2);
 

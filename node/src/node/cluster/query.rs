@@ -48,27 +48,28 @@ impl Cluster {
         let parsed = parse(expr).map_err(|e| e.to_string())?;
         let mut out = Vec::new();
         let mut warnings = Vec::new();
-        let labels = self.node.labels();
-        if labels.iter().any(|l| l == "index") && labels.iter().any(|l| l == "archive") {
-            let span = tracing::info_span!("query.lookup", member = %self.id);
-            out.extend(
-                self.node
-                    .lookup(parsed)
-                    .instrument(span)
-                    .await
-                    .map_err(|e| e.to_string())?,
-            );
-        } else if self.node.has_index_data() {
-            let e = format!(
-                "node {}: its archive or index is stopped, so its data is unavailable (spawn them again)",
-                self.id
-            );
+        // Data that cannot be read fails the query, or is a warning when a partial
+        // answer is accepted.
+        let mut partial = |e: String| -> Result<(), String> {
             if !allow_partial {
                 return Err(format!(
                     "query incomplete: {e} (use --allow-partial to accept a partial answer)"
                 ));
             }
             warnings.push(format!("partial answer: {e}"));
+            Ok(())
+        };
+        if self.serves_data() {
+            let span = tracing::info_span!("query.lookup", member = %self.id);
+            out.extend(
+                self.node
+                    .lookup(parsed.clone())
+                    .instrument(span)
+                    .await
+                    .map_err(|e| e.to_string())?,
+            );
+        } else if self.node.has_index_data() {
+            partial(format!("node {}: {}", self.id, super::UNAVAILABLE))?;
         }
         // Every member that may hold data is asked, whatever components it last
         // reported: an import acknowledged a moment ago on a member whose new
@@ -111,24 +112,19 @@ impl Cluster {
             futures::future::join_all(schema_asks),
         )
         .await;
-        let mut all_schemas = self.node.known_schemas().await;
-        all_schemas.extend(schemas.into_iter().flatten());
-        warnings.extend(crate::query::resolve::unknown_extractors(
-            &parse(expr).map_err(|e| e.to_string())?,
-            &all_schemas,
-        ));
         for (id, r) in answers {
             match r {
                 Ok(DataResponse::Hits(h)) => out.extend(h),
                 Ok(other) => return Err(format!("node {id}: unexpected answer {other:?}")),
-                Err(e) if allow_partial => warnings.push(format!("partial answer: {e}")),
-                Err(e) => {
-                    return Err(format!(
-                        "query incomplete: {e} (use --allow-partial to accept a partial answer)"
-                    ))
-                }
+                Err(e) => partial(e)?,
             }
         }
+        let mut all_schemas = self.node.known_schemas().await;
+        all_schemas.extend(schemas.into_iter().flatten());
+        warnings.extend(crate::query::resolve::unknown_extractors(
+            &parsed,
+            &all_schemas,
+        ));
         // Import order: partition ids are time-ordered UUIDs.
         out.sort_by_key(|h| h.partition);
         Ok((out, warnings))

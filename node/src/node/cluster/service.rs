@@ -90,7 +90,7 @@ impl Cluster {
     }
 
     /// Whether this node's data can be read: its archive and index both run.
-    fn serves_data(&self) -> bool {
+    pub(super) fn serves_data(&self) -> bool {
         let l = self.node.labels();
         l.iter().any(|c| c == "index") && l.iter().any(|c| c == "archive")
     }
@@ -161,7 +161,7 @@ impl Cluster {
             DataRequest::Schemas => DataResponse::Schemas(self.node.known_schemas().await),
             DataRequest::Lookup { .. } if !self.serves_data() => {
                 if self.node.has_index_data() {
-                    err("its archive or index is stopped, so its data is unavailable (spawn them again)")
+                    err(super::UNAVAILABLE)
                 } else {
                     DataResponse::Hits(vec![])
                 }

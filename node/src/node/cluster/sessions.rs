@@ -41,11 +41,12 @@ impl Cluster {
         session: [u8; 16],
         target: Option<String>,
     ) -> Result<Route, String> {
-        let member = matches!(self.caller(peer), Caller::Member { .. });
         let mut map = self.sessions.map.lock().expect("lock poisoned");
         if let Some(r) = map.get(&(peer, session)) {
             return Ok(r.clone());
         }
+        // Only a session's first batch pays for these checks.
+        let member = matches!(self.caller(peer), Caller::Member { .. });
         let open = map.keys().filter(|(p, _)| *p == peer).count();
         if !member && open >= MAX_SESSIONS_PER_CLIENT {
             return Err(format!(
@@ -159,6 +160,12 @@ impl Cluster {
                 Err(e) => return err(e),
             },
         };
+        self.end(route, session, commit).await
+    }
+
+    /// Commits or aborts a session along its route: here, or at the member it
+    /// was relayed to.
+    async fn end(&self, route: Route, session: [u8; 16], commit: bool) -> DataResponse {
         match route {
             Route::Relayed(t) => {
                 let req = if commit {
@@ -201,19 +208,7 @@ impl Cluster {
         };
         for (session, route) in gone {
             tracing::warn!(peer = %peer, "a client went away during an import; aborting it");
-            match route {
-                Route::Local(s) => {
-                    let _ = self.node.abort(s).await;
-                }
-                Route::Relayed(t) => {
-                    let req = DataRequest::Abort {
-                        node: t.clone(),
-                        session,
-                        forwarded: true,
-                    };
-                    let _ = self.ask_member(&t, req, Duration::from_secs(30)).await;
-                }
-            }
+            let _ = self.end(route, session, false).await;
         }
     }
 
