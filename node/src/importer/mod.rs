@@ -23,6 +23,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use uuid::Uuid;
 
+/// Aborted sessions remembered, so late batches of theirs are dropped.
+const ABORTED_KEPT: usize = 1024;
+
 /// An import session: one client import or one spawned source.
 pub type SessionId = Uuid;
 
@@ -123,6 +126,9 @@ pub struct Importer {
     partition_size: u32,
     partition_timeout: Duration,
     sessions: HashMap<SessionId, Session>,
+    /// Recently aborted sessions: a batch of theirs still on its way is dropped
+    /// instead of opening the session again.
+    aborted: std::collections::VecDeque<SessionId>,
     /// Events committed by this importer since it started.
     events: u64,
 }
@@ -137,6 +143,7 @@ impl Importer {
             partition_size,
             partition_timeout,
             sessions: HashMap::new(),
+            aborted: std::collections::VecDeque::new(),
             events: 0,
         }
     }
@@ -304,6 +311,12 @@ impl Importer {
     /// Removes every uncommitted partition of `session`, here and on participants.
     async fn abort(&mut self, session: SessionId) {
         self.reap(session, true).await;
+        if !self.aborted.contains(&session) {
+            if self.aborted.len() >= ABORTED_KEPT {
+                self.aborted.pop_front();
+            }
+            self.aborted.push_back(session);
+        }
         let Some(s) = self.sessions.remove(&session) else {
             return;
         };
@@ -429,6 +442,9 @@ impl Message<Ingest> for Importer {
             span: parent,
         } = m;
         let partition_size = self.partition_size;
+        if self.aborted.contains(&session) {
+            return;
+        }
         let s = self.sessions.entry(session).or_default();
         if s.failed.is_some() || batch.rows == 0 {
             return;

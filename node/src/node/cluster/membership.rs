@@ -244,6 +244,9 @@ impl Cluster {
         mut events: tokio::sync::mpsc::UnboundedReceiver<crate::net::NetEvent>,
     ) {
         while let Some(ev) = events.recv().await {
+            if let crate::net::NetEvent::Connected(peer) = ev {
+                self.client_connected(peer);
+            }
             if let crate::net::NetEvent::Disconnected(peer) = ev {
                 let this = self.clone();
                 tokio::spawn(async move { this.abort_sessions_of(peer).await });

@@ -28,8 +28,19 @@ pub(super) enum Route {
 
 #[derive(Default)]
 pub(super) struct Sessions {
-    map: Mutex<HashMap<(PeerId, [u8; 16]), Route>>,
+    map: Mutex<Table>,
 }
+
+#[derive(Default)]
+struct Table {
+    routes: HashMap<(PeerId, [u8; 16]), Route>,
+    /// Clients whose connection closed, and when: a request of theirs still in
+    /// flight must not open a session after their sessions were aborted.
+    gone: HashMap<PeerId, std::time::Instant>,
+}
+
+/// How long a closed client is remembered (its requests in flight end sooner).
+const GONE_FOR: Duration = Duration::from_secs(600);
 
 impl Cluster {
     /// The route of a client's session, opened on its first batch. A client that
@@ -41,7 +52,11 @@ impl Cluster {
         session: [u8; 16],
         target: Option<String>,
     ) -> Result<Route, String> {
-        let mut map = self.sessions.map.lock().expect("lock poisoned");
+        let mut table = self.sessions.map.lock().expect("lock poisoned");
+        if table.gone.contains_key(&peer) {
+            return Err("this client's connection closed; its imports were aborted".into());
+        }
+        let map = &mut table.routes;
         if let Some(r) = map.get(&(peer, session)) {
             return Ok(r.clone());
         }
@@ -66,7 +81,18 @@ impl Cluster {
             .map
             .lock()
             .expect("lock poisoned")
+            .routes
             .remove(&(peer, session))
+    }
+
+    /// A client connected (again): it may open sessions.
+    pub(super) fn client_connected(&self, peer: PeerId) {
+        self.sessions
+            .map
+            .lock()
+            .expect("lock poisoned")
+            .gone
+            .remove(&peer);
     }
 
     /// Where imports to node `node` (empty: this one) go from here: this node's
@@ -199,7 +225,13 @@ impl Cluster {
     /// A client went away: its open imports leave nothing behind.
     pub(super) async fn abort_sessions_of(self: &Arc<Self>, peer: PeerId) {
         let gone: Vec<([u8; 16], Route)> = {
-            let mut map = self.sessions.map.lock().expect("lock poisoned");
+            let mut table = self.sessions.map.lock().expect("lock poisoned");
+            let now = std::time::Instant::now();
+            table
+                .gone
+                .retain(|_, at| now.duration_since(*at) < GONE_FOR);
+            table.gone.insert(peer, now);
+            let map = &mut table.routes;
             let keys: Vec<(PeerId, [u8; 16])> =
                 map.keys().filter(|(p, _)| *p == peer).copied().collect();
             keys.into_iter()
