@@ -77,6 +77,19 @@ pub struct SourceConfig {
     pub interfaces: Vec<String>,
 }
 
+/// Background compaction: small partitions of a node are merged into full ones.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct CompactionConfig {
+    /// Seconds between compaction rounds; 0 turns compaction off.
+    pub interval: u64,
+    /// Most events per second compaction rewrites (its throttle).
+    pub max_rate: u64,
+    /// Seconds the files of replaced partitions are kept for queries already
+    /// running when the swap happened.
+    pub retire_grace: u64,
+}
+
 /// Everything a node and the CLI read.
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
@@ -98,6 +111,7 @@ pub struct Config {
     pub import: ImportConfig,
     pub cluster: ClusterConfig,
     pub source: SourceConfig,
+    pub compaction: CompactionConfig,
     #[serde(default)]
     pub telemetry: TelemetryConfig,
 }
@@ -114,6 +128,7 @@ const KNOWN_KEYS: &[&str] = &[
     "import",
     "cluster",
     "source",
+    "compaction",
     "telemetry",
 ];
 
@@ -148,6 +163,10 @@ cluster:
 source:
   read-dirs: []
   interfaces: ["*"]
+compaction:
+  interval: 10
+  max-rate: 1000000
+  retire-grace: 60
 "#;
 
 /// Builds the layered configuration. `file` is `-c FILE`; `overrides` are flags as

@@ -11,7 +11,9 @@
 //!
 //! File: `<db>/commits.log`, records of `[len u32][xxh3 u64][payload]`, payload =
 //! version byte, kind byte, txn (16), coordinator (u16 length + utf-8), then the
-//! partition ids (u32 count + 16 bytes each).
+//! partition ids (u32 count + 16 bytes each). `Replace` records (compaction)
+//! are version 2 and add the retired ids (u32 count + 16 bytes each); a build that
+//! knows only version 1 stops at them instead of cutting them off as torn.
 
 use crate::durable::{self, StoreError};
 use std::collections::{HashMap, HashSet};
@@ -21,6 +23,8 @@ use std::path::{Path, PathBuf};
 use uuid::Uuid;
 
 const VERSION: u8 = 1;
+/// Version of `Replace` records.
+const VERSION_REPLACE: u8 = 2;
 /// Largest record read back; larger claims mean a corrupt tail.
 const MAX_RECORD: usize = 64 << 20;
 
@@ -34,6 +38,9 @@ pub enum Kind {
     Prepare = 2,
     /// The transaction failed; its partitions are to be removed.
     Abort = 3,
+    /// Compaction: the partitions become visible and the retired ones invisible,
+    /// in one step, so a query never sees both versions of an event or neither.
+    Replace = 4,
 }
 
 /// One record of the log.
@@ -45,11 +52,18 @@ pub struct Record {
     /// The node that decides the transaction (empty: this node).
     pub coordinator: String,
     pub partitions: Vec<Uuid>,
+    /// Partitions this record makes invisible (only `Replace`).
+    pub retired: Vec<Uuid>,
 }
 
 impl Record {
     fn encode(&self) -> Vec<u8> {
-        let mut p = vec![VERSION, self.kind as u8];
+        let version = if self.kind == Kind::Replace {
+            VERSION_REPLACE
+        } else {
+            VERSION
+        };
+        let mut p = vec![version, self.kind as u8];
         p.extend_from_slice(self.txn.as_bytes());
         let c = self.coordinator.as_bytes();
         p.extend_from_slice(&(c.len().min(u16::MAX as usize) as u16).to_le_bytes());
@@ -57,6 +71,12 @@ impl Record {
         p.extend_from_slice(&(self.partitions.len() as u32).to_le_bytes());
         for id in &self.partitions {
             p.extend_from_slice(id.as_bytes());
+        }
+        if self.kind == Kind::Replace {
+            p.extend_from_slice(&(self.retired.len() as u32).to_le_bytes());
+            for id in &self.retired {
+                p.extend_from_slice(id.as_bytes());
+            }
         }
         p
     }
@@ -72,35 +92,45 @@ impl Record {
         };
         let mut p = p;
         let head = take(&mut p, 2)?;
-        if head[0] != VERSION {
-            return Err(format!(
-                "record version {} (this build reads version {VERSION})",
-                head[0]
-            ));
-        }
-        let kind = match head[1] {
-            1 => Kind::Commit,
-            2 => Kind::Prepare,
-            3 => Kind::Abort,
-            k => return Err(format!("unknown record kind {k}")),
+        let kind = match (head[0], head[1]) {
+            (VERSION, 1) => Kind::Commit,
+            (VERSION, 2) => Kind::Prepare,
+            (VERSION, 3) => Kind::Abort,
+            (VERSION_REPLACE, 4) => Kind::Replace,
+            (VERSION | VERSION_REPLACE, k) => return Err(format!("unknown record kind {k}")),
+            (v, _) => {
+                return Err(format!(
+                    "record version {v} (this build reads versions {VERSION}-{VERSION_REPLACE})"
+                ))
+            }
         };
         let txn = Uuid::from_slice(&take(&mut p, 16)?).expect("16 bytes");
         let clen = u16::from_le_bytes(take(&mut p, 2)?.try_into().expect("2 bytes")) as usize;
         let coordinator =
             String::from_utf8(take(&mut p, clen)?).map_err(|_| "coordinator is not utf-8")?;
-        let n = u32::from_le_bytes(take(&mut p, 4)?.try_into().expect("4 bytes")) as usize;
-        if n.checked_mul(16) != Some(p.len()) {
+        let ids = |p: &mut &[u8]| -> Result<Vec<Uuid>, String> {
+            let n = u32::from_le_bytes(take(p, 4)?.try_into().expect("4 bytes")) as usize;
+            let bytes = take(p, n.checked_mul(16).ok_or("partition list too long")?)?;
+            Ok(bytes
+                .chunks_exact(16)
+                .map(|c| Uuid::from_slice(c).expect("16 bytes"))
+                .collect())
+        };
+        let partitions = ids(&mut p)?;
+        let retired = if kind == Kind::Replace {
+            ids(&mut p)?
+        } else {
+            Vec::new()
+        };
+        if !p.is_empty() {
             return Err("partition list does not match the record length".into());
         }
-        let partitions = p
-            .chunks_exact(16)
-            .map(|c| Uuid::from_slice(c).expect("16 bytes"))
-            .collect();
         Ok(Record {
             kind,
             txn,
             coordinator,
             partitions,
+            retired,
         })
     }
 }
@@ -117,6 +147,8 @@ pub struct State {
     pub committed_txns: HashSet<Uuid>,
     /// Transactions known to have failed.
     pub aborted_txns: HashSet<Uuid>,
+    /// Partitions compaction replaced: their files are swept.
+    pub retired: HashSet<Uuid>,
 }
 
 impl State {
@@ -142,6 +174,15 @@ impl State {
                     self.prepared.remove(p);
                 }
                 self.prepared.retain(|_, (t, _)| *t != r.txn);
+            }
+            Kind::Replace => {
+                for p in &r.partitions {
+                    self.committed.insert(*p);
+                }
+                for p in &r.retired {
+                    self.committed.remove(p);
+                    self.retired.insert(*p);
+                }
             }
         }
     }
@@ -283,6 +324,7 @@ mod tests {
                 txn: t1,
                 coordinator: String::new(),
                 partitions: vec![a],
+                retired: Vec::new(),
             })
             .unwrap();
             log.append(&Record {
@@ -290,6 +332,7 @@ mod tests {
                 txn: Uuid::now_v7(),
                 coordinator: "n1".into(),
                 partitions: vec![b],
+                retired: Vec::new(),
             })
             .unwrap();
         }
@@ -305,6 +348,7 @@ mod tests {
             txn: Uuid::now_v7(),
             coordinator: String::new(),
             partitions: vec![c],
+            retired: Vec::new(),
         }
         .encode();
         let mut f = OpenOptions::new().append(true).open(&path).unwrap();
@@ -330,6 +374,7 @@ mod tests {
             txn: t,
             coordinator: "n1".into(),
             partitions: vec![p],
+            retired: Vec::new(),
         })
         .unwrap();
         log.append(&Record {
@@ -337,10 +382,64 @@ mod tests {
             txn: t,
             coordinator: "n1".into(),
             partitions: vec![],
+            retired: Vec::new(),
         })
         .unwrap();
         assert!(log.state().prepared.is_empty());
         assert!(log.state().aborted_txns.contains(&t));
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn replace_swaps_partitions_in_one_record() {
+        let d = dir("replace");
+        let (a, b, m) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
+        {
+            let mut log = CommitLog::open(&d).unwrap();
+            log.append(&Record {
+                kind: Kind::Commit,
+                txn: Uuid::now_v7(),
+                coordinator: String::new(),
+                partitions: vec![a, b],
+                retired: Vec::new(),
+            })
+            .unwrap();
+            log.append(&Record {
+                kind: Kind::Replace,
+                txn: m,
+                coordinator: String::new(),
+                partitions: vec![m],
+                retired: vec![a, b],
+            })
+            .unwrap();
+        }
+        let log = CommitLog::open(&d).unwrap();
+        let st = log.state();
+        assert!(st.committed.contains(&m));
+        assert!(!st.committed.contains(&a) && !st.committed.contains(&b));
+        assert!(st.retired.contains(&a) && st.retired.contains(&b));
+        drop(log);
+        // A record of a future version stops the open with a message naming it,
+        // rather than being cut off as a torn tail.
+        let mut rec = Record {
+            kind: Kind::Commit,
+            txn: Uuid::now_v7(),
+            coordinator: String::new(),
+            partitions: vec![],
+            retired: Vec::new(),
+        }
+        .encode();
+        rec[0] = 9;
+        let mut f = OpenOptions::new()
+            .append(true)
+            .open(d.join("commits.log"))
+            .unwrap();
+        f.write_all(&(rec.len() as u32).to_le_bytes()).unwrap();
+        f.write_all(&durable::checksum(&rec).to_le_bytes()).unwrap();
+        f.write_all(&rec).unwrap();
+        drop(f);
+        let err = CommitLog::open(&d).unwrap_err().to_string();
+        assert!(err.contains("record version 9") && err.contains("1-2"), "{err}");
         std::fs::remove_dir_all(&d).unwrap();
     }
 }

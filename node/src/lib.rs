@@ -3,6 +3,7 @@
 
 pub mod archive;
 pub mod commit;
+pub mod compactor;
 pub mod data;
 pub mod durable;
 pub mod export;

@@ -46,6 +46,7 @@ pub async fn run(cfg: &vast_config::Config) -> Result<ExitCode> {
         eprintln!("warning: no cluster secret (--secret-file): listening on loopback only, and any local process can control this node");
     }
     let node = Arc::new(Node::open(NodeOptions::from_config(cfg)).await?);
+    node.start_compaction(vast_node::compactor::CompactionOptions::from_config(cfg));
     let key = net::identity::load_or_create(&cfg.db_directory).map_err(|e| anyhow!(e))?;
     let mut protected = vec![cfg.db_directory.clone()];
     if let Some(s) = &cfg.cluster.secret_file {

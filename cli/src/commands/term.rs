@@ -65,6 +65,25 @@ pub fn render_status(v: &Value) -> String {
     {
         s += &format!("corrupt     {} partitions (see status --json)\n", c.len());
     }
+    if let Some(c) = v
+        .get("compaction")
+        .filter(|c| c.get("enabled").and_then(Value::as_bool) == Some(true))
+    {
+        let state = if c.get("running").and_then(Value::as_bool) == Some(true) {
+            "merging"
+        } else {
+            "idle"
+        };
+        s += &format!(
+            "compaction  {state}, {} small partitions, {} merges of {} partitions so far\n",
+            count(u(c, "small-partitions")),
+            count(u(c, "merges")),
+            count(u(c, "partitions-merged"))
+        );
+        if let Some(e) = c.get("last-error").and_then(Value::as_str) {
+            s += &format!("            last error: {e}\n");
+        }
+    }
     if let Some(schemas) = v.get("schemas").and_then(Value::as_object) {
         if !schemas.is_empty() {
             let w = schemas.keys().map(String::len).max().unwrap_or(6).max(6);

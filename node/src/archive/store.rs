@@ -253,7 +253,8 @@ impl ArchiveStore {
         let mut out = Vec::new();
         let mut taken = 0u64;
         let mut bytes = 0usize;
-        let mut resolved = None;
+        // Partitions hold several schemas: the expression is resolved per schema.
+        let mut resolved: HashMap<u64, crate::query::Resolved> = HashMap::new();
         for fr in &meta.frames {
             if limit.is_some_and(|l| taken >= l) {
                 break;
@@ -278,7 +279,9 @@ impl ArchiveStore {
                 check.push(r - fr.first_row);
             }
             if !check.is_empty() {
-                let r = resolved.get_or_insert_with(|| resolve(expr, &batch.schema));
+                let r = resolved
+                    .entry(batch.schema.fingerprint())
+                    .or_insert_with(|| resolve(expr, &batch.schema));
                 let matching = filter(r, &batch);
                 let mut i = 0;
                 for c in check {

@@ -285,6 +285,7 @@ impl Importer {
                 txn,
                 coordinator: String::new(),
                 partitions: all,
+                retired: Vec::new(),
             },
         )
         .await
@@ -334,6 +335,7 @@ impl Importer {
                 txn: session,
                 coordinator: String::new(),
                 partitions: ids,
+                retired: Vec::new(),
             };
             if let Err(e) = crate::commit::append(&self.sinks.commits, rec).await {
                 tracing::error!(error = %e, "recording an abort failed");
@@ -449,7 +451,9 @@ impl Message<Ingest> for Importer {
         if s.failed.is_some() || batch.rows == 0 {
             return;
         }
-        let fp = batch.schema.fingerprint();
+        // One active partition per session holds every schema of the session's
+        // stream: partitions hold several layouts.
+        let fp = 0u64;
         let full = s
             .active
             .get(&fp)

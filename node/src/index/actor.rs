@@ -116,7 +116,7 @@ impl Message<IndexBatch> for Index {
         let _span = tracing::info_span!(parent: &m.span, "index.add", partition = %m.id, rows = m.batch.rows, schema = %m.batch.schema.name).entered();
         self.building
             .entry(m.id)
-            .or_insert_with(|| PartitionBuilder::new(m.id, m.batch.schema.clone(), m.archive))
+            .or_insert_with(|| PartitionBuilder::new(m.id, m.archive))
             .add(&m.batch, m.offset);
     }
 }
@@ -170,6 +170,32 @@ impl Message<Publish> for Index {
                 }
             }
         }
+        Ok(())
+    }
+}
+
+/// Make a merged partition visible in place of the partitions it replaces, in one
+/// step under the catalog's write lock (compaction; the `Replace` record is
+/// already durable).
+pub struct Swap {
+    pub add: Uuid,
+    pub remove: Vec<Uuid>,
+}
+
+impl Message<Swap> for Index {
+    type Reply = Result<(), String>;
+
+    async fn handle(&mut self, m: Swap, _: &mut Context<Self, Self::Reply>) -> Self::Reply {
+        let p = match self.sealed.remove(&m.add) {
+            Some(p) => p,
+            None => PartitionIndex::open(&self.dir.join(m.add.to_string()))
+                .map_err(|e| e.to_string())?,
+        };
+        let mut cat = self.catalog.write().expect("catalog lock poisoned");
+        if cat.contains(m.add) {
+            return Ok(());
+        }
+        cat.swap(p, &m.remove);
         Ok(())
     }
 }
@@ -252,9 +278,16 @@ impl Message<GetIndexStatus> for Index {
         let mut bytes = 0;
         let catalog = self.catalog.read().expect("catalog lock poisoned");
         for p in &catalog.partitions {
-            let e = schemas.entry(p.meta.schema.name.clone()).or_default();
-            e.0 += p.meta.rows as u64;
-            e.1 += 1;
+            let mut seen: Vec<&str> = Vec::new();
+            for l in &p.meta.layouts {
+                let e = schemas.entry(l.schema.name.clone()).or_default();
+                e.0 += l.count as u64;
+                // A partition counts once for each schema name it holds.
+                if !seen.contains(&l.schema.name.as_str()) {
+                    e.1 += 1;
+                    seen.push(&l.schema.name);
+                }
+            }
             bytes += p.disk_bytes();
         }
         IndexStatus {
@@ -285,8 +318,8 @@ impl Message<KnownSchemas> for Index {
         let all = catalog
             .partitions
             .iter()
-            .map(|p| &p.meta.schema)
-            .chain(self.building.values().map(|b| b.schema()));
+            .flat_map(|p| p.meta.layouts.iter().map(|l| &l.schema))
+            .chain(self.building.values().flat_map(|b| b.schemas()));
         for s in all {
             if !out.contains(s) {
                 out.push(s.clone());

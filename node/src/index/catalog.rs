@@ -96,31 +96,64 @@ impl Catalog {
         self.partitions.push(Arc::new(p));
     }
 
+    /// Replaces the partitions `remove` by `add` in one step, at the place of the
+    /// first removed one (keeping partition order). Returns how many were removed.
+    pub fn swap(&mut self, add: PartitionIndex, remove: &[uuid::Uuid]) -> usize {
+        let at = self
+            .partitions
+            .iter()
+            .position(|p| remove.contains(&p.meta.uuid()))
+            .unwrap_or(self.partitions.len());
+        let before = self.partitions.len();
+        self.partitions.insert(at, Arc::new(add));
+        self.partitions
+            .retain(|p| !remove.contains(&p.meta.uuid()));
+        before + 1 - self.partitions.len()
+    }
+
+    /// Whether partition `id` is visible.
+    pub fn contains(&self, id: uuid::Uuid) -> bool {
+        self.partitions.iter().any(|p| p.meta.uuid() == id)
+    }
+
     /// Candidates of `expr` in every partition; partitions without candidates are left out.
     pub fn lookup(&self, expr: &Expr) -> Result<Vec<PartitionHits>, StoreError> {
         let mut resolved: HashMap<u64, Resolved> = HashMap::new();
         let mut out = Vec::new();
         for p in &self.partitions {
-            let fp = p.meta.schema.fingerprint();
-            let r = resolved
-                .entry(fp)
-                .or_insert_with(|| resolve(expr, &p.meta.schema));
-            if matches!(r, Resolved::False) {
-                continue;
-            }
             let span = tracing::info_span!(
                 "index.partition",
                 partition = %p.meta.uuid(),
-                schema = %p.meta.schema.name,
+                schema = tracing::field::Empty,
                 rows = p.meta.rows,
                 candidates = tracing::field::Empty,
             );
             let _g = span.enter();
-            let hits = p.lookup(r)?;
-            span.record("candidates", hits.estimate());
-            if hits.sure.is_empty() && hits.maybe.is_empty() {
-                continue;
+            let mut hits: Option<Hits> = None;
+            let mut names: Vec<&str> = Vec::new();
+            for (li, l) in p.meta.layouts.iter().enumerate() {
+                let r = resolved
+                    .entry(l.schema.fingerprint())
+                    .or_insert_with(|| resolve(expr, &l.schema));
+                if matches!(r, Resolved::False) {
+                    continue;
+                }
+                let h = p.lookup(li, r)?;
+                if h.sure.is_empty() && h.maybe.is_empty() {
+                    continue;
+                }
+                names.push(&l.schema.name);
+                hits = Some(match hits {
+                    Some(acc) => acc.or(h),
+                    None => h,
+                });
             }
+            let Some(hits) = hits else {
+                continue;
+            };
+            names.dedup();
+            span.record("schema", names.join(","));
+            span.record("candidates", hits.estimate());
             out.push(PartitionHits {
                 partition: p.clone(),
                 hits,

@@ -103,6 +103,8 @@ pub struct Node {
     >,
     sources: Mutex<BTreeMap<String, ActorRef<Source>>>,
     next_source: Mutex<usize>,
+    /// Background compaction's figures, for `status`.
+    compaction: std::sync::Arc<Mutex<crate::compactor::CompactionStatus>>,
 }
 
 fn failed(e: impl std::fmt::Display) -> NodeError {
@@ -126,6 +128,7 @@ fn open_commits(db: &std::path::Path) -> Result<CommitLog, NodeError> {
                 txn: uuid::Uuid::nil(),
                 coordinator: String::new(),
                 partitions: existing,
+                retired: Vec::new(),
             })?;
         }
     }
@@ -173,6 +176,7 @@ impl Node {
             placement: Mutex::new(None),
             sources: Mutex::new(BTreeMap::new()),
             next_source: Mutex::new(0),
+            compaction: Default::default(),
         };
         // Sink-first: the importer is built with its archive and index.
         for c in ["archive", "index", "importer"] {
@@ -195,6 +199,30 @@ impl Node {
     }
     fn importer(&self) -> Option<ActorRef<Importer>> {
         self.importer.lock().expect("lock poisoned").clone()
+    }
+
+    /// The archive and index, when both run here.
+    pub(crate) fn storage(&self) -> Option<(ActorRef<Archive>, ActorRef<Index>)> {
+        Some((self.archive()?, self.index()?))
+    }
+
+    /// The visible partitions of this node's index, when it has one.
+    pub(crate) fn catalog_partitions(
+        &self,
+    ) -> Option<Vec<std::sync::Arc<crate::index::partition::PartitionIndex>>> {
+        let catalog = self.catalog.lock().expect("lock poisoned").clone()?;
+        let c = catalog.read().expect("catalog lock poisoned");
+        Some(c.partitions.clone())
+    }
+
+    pub(crate) fn commit_log(&self) -> &std::sync::Arc<Mutex<CommitLog>> {
+        &self.commits
+    }
+
+    /// Starts background compaction (a long-running node; embedded commands are
+    /// too short-lived to compact).
+    pub fn start_compaction(self: &std::sync::Arc<Self>, opts: crate::compactor::CompactionOptions) {
+        crate::compactor::spawn(std::sync::Arc::downgrade(self), opts, self.compaction.clone());
     }
 
     /// Labels of running components, e.g. `archive`, `index`, `importer`, `source-0`.
@@ -505,6 +533,7 @@ impl Node {
             txn,
             coordinator: coordinator.to_string(),
             partitions: vec![id],
+            retired: Vec::new(),
         };
         crate::commit::append(&self.commits, rec).await?;
         Ok(())
@@ -523,6 +552,7 @@ impl Node {
             txn,
             coordinator: coordinator.to_string(),
             partitions: ids.clone(),
+            retired: Vec::new(),
         };
         crate::commit::append(&self.commits, rec).await?;
         let index = self.index().ok_or_else(|| self.missing("index"))?;
@@ -546,6 +576,7 @@ impl Node {
             txn,
             coordinator: coordinator.to_string(),
             partitions: ids.clone(),
+            retired: Vec::new(),
         };
         crate::commit::append(&self.commits, rec).await?;
         if let Some(a) = self.archive() {
@@ -739,7 +770,7 @@ impl Node {
                     .expect("in-memory write");
                 crate::proto::WireHits {
                     partition: h.partition.meta.id,
-                    schema: h.partition.meta.schema.name.clone(),
+                    schema: h.partition.meta.schema_names(),
                     // A partition's archive and index always live on the same node:
                     // name it as it is called now, so a renamed node still serves.
                     archive: format!("{}/archive", self.id),
@@ -820,6 +851,8 @@ impl Node {
             );
         }
         out.insert("bytes-on-disk".into(), json!(total_bytes));
+        let compaction = self.compaction.lock().expect("lock poisoned").clone();
+        out.insert("compaction".into(), json!(compaction));
         if detailed {
             let sources: Vec<(String, ActorRef<Source>)> = self
                 .sources

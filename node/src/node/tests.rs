@@ -218,7 +218,7 @@ async fn corruption_is_detected_and_reported() {
         .unwrap()
         .unwrap()
         .path()
-        .join("meta");
+        .join("entry");
     let mut bytes = std::fs::read(&meta).unwrap();
     let n = bytes.len();
     bytes[n - 1] ^= 0xff;
