@@ -192,6 +192,9 @@ pub struct CommitLog {
     path: PathBuf,
     file: File,
     state: State,
+    /// Bytes in the file now, and right after the last rewrite.
+    bytes: u64,
+    rewritten_bytes: u64,
 }
 
 impl std::fmt::Debug for CommitLog {
@@ -247,7 +250,88 @@ impl CommitLog {
         if !existed {
             durable::sync_dir(db)?;
         }
-        Ok(CommitLog { path, file, state })
+        Ok(CommitLog {
+            path,
+            file,
+            state,
+            bytes: at as u64,
+            rewritten_bytes: at as u64,
+        })
+    }
+
+    /// The records that say what the state says, fewest first: one commit of every
+    /// visible partition, the prepared ones by transaction, and the outcome of every
+    /// transaction a participant may still ask about.
+    fn snapshot(&self) -> Vec<Record> {
+        let st = &self.state;
+        let mut committed: Vec<Uuid> = st.committed.iter().copied().collect();
+        committed.sort();
+        let mut out = vec![Record {
+            kind: Kind::Commit,
+            txn: Uuid::nil(),
+            coordinator: String::new(),
+            partitions: committed,
+            retired: Vec::new(),
+        }];
+        let mut prepared: HashMap<(Uuid, String), Vec<Uuid>> = HashMap::new();
+        for (p, (txn, coord)) in &st.prepared {
+            prepared.entry((*txn, coord.clone())).or_default().push(*p);
+        }
+        for ((txn, coordinator), partitions) in prepared {
+            out.push(Record {
+                kind: Kind::Prepare,
+                txn,
+                coordinator,
+                partitions,
+                retired: Vec::new(),
+            });
+        }
+        for txn in &st.committed_txns {
+            out.push(Record {
+                kind: Kind::Commit,
+                txn: *txn,
+                coordinator: String::new(),
+                partitions: Vec::new(),
+                retired: Vec::new(),
+            });
+        }
+        for txn in &st.aborted_txns {
+            out.push(Record {
+                kind: Kind::Abort,
+                txn: *txn,
+                coordinator: String::new(),
+                partitions: Vec::new(),
+                retired: Vec::new(),
+            });
+        }
+        out
+    }
+
+    /// Rewrites the log from its state once it has grown to twice its size after
+    /// the last rewrite (and past 1 MiB): a node that imports and compacts for
+    /// months keeps a log the size of what it holds, not of its history. The new
+    /// log is written beside the old one and renamed over it, so a crash leaves
+    /// one or the other, whole.
+    pub fn rewrite_if_grown(&mut self) -> Result<bool, StoreError> {
+        if self.bytes < (1 << 20) || self.bytes < 2 * self.rewritten_bytes {
+            return Ok(false);
+        }
+        let mut buf = Vec::new();
+        for r in self.snapshot() {
+            buf.extend(encode_record(&r));
+        }
+        durable::write_raw_atomic(&self.path, &buf)?;
+        if let Some(dir) = self.path.parent() {
+            durable::sync_dir(dir)?;
+        }
+        self.file = OpenOptions::new()
+            .append(true)
+            .open(&self.path)
+            .map_err(|e| StoreError::io(&self.path, e))?;
+        tracing::info!(path = %self.path.display(), before = self.bytes, after = buf.len(), "rewrote the commit log");
+        self.bytes = buf.len() as u64;
+        self.rewritten_bytes = self.bytes;
+        Ok(true)
     }
 
     pub fn state(&self) -> &State {
@@ -256,18 +340,25 @@ impl CommitLog {
 
     /// Appends `r` and makes it durable before returning.
     pub fn append(&mut self, r: &Record) -> Result<(), StoreError> {
-        let payload = r.encode();
-        let mut rec = Vec::with_capacity(12 + payload.len());
-        rec.extend_from_slice(&(payload.len() as u32).to_le_bytes());
-        rec.extend_from_slice(&durable::checksum(&payload).to_le_bytes());
-        rec.extend_from_slice(&payload);
+        let rec = encode_record(r);
         self.file
             .write_all(&rec)
             .and_then(|_| self.file.sync_data())
             .map_err(|e| StoreError::io(&self.path, e))?;
+        self.bytes += rec.len() as u64;
         self.state.apply(r);
         Ok(())
     }
+}
+
+/// A record as it is stored: `[len u32][xxh3 u64][payload]`.
+fn encode_record(r: &Record) -> Vec<u8> {
+    let payload = r.encode();
+    let mut rec = Vec::with_capacity(12 + payload.len());
+    rec.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+    rec.extend_from_slice(&durable::checksum(&payload).to_le_bytes());
+    rec.extend_from_slice(&payload);
+    rec
 }
 
 /// Appends `r` to a shared log on a blocking thread: the fsync never holds up
@@ -440,6 +531,56 @@ mod tests {
         drop(f);
         let err = CommitLog::open(&d).unwrap_err().to_string();
         assert!(err.contains("record version 9") && err.contains("1-2"), "{err}");
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn a_grown_log_is_rewritten_to_what_it_holds() {
+        let d = dir("rewrite");
+        let keep = Uuid::now_v7();
+        let pending = (Uuid::now_v7(), Uuid::now_v7());
+        let mut log = CommitLog::open(&d).unwrap();
+        log.append(&Record {
+            kind: Kind::Prepare,
+            txn: pending.0,
+            coordinator: "n2".into(),
+            partitions: vec![pending.1],
+            retired: Vec::new(),
+        })
+        .unwrap();
+        // Many merges of partitions that end up replaced.
+        let mut last = Uuid::now_v7();
+        log.append(&Record {
+            kind: Kind::Commit,
+            txn: Uuid::now_v7(),
+            coordinator: String::new(),
+            partitions: vec![last, keep],
+            retired: Vec::new(),
+        })
+        .unwrap();
+        while !log.rewrite_if_grown().unwrap() {
+            let next = Uuid::now_v7();
+            let parts: Vec<Uuid> = (0..200).map(|_| Uuid::now_v7()).collect();
+            log.append(&Record {
+                kind: Kind::Replace,
+                txn: next,
+                coordinator: String::new(),
+                partitions: vec![next],
+                retired: [vec![last], parts].concat(),
+            })
+            .unwrap();
+            last = next;
+        }
+        let size = std::fs::metadata(d.join("commits.log")).unwrap().len();
+        assert!(size < 4096, "rewritten log is {size} bytes");
+        let before = log.state().clone();
+        drop(log);
+        let log = CommitLog::open(&d).unwrap();
+        let st = log.state();
+        assert_eq!(st.committed, before.committed);
+        assert!(st.committed.contains(&keep) && st.committed.contains(&last));
+        assert_eq!(st.prepared[&pending.1], (pending.0, "n2".to_string()));
+        assert_eq!(st.committed_txns, before.committed_txns);
         std::fs::remove_dir_all(&d).unwrap();
     }
 }

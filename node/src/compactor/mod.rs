@@ -145,6 +145,16 @@ pub fn spawn(node: Weak<Node>, opts: CompactionOptions, status: Arc<Mutex<Compac
         loop {
             tokio::time::sleep(opts.interval).await;
             let Some(node) = node.upgrade() else { break };
+            // The commit log is compacted too: rewritten to what it holds once it
+            // has doubled.
+            let log = node.commit_log().clone();
+            let rewritten = tokio::task::spawn_blocking(move || {
+                log.lock().expect("commit log lock poisoned").rewrite_if_grown()
+            })
+            .await;
+            if let Ok(Err(e)) = rewritten {
+                tracing::warn!(error = %e, "rewriting the commit log failed; it keeps growing");
+            }
             loop {
                 let Some(parts) = node.catalog_partitions() else {
                     break;
