@@ -18,6 +18,9 @@ pub struct Archive {
     failed: std::collections::HashMap<Uuid, String>,
     /// Refuses new data after `kill`; what it has stays queryable.
     retired: bool,
+    /// Partitions compaction replaced and whose files are gone (the latest few),
+    /// so a long-running query that still asks for one is told why.
+    replaced: std::collections::VecDeque<Uuid>,
     pub(crate) stored_bytes: u64,
 }
 
@@ -27,6 +30,7 @@ impl Archive {
             store,
             failed: Default::default(),
             retired: false,
+            replaced: Default::default(),
             stored_bytes: 0,
         }
     }
@@ -109,6 +113,12 @@ impl Message<Fetch> for Archive {
 
     async fn handle(&mut self, m: Fetch, _: &mut Context<Self, Self::Reply>) -> Self::Reply {
         let _span = tracing::debug_span!("archive.fetch", partition = %m.id, candidates = m.sure.len() + m.maybe.len()).entered();
+        if self.replaced.contains(&m.id) {
+            return Err(format!(
+                "partition {} was merged into another by compaction while this query ran; run the query again",
+                m.id
+            ));
+        }
         self.store
             .fetch(
                 m.id,
@@ -134,6 +144,24 @@ impl Message<DiscardPartitions> for Archive {
         for id in m.0 {
             self.failed.remove(&id);
             self.store.discard(id);
+        }
+    }
+}
+
+/// Remove the files of partitions compaction replaced (their `Replace` record is
+/// durable and no query holds them any more).
+pub struct RemoveReplaced(pub Vec<Uuid>);
+
+impl Message<RemoveReplaced> for Archive {
+    type Reply = ();
+
+    async fn handle(&mut self, m: RemoveReplaced, _: &mut Context<Self, ()>) {
+        for id in m.0 {
+            self.store.discard(id);
+            if self.replaced.len() >= 4096 {
+                self.replaced.pop_front();
+            }
+            self.replaced.push_back(id);
         }
     }
 }

@@ -21,7 +21,7 @@
 //! partitions merges greedily into partitions of up to `partition-size` events.
 //! Merges copy at most `max-rate` events per second.
 
-use crate::archive::actor::{Append, DiscardPartitions, Fetch, Seal};
+use crate::archive::actor::{Append, DiscardPartitions, Fetch, RemoveReplaced, Seal};
 use crate::commit::{Kind, Record};
 use crate::index::actor::{DiscardIndexes, IndexBatch, SealIndex, Swap};
 use crate::index::partition::PartitionIndex;
@@ -365,7 +365,7 @@ fn retire(
         let ids: Vec<Uuid> = group.iter().map(|p| p.meta.uuid()).collect();
         drop(group);
         if let Some((archive, index)) = node.upgrade().and_then(|n| n.storage()) {
-            let _ = archive.tell(DiscardPartitions(ids.clone())).await;
+            let _ = archive.tell(RemoveReplaced(ids.clone())).await;
             let _ = index.tell(DiscardIndexes(ids.clone())).await;
         }
         let mut st = status.lock().expect("lock poisoned");
