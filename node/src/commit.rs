@@ -155,7 +155,10 @@ impl State {
     fn apply(&mut self, r: &Record) {
         match r.kind {
             Kind::Commit => {
-                self.committed_txns.insert(r.txn);
+                // The nil txn commits partitions no import owns (migration, rewrite).
+                if !r.txn.is_nil() {
+                    self.committed_txns.insert(r.txn);
+                }
                 for p in &r.partitions {
                     self.prepared.remove(p);
                     self.committed.insert(*p);

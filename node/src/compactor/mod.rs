@@ -386,4 +386,37 @@ mod tests {
         assert_eq!(tier(2000), tier(1500));
         assert_ne!(tier(2000), tier(8000 * 2));
     }
+
+    fn parts(rows: &[u32]) -> Vec<Arc<PartitionIndex>> {
+        rows.iter()
+            .map(|r| Arc::new(PartitionIndex::for_test(*r)))
+            .collect()
+    }
+
+    fn rows(g: &Group) -> Vec<u32> {
+        g.iter().map(|p| p.meta.rows).collect()
+    }
+
+    #[test]
+    fn busy_nodes_merge_tiers_of_four() {
+        // Three small ones of a tier wait while data keeps arriving...
+        assert!(plan(&parts(&[2000, 2100, 1900, 900_000]), 1_000_000, false).is_none());
+        // ...four merge, and a full partition never takes part.
+        let p = parts(&[2000, 600_000, 1500, 1900, 1800, 100, 2100]);
+        assert_eq!(rows(&plan(&p, 1_000_000, false).unwrap()), vec![2000, 1500, 1900, 1800]);
+        // A tier merge stays within the partition size.
+        let p = parts(&[300_000, 300_000, 300_000, 300_000]);
+        assert_eq!(rows(&plan(&p, 1_000_000, false).unwrap()), vec![300_000; 3]);
+    }
+
+    #[test]
+    fn quiet_nodes_fill_partitions_greedily() {
+        let p = parts(&[100, 400_000, 20_000, 300_000, 450_000, 10]);
+        assert!(plan(&p, 1_000_000, false).is_none());
+        let g = plan(&p, 1_000_000, true).unwrap();
+        assert_eq!(rows(&g), vec![100, 400_000, 20_000, 300_000]);
+        // Nothing to merge: one small partition, or only full ones.
+        assert!(plan(&parts(&[10, 900_000]), 1_000_000, true).is_none());
+        assert!(plan(&parts(&[600_000, 700_000]), 1_000_000, true).is_none());
+    }
 }

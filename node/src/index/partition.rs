@@ -329,6 +329,28 @@ impl PartitionIndex {
         PartitionIndex::new(meta, dir.to_path_buf())
     }
 
+    /// A partition of `rows` events of an empty schema, with no files (tests of
+    /// policies over the catalog).
+    #[cfg(test)]
+    pub(crate) fn for_test(rows: u32) -> PartitionIndex {
+        let mut all = RoaringBitmap::new();
+        all.insert_range(0..rows);
+        let meta = PartitionMeta {
+            id: *Uuid::now_v7().as_bytes(),
+            rows,
+            archive: "test/archive".into(),
+            layouts: vec![LayoutMeta {
+                schema: Schema::new("test", vec![]),
+                count: rows,
+                rows: rows_bitmap(&all),
+                prefix: "l0c".into(),
+                indexed: vec![],
+                synopses: vec![],
+            }],
+        };
+        PartitionIndex::new(meta, PathBuf::from("/nonexistent")).expect("consistent")
+    }
+
     /// Bytes of the index files on disk.
     pub fn disk_bytes(&self) -> u64 {
         durable::dir_bytes(&self.dir)
