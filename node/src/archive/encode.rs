@@ -66,6 +66,8 @@ pub struct Knobs {
     pub addr_dict: bool,
     /// Try delta encoding for integers.
     pub delta: bool,
+    /// Order dictionaries by descending frequency (small indexes for hot values).
+    pub dict_by_frequency: bool,
 }
 
 impl Default for Knobs {
@@ -74,6 +76,7 @@ impl Default for Knobs {
             str_dict: true,
             addr_dict: true,
             delta: true,
+            dict_by_frequency: true,
         }
     }
 }
@@ -166,6 +169,7 @@ impl Encoder {
             ColumnData::List { offsets, values } => {
                 self.out.push(T_LIST);
                 let child = self.lengths(offsets, range);
+                self.mem += child.len() as u64 * 4;
                 self.column(values, child);
             }
             ColumnData::Map {
@@ -175,6 +179,7 @@ impl Encoder {
             } => {
                 self.out.push(T_MAP);
                 let child = self.lengths(offsets, range);
+                self.mem += child.len() as u64 * 4;
                 self.column(keys, child.clone());
                 self.column(values, child);
             }
@@ -272,7 +277,7 @@ impl Encoder {
         let n = range.len();
         let cell = |i: usize| &bytes[offsets[i] as usize..offsets[i + 1] as usize];
         if self.knobs.str_dict {
-            if let Some((dict, idx)) = dictionary(range.clone().map(cell), n) {
+            if let Some((dict, idx)) = dictionary(range.clone().map(cell), n, self.knobs.dict_by_frequency) {
                 self.out.push(DICT);
                 self.varint(dict.len() as u64);
                 let mut s = std::mem::take(&mut self.scratch);
@@ -305,7 +310,7 @@ impl Encoder {
     fn addresses(&mut self, v: &[[u8; 16]]) {
         let n = v.len();
         if self.knobs.addr_dict {
-            if let Some((dict, idx)) = dictionary(v.iter(), n) {
+            if let Some((dict, idx)) = dictionary(v.iter(), n, self.knobs.dict_by_frequency) {
                 self.out.push(DICT);
                 self.varint(dict.len() as u64);
                 let dict: Vec<[u8; 16]> = dict.into_iter().copied().collect();
@@ -399,12 +404,14 @@ fn gcd(mut a: u64, mut b: u64) -> u64 {
     a
 }
 
-/// A dictionary of the values, in order of first appearance, and each row's index,
-/// when the values repeat enough for it to pay; `None` otherwise. A sample of the
-/// first rows decides cheaply for columns of mostly distinct values.
+/// A dictionary of the values and each row's index, when the values repeat enough
+/// for it to pay; `None` otherwise. A sample of the first rows decides cheaply for
+/// columns of mostly distinct values. With `by_frequency` the most frequent value
+/// gets index 0 and so on, so skewed columns' indexes mostly fit one byte plane.
 fn dictionary<T: std::hash::Hash + Eq + Copy>(
     values: impl Iterator<Item = T>,
     n: usize,
+    by_frequency: bool,
 ) -> Option<(Vec<T>, Vec<u32>)> {
     const SAMPLE: usize = 256;
     let limit = (n / 4).max(1);
@@ -421,6 +428,22 @@ fn dictionary<T: std::hash::Hash + Eq + Copy>(
             }
         }
         idx.push(k);
+    }
+    if by_frequency && dict.len() > 1 {
+        let mut count = vec![0u32; dict.len()];
+        for &i in &idx {
+            count[i as usize] += 1;
+        }
+        let mut order: Vec<u32> = (0..dict.len() as u32).collect();
+        order.sort_by_key(|&i| std::cmp::Reverse(count[i as usize]));
+        let mut rank = vec![0u32; dict.len()];
+        for (r, &i) in order.iter().enumerate() {
+            rank[i as usize] = r as u32;
+        }
+        dict = order.iter().map(|&i| dict[i as usize]).collect();
+        for i in idx.iter_mut() {
+            *i = rank[*i as usize];
+        }
     }
     Some((dict, idx))
 }
@@ -510,7 +533,15 @@ impl<'a> Decoder<'a> {
 
     /// Decodes a column of type `ty` with `n` rows.
     pub fn column(&mut self, ty: &Type, n: usize) -> Res<Column> {
-        let validity = self.validity(n)?;
+        self.column_sel(ty, Sel::All(n))
+    }
+
+    /// Decodes the rows `sel` picks of a column of type `ty`; the result holds
+    /// just those rows. Every step charges what decoding all rows would, so the
+    /// claim bounds a partial decode as well.
+    pub fn column_sel(&mut self, ty: &Type, sel: Sel<'_>) -> Res<Column> {
+        let n = sel.n();
+        let validity = self.validity(sel)?;
         let tag = self.u8()?;
         let expect = match ty.base() {
             Type::Bool => T_BOOL,
@@ -535,41 +566,43 @@ impl<'a> Decoder<'a> {
             Type::Bool => {
                 self.charge(n, 1)?;
                 let bits = self.take(n.div_ceil(8))?;
-                ColumnData::Bool((0..n).map(|i| (bits[i / 8] >> (i % 8)) & 1 == 1).collect())
+                ColumnData::Bool(sel.positions().map(|i| bit(bits, i)).collect())
             }
-            Type::Int => ColumnData::Int(self.ints(n)?.into_iter().map(unflip).collect()),
-            Type::Duration => ColumnData::Duration(self.ints(n)?.into_iter().map(unflip).collect()),
-            Type::Time => ColumnData::Time(self.ints(n)?.into_iter().map(unflip).collect()),
-            Type::Count => ColumnData::Count(self.ints(n)?),
-            Type::Real => ColumnData::Real(self.ints(n)?.into_iter().map(f64::from_bits).collect()),
+            Type::Int => ColumnData::Int(self.ints(sel)?.into_iter().map(unflip).collect()),
+            Type::Duration => ColumnData::Duration(self.ints(sel)?.into_iter().map(unflip).collect()),
+            Type::Time => ColumnData::Time(self.ints(sel)?.into_iter().map(unflip).collect()),
+            Type::Count => ColumnData::Count(self.ints(sel)?),
+            Type::Real => ColumnData::Real(self.ints(sel)?.into_iter().map(f64::from_bits).collect()),
             Type::String | Type::Pattern | Type::Enum(_) => {
-                let (offsets, bytes) = self.strings(n)?;
+                let (offsets, bytes) = self.strings(sel)?;
                 ColumnData::Str { offsets, bytes }
             }
             Type::Blob => {
-                let (offsets, bytes) = self.strings(n)?;
+                let (offsets, bytes) = self.strings(sel)?;
                 ColumnData::Blob { offsets, bytes }
             }
-            Type::Address => ColumnData::Address(self.addresses(n)?),
+            Type::Address => ColumnData::Address(self.addresses(sel)?),
             Type::Subnet => {
-                let addrs = self.addresses(n)?;
+                let addrs = self.addresses(sel)?;
                 self.charge(n, 1)?;
-                let lens = self.take(n)?.to_vec();
-                ColumnData::Subnet { addrs, lens }
+                let lens = self.take(n)?;
+                ColumnData::Subnet {
+                    addrs,
+                    lens: sel.positions().map(|i| lens[i]).collect(),
+                }
             }
             Type::List(t) => {
-                let offsets = self.offsets(n)?;
-                let values = self.column(t, *offsets.last().unwrap_or(&0) as usize)?;
+                let (offsets, child) = self.nested(sel)?;
+                let values = self.column_sel(t, child.as_sel())?;
                 ColumnData::List {
                     offsets,
                     values: Box::new(values),
                 }
             }
             Type::Map(k, v) => {
-                let offsets = self.offsets(n)?;
-                let len = *offsets.last().unwrap_or(&0) as usize;
-                let keys = self.column(k, len)?;
-                let values = self.column(v, len)?;
+                let (offsets, child) = self.nested(sel)?;
+                let keys = self.column_sel(k, child.as_sel())?;
+                let values = self.column_sel(v, child.as_sel())?;
                 ColumnData::Map {
                     offsets,
                     keys: Box::new(keys),
@@ -586,7 +619,7 @@ impl<'a> Decoder<'a> {
                 }
                 let mut cs = Vec::with_capacity(fs.len());
                 for f in fs {
-                    cs.push(self.column(&f.ty, n)?);
+                    cs.push(self.column_sel(&f.ty, sel)?);
                 }
                 ColumnData::Record(cs)
             }
@@ -595,16 +628,25 @@ impl<'a> Decoder<'a> {
         Ok(Column { validity, data })
     }
 
-    fn validity(&mut self, n: usize) -> Res<Validity> {
+    fn validity(&mut self, sel: Sel<'_>) -> Res<Validity> {
         match self.u8()? {
             0 => Ok(Validity::default()),
             1 => {
-                let words = n.div_ceil(64);
-                self.charge(words, 8)?;
+                let n = sel.n();
+                self.charge(n.div_ceil(64), 8)?;
                 let bits = self.take(n.div_ceil(8))?;
-                let mut w = vec![0u64; words];
-                for (i, b) in bits.iter().enumerate() {
-                    w[i / 8] |= (*b as u64) << (8 * (i % 8));
+                let mut w = vec![0u64; sel.len().div_ceil(64)];
+                match sel {
+                    Sel::All(_) => {
+                        for (i, b) in bits.iter().enumerate() {
+                            w[i / 8] |= (*b as u64) << (8 * (i % 8));
+                        }
+                    }
+                    Sel::Rows(_, rows) => {
+                        for (j, &r) in rows.iter().enumerate() {
+                            w[j / 64] |= (bit(bits, r as usize) as u64) << (j % 64);
+                        }
+                    }
                 }
                 Ok(Validity { words: w })
             }
@@ -612,8 +654,9 @@ impl<'a> Decoder<'a> {
         }
     }
 
-    /// An integer block of `n` values.
-    fn ints(&mut self, n: usize) -> Res<Vec<u64>> {
+    /// The values `sel` picks of an integer block of `sel.n()` values.
+    fn ints(&mut self, sel: Sel<'_>) -> Res<Vec<u64>> {
+        let n = sel.n();
         self.charge(n, 8)?;
         let mode = self.u8()?;
         let base = self.varint()?;
@@ -625,8 +668,21 @@ impl<'a> Decoder<'a> {
         match mode {
             INT_FOR => {
                 let planes = self.take(n.checked_mul(width).ok_or("length overflows")?)?;
-                let mut out = vec![0u64; n];
-                gather(&mut out, planes, width);
+                let mut out = match sel {
+                    Sel::All(_) => {
+                        let mut out = vec![0u64; n];
+                        gather(&mut out, planes, width);
+                        out
+                    }
+                    Sel::Rows(_, rows) => rows
+                        .iter()
+                        .map(|&r| {
+                            (0..width).fold(0u64, |k, b| {
+                                k | (planes[b * n + r as usize] as u64) << (8 * b)
+                            })
+                        })
+                        .collect(),
+                };
                 for o in out.iter_mut() {
                     *o = base.wrapping_add(o.wrapping_mul(mul));
                 }
@@ -636,22 +692,32 @@ impl<'a> Decoder<'a> {
                 let first = self.varint()?;
                 let m = n.checked_sub(1).ok_or("delta block without values")?;
                 let planes = self.take(m.checked_mul(width).ok_or("length overflows")?)?;
+                // Every value depends on all before it: decode up to the last
+                // wanted one.
+                let upto = match sel {
+                    Sel::All(_) => n,
+                    Sel::Rows(_, rows) => rows.last().map_or(0, |r| *r as usize + 1),
+                };
                 let mut out = vec![0u64; n];
                 gather(&mut out[1..], planes, width);
                 out[0] = first;
-                for i in 1..n {
+                for i in 1..upto {
                     let d = unflip(base.wrapping_add(out[i].wrapping_mul(mul)));
                     out[i] = out[i - 1].wrapping_add(d as u64);
                 }
-                Ok(out)
+                Ok(match sel {
+                    Sel::All(_) => out,
+                    Sel::Rows(_, rows) => rows.iter().map(|&r| out[r as usize]).collect(),
+                })
             }
             m => Err(format!("unknown integer mode {m}")),
         }
     }
 
-    /// Offsets from `n` lengths; the total must fit the u32 offsets of a column.
+    /// Offsets of all `n` rows from their lengths; the total must fit the u32
+    /// offsets of a column.
     fn offsets(&mut self, n: usize) -> Res<Vec<u32>> {
-        let lens = self.ints(n)?;
+        let lens = self.ints(Sel::All(n))?;
         self.charge(n + 1, 4)?;
         let mut offsets = Vec::with_capacity(n + 1);
         let mut at = 0u32;
@@ -666,16 +732,55 @@ impl<'a> Decoder<'a> {
         Ok(offsets)
     }
 
-    fn strings(&mut self, n: usize) -> Res<(Vec<u32>, Vec<u8>)> {
+    /// Offsets of the rows `sel` picks of a list or map, and which child
+    /// elements they hold.
+    fn nested(&mut self, sel: Sel<'_>) -> Res<(Vec<u32>, Child)> {
+        let all = self.offsets(sel.n())?;
+        let len = *all.last().unwrap_or(&0) as usize;
+        // Charged whether or not the positions are materialized (the encoder
+        // claims it), so a partial decode stays inside the claim.
+        self.charge(len, 4)?;
+        Ok(match sel {
+            Sel::All(_) => (all, Child::All(len)),
+            Sel::Rows(_, rows) => {
+                let mut offsets = Vec::with_capacity(rows.len() + 1);
+                let mut positions = Vec::new();
+                offsets.push(0u32);
+                for &r in rows {
+                    let (a, b) = (all[r as usize], all[r as usize + 1]);
+                    positions.extend(a..b);
+                    offsets.push(positions.len() as u32);
+                }
+                (offsets, Child::Rows(len, positions))
+            }
+        })
+    }
+
+    fn strings(&mut self, sel: Sel<'_>) -> Res<(Vec<u32>, Vec<u8>)> {
+        let n = sel.n();
         match self.u8()? {
             PLAIN => {
-                let offsets = self.offsets(n)?;
+                let all = self.offsets(n)?;
                 let total = self.count()?;
-                if total != *offsets.last().unwrap_or(&0) as usize {
+                if total != *all.last().unwrap_or(&0) as usize {
                     return Err("string bytes do not match their lengths".into());
                 }
                 self.charge(total, 1)?;
-                Ok((offsets, self.take(total)?.to_vec()))
+                let bytes = self.take(total)?;
+                Ok(match sel {
+                    Sel::All(_) => (all, bytes.to_vec()),
+                    Sel::Rows(_, rows) => {
+                        let mut offsets = Vec::with_capacity(rows.len() + 1);
+                        let mut out = Vec::new();
+                        offsets.push(0u32);
+                        for &r in rows {
+                            let (a, b) = (all[r as usize] as usize, all[r as usize + 1] as usize);
+                            out.extend_from_slice(&bytes[a..b]);
+                            offsets.push(out.len() as u32);
+                        }
+                        (offsets, out)
+                    }
+                })
             }
             DICT => {
                 let d = self.count()?;
@@ -685,9 +790,9 @@ impl<'a> Decoder<'a> {
                     return Err("dictionary bytes do not match their lengths".into());
                 }
                 let dbytes = self.take(total)?;
-                let idx = self.ints(n)?;
+                let idx = self.ints(sel)?;
                 self.charge(n + 1, 4)?;
-                let mut offsets = Vec::with_capacity(n + 1);
+                let mut offsets = Vec::with_capacity(idx.len() + 1);
                 offsets.push(0u32);
                 let mut at = 0u32;
                 for &i in &idx {
@@ -712,16 +817,16 @@ impl<'a> Decoder<'a> {
         }
     }
 
-    fn addresses(&mut self, n: usize) -> Res<Vec<[u8; 16]>> {
+    fn addresses(&mut self, sel: Sel<'_>) -> Res<Vec<[u8; 16]>> {
         let mode = *self.b.get(self.pos).ok_or("chunk truncated")?;
         if mode != DICT {
-            return self.addresses_plain(n);
+            return self.addresses_plain(sel);
         }
         self.pos += 1;
         let d = self.count()?;
-        let dict = self.addresses_plain(d)?;
-        let idx = self.ints(n)?;
-        self.charge(n, 16)?;
+        let dict = self.addresses_plain(Sel::All(d))?;
+        let idx = self.ints(sel)?;
+        self.charge(sel.n(), 16)?;
         idx.into_iter()
             .map(|i| {
                 usize::try_from(i)
@@ -732,38 +837,112 @@ impl<'a> Decoder<'a> {
             .collect()
     }
 
-    fn addresses_plain(&mut self, n: usize) -> Res<Vec<[u8; 16]>> {
+    fn addresses_plain(&mut self, sel: Sel<'_>) -> Res<Vec<[u8; 16]>> {
+        let n = sel.n();
         self.charge(n, 16)?;
         let v6: Option<&[u8]> = match self.u8()? {
             ADDR_V4 => None,
             ADDR_MIXED => Some(self.take(n.div_ceil(8))?),
             m => return Err(format!("unknown address mode {m}")),
         };
-        let is_v6 = |i: usize| v6.is_some_and(|bits| (bits[i / 8] >> (i % 8)) & 1 == 1);
-        let n6 = (0..n).filter(|i| is_v6(*i)).count();
+        let is_v6 = |i: usize| v6.is_some_and(|bits| bit(bits, i));
+        let n6 = v6.map_or(0, |bits| {
+            // Bits past `n` in the last byte are not rows.
+            let full: usize = bits[..n / 8].iter().map(|b| b.count_ones() as usize).sum();
+            full + (n / 8 * 8..n).filter(|i| is_v6(*i)).count()
+        });
         let n4 = n - n6;
         let p4 = self.take(4 * n4)?;
         let p6 = self.take(16 * n6)?;
-        let mut out = Vec::with_capacity(n);
+        let mut out = Vec::with_capacity(sel.len());
+        // Row i is the (number of v6 rows before it)-th v6 address or the
+        // (number of v4 rows before it)-th v4 one: count while walking the rows.
         let (mut i4, mut i6) = (0, 0);
+        let mut wanted = sel.positions().peekable();
         for i in 0..n {
-            let mut a = [0u8; 16];
-            if is_v6(i) {
-                for (b, x) in a.iter_mut().enumerate() {
-                    *x = p6[b * n6 + i6];
+            let Some(&w) = wanted.peek() else { break };
+            let v6 = is_v6(i);
+            if w == i {
+                let mut a = [0u8; 16];
+                if v6 {
+                    for (b, x) in a.iter_mut().enumerate() {
+                        *x = p6[b * n6 + i6];
+                    }
+                } else {
+                    a[..12].copy_from_slice(&V4_PREFIX);
+                    for b in 0..4 {
+                        a[12 + b] = p4[b * n4 + i4];
+                    }
                 }
+                out.push(a);
+                wanted.next();
+            }
+            if v6 {
                 i6 += 1;
             } else {
-                a[..12].copy_from_slice(&V4_PREFIX);
-                for b in 0..4 {
-                    a[12 + b] = p4[b * n4 + i4];
-                }
                 i4 += 1;
             }
-            out.push(a);
         }
         Ok(out)
     }
+}
+
+/// Which rows of a chunk to decode: all `n`, or the listed ones (ascending,
+/// distinct, each below `n`; the caller guarantees it).
+#[derive(Clone, Copy, Debug)]
+pub enum Sel<'s> {
+    All(usize),
+    Rows(usize, &'s [u32]),
+}
+
+impl<'s> Sel<'s> {
+    /// Rows in the chunk.
+    pub fn n(&self) -> usize {
+        match self {
+            Sel::All(n) | Sel::Rows(n, _) => *n,
+        }
+    }
+
+    /// Rows decoded.
+    pub fn len(&self) -> usize {
+        match self {
+            Sel::All(n) => *n,
+            Sel::Rows(_, r) => r.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The position of each decoded row.
+    fn positions(self) -> impl Iterator<Item = usize> + 's {
+        let (n, rows) = match self {
+            Sel::All(n) => (n, None),
+            Sel::Rows(_, r) => (0, Some(r)),
+        };
+        (0..n).chain(rows.into_iter().flatten().map(|r| *r as usize))
+    }
+}
+
+/// The child elements of the decoded rows of a list or map.
+enum Child {
+    All(usize),
+    Rows(usize, Vec<u32>),
+}
+
+impl Child {
+    fn as_sel(&self) -> Sel<'_> {
+        match self {
+            Child::All(n) => Sel::All(*n),
+            Child::Rows(n, p) => Sel::Rows(*n, p),
+        }
+    }
+}
+
+#[inline]
+fn bit(bits: &[u8], i: usize) -> bool {
+    (bits[i / 8] >> (i % 8)) & 1 == 1
 }
 
 /// Adds `width` byte planes of `out.len()` bytes each into `out`.
@@ -1005,7 +1184,33 @@ mod tests {
                 f.name,
                 f.ty
             );
+            // Decoding some rows gives exactly those, inside the same claim.
+            for rows in picks(range.len()) {
+                let mut d = Decoder::new(&bytes, mem).unwrap();
+                let got = d
+                    .column_sel(&f.ty, Sel::Rows(range.len(), &rows))
+                    .unwrap_or_else(|e| panic!("{} ({}) rows {rows:?}: {e}", f.name, f.ty));
+                got.validate(&f.ty, rows.len()).unwrap();
+                let want: Vec<String> = rows
+                    .iter()
+                    .map(|r| format!("{:?}", c.value(range.start + *r as usize, &f.ty)))
+                    .collect();
+                assert_eq!(cells(&got, &f.ty, 0..rows.len()), want, "{} ({})", f.name, f.ty);
+            }
         }
+    }
+
+    /// Row selections of a chunk of `n` rows: none, first, last, every third, a run.
+    fn picks(n: usize) -> Vec<Vec<u32>> {
+        let n = n as u32;
+        let mut v = vec![vec![]];
+        if n > 0 {
+            v.push(vec![0]);
+            v.push(vec![n - 1]);
+            v.push((0..n).step_by(3).collect());
+            v.push((n / 3..n / 2 + 1).collect());
+        }
+        v
     }
 
     #[test]
@@ -1019,6 +1224,7 @@ mod tests {
                 str_dict: r.chance(80),
                 addr_dict: r.chance(80),
                 delta: r.chance(80),
+                dict_by_frequency: r.chance(50),
             };
             check_roundtrip(&b, 0..rows as usize, knobs);
             if rows > 2 {
@@ -1044,7 +1250,7 @@ mod tests {
             let mut e = Encoder::new(Knobs::default());
             e.ints(&v);
             let mut d = Decoder::new(&e.out, e.mem).unwrap();
-            assert_eq!(d.ints(v.len()).unwrap(), v);
+            assert_eq!(d.ints(Sel::All(v.len())).unwrap(), v);
             assert!(d.finished());
         }
         // A regular time series: the differences, divided by their common
@@ -1086,6 +1292,12 @@ mod tests {
                     if let Ok(col) = d.column(&f.ty, n) {
                         let _ = col.validate(&f.ty, n);
                     }
+                    for rows in picks(n) {
+                        let mut d = Decoder::new(&bad, mem).unwrap();
+                        if let Ok(col) = d.column_sel(&f.ty, Sel::Rows(n, &rows)) {
+                            let _ = col.validate(&f.ty, rows.len());
+                        }
+                    }
                 }
                 // Claims below the truth are caught before the allocation.
                 if mem > 0 {
@@ -1102,7 +1314,7 @@ mod tests {
         let mut e = Encoder::new(Knobs::default());
         e.ints(&[0; 16]);
         let mut d = Decoder::new(&e.out, MAX_CHUNK_MEM).unwrap();
-        assert!(d.ints(usize::MAX / 2).is_err());
+        assert!(d.ints(Sel::All(usize::MAX / 2)).is_err());
         // A list whose lengths claim 2^32 elements.
         let mut e = Encoder::new(Knobs::default());
         e.out.push(0); // all valid

@@ -12,7 +12,7 @@
 //! Format version 1 (read only): the data file is a run of frames, each one zstd
 //! compressed rkyv [`Batch`]; the meta is the frame table.
 
-use super::encode::{Decoder, Encoder, Knobs, MAX_CHUNK_MEM};
+use super::encode::{Decoder, Encoder, Knobs, Sel, MAX_CHUNK_MEM};
 use crate::data::{Batch, Column, ColumnData, Schema};
 use crate::durable::{self, StoreError};
 use crate::query::resolve::{filter, resolve, Resolved};
@@ -424,6 +424,7 @@ impl ArchiveStore {
             path: data_path(&self.dir, id),
             map: &map[..],
             dctx: &mut self.decompressor,
+            buf: Vec::new(),
         };
         // One plan per schema; version-1 partitions have one schema (`None`).
         let units: Vec<(u32, u32)> = match &*meta {
@@ -450,28 +451,29 @@ impl ArchiveStore {
             }
             let mut rows: Vec<u32> = sure.range(range.clone()).map(|r| r - first).collect();
             let check: Vec<u32> = maybe.range(range.clone()).map(|r| r - first).collect();
-            let mut unit = match &*meta {
+            let unit = match &*meta {
                 Meta::V1(m) => {
                     let (batch, raw_len) = reader.batch_v1(&m.frames[u])?;
                     Unit::V1(batch, raw_len)
                 }
-                Meta::V2(m) => Unit::V2(&m.groups[u], vec![None; m.groups[u].chunks.len()]),
+                Meta::V2(m) => {
+                    let g = &m.groups[u];
+                    Unit::V2(g, &m.schemas[g.schema as usize])
+                }
             };
             if !check.is_empty() {
-                let matching = match &mut unit {
+                let matching = match &unit {
                     Unit::V1(batch, _) => {
                         let plan = plans
                             .entry(None)
                             .or_insert_with(|| Plan::new(expr, &batch.schema));
                         filter(&plan.full, batch)
                     }
-                    Unit::V2(g, cols) => {
-                        let Meta::V2(m) = &*meta else { unreachable!() };
-                        let schema = &m.schemas[g.schema as usize];
+                    Unit::V2(g, schema) => {
                         let plan = plans
                             .entry(Some(g.schema))
                             .or_insert_with(|| Plan::new(expr, schema));
-                        plan.check(&mut reader, g, schema, cols)?
+                        plan.check(&mut reader, g, schema, &check)?
                     }
                 };
                 let mut i = 0;
@@ -512,8 +514,7 @@ impl ArchiveStore {
                 if k < rows.len() {
                     let resume = Some(first + rows[k]);
                     rows.truncate(k);
-                    let batch = unit.into_batch(&meta, &mut reader)?;
-                    out.push(Selection { batch, rows });
+                    out.push(unit.select(rows, &mut reader)?);
                     return Ok(Fetched {
                         selections: out,
                         resume,
@@ -522,8 +523,7 @@ impl ArchiveStore {
             }
             bytes = bytes.saturating_add(est);
             taken += rows.len() as u64;
-            let batch = unit.into_batch(&meta, &mut reader)?;
-            out.push(Selection { batch, rows });
+            out.push(unit.select(rows, &mut reader)?);
         }
         Ok(Fetched {
             selections: out,
@@ -538,33 +538,42 @@ impl ArchiveStore {
 }
 
 /// One unit of a partition being fetched: a version-1 batch (and its raw size),
-/// or a version-2 row group with the columns decoded so far.
+/// or a version-2 row group and its schema.
 enum Unit<'m> {
     V1(Batch, usize),
-    V2(&'m GroupInfo, Vec<Option<Column>>),
+    V2(&'m GroupInfo, &'m Schema),
 }
 
 impl Unit<'_> {
-    fn into_batch(self, meta: &Meta, reader: &mut Reader<'_>) -> Result<Batch, StoreError> {
+    /// The selection of `rows` (ascending, relative to the unit). A row group
+    /// decodes just those rows, so its batch holds only them.
+    fn select(self, rows: Vec<u32>, reader: &mut Reader<'_>) -> Result<Selection, StoreError> {
         match self {
-            Unit::V1(b, _) => Ok(b),
-            Unit::V2(g, mut cols) => {
-                let Meta::V2(m) = meta else {
-                    unreachable!("version-2 units come from version-2 metas")
-                };
-                let schema = &m.schemas[g.schema as usize];
-                for (i, c) in cols.iter_mut().enumerate() {
-                    if c.is_none() {
-                        *c = Some(reader.column(g, schema, i)?);
-                    }
-                }
-                Ok(Batch {
-                    schema: schema.clone(),
-                    rows: g.rows,
-                    columns: cols.into_iter().map(|c| c.expect("decoded above")).collect(),
+            Unit::V1(batch, _) => Ok(Selection { batch, rows }),
+            Unit::V2(g, schema) => {
+                let sel = sel(g, &rows);
+                let columns = (0..schema.fields.len())
+                    .map(|i| reader.column(g, schema, i, sel))
+                    .collect::<Result<_, _>>()?;
+                Ok(Selection {
+                    batch: Batch {
+                        schema: schema.clone(),
+                        rows: rows.len() as u32,
+                        columns,
+                    },
+                    rows: (0..rows.len() as u32).collect(),
                 })
             }
         }
+    }
+}
+
+/// All of group `g`, or just `rows` of it.
+fn sel<'r>(g: &GroupInfo, rows: &'r [u32]) -> Sel<'r> {
+    if rows.len() == g.rows as usize {
+        Sel::All(g.rows as usize)
+    } else {
+        Sel::Rows(g.rows as usize, rows)
     }
 }
 
@@ -591,38 +600,34 @@ impl Plan {
         }
     }
 
-    /// Rows of group `g` that match, ascending, decoding only the columns the
-    /// expression reads (kept in `cols` for the rows that are then returned).
+    /// The rows among `check` (ascending) of group `g` that match, decoding only
+    /// those rows of the columns the expression reads.
     fn check(
         &self,
         reader: &mut Reader<'_>,
         g: &GroupInfo,
         schema: &Schema,
-        cols: &mut [Option<Column>],
+        check: &[u32],
     ) -> Result<Vec<u32>, StoreError> {
         if let Some(c) = self.full.as_const() {
-            return Ok(if c { (0..g.rows).collect() } else { Vec::new() });
+            return Ok(if c { check.to_vec() } else { Vec::new() });
         }
+        let sel = sel(g, check);
         let mut fields = Vec::with_capacity(self.columns.len());
         let mut columns = Vec::with_capacity(self.columns.len());
         for &i in &self.columns {
-            let c = match cols[i].take() {
-                Some(c) => c,
-                None => reader.column(g, schema, i)?,
-            };
+            columns.push(reader.column(g, schema, i, sel)?);
             fields.push(schema.fields[i].clone());
-            columns.push(c);
         }
         let projected = Batch {
             schema: Schema::new(schema.name.clone(), fields),
-            rows: g.rows,
+            rows: check.len() as u32,
             columns,
         };
-        let matching = filter(&self.projected, &projected);
-        for (&i, c) in self.columns.iter().zip(projected.columns) {
-            cols[i] = Some(c);
-        }
-        Ok(matching)
+        Ok(filter(&self.projected, &projected)
+            .into_iter()
+            .map(|j| check[j as usize])
+            .collect())
     }
 }
 
@@ -658,6 +663,8 @@ struct Reader<'a> {
     path: PathBuf,
     map: &'a [u8],
     dctx: &'a mut zstd::bulk::Decompressor<'static>,
+    /// Decompressed chunk, reused so chunks do not each fault in fresh pages.
+    buf: Vec<u8>,
 }
 
 impl Reader<'_> {
@@ -665,8 +672,14 @@ impl Reader<'_> {
         read_batch(&self.path, self.map, fr)
     }
 
-    /// Column `i` of row group `g`, decoded and validated.
-    fn column(&mut self, g: &GroupInfo, schema: &Schema, i: usize) -> Result<Column, StoreError> {
+    /// The rows `sel` picks of column `i` of row group `g`, decoded and validated.
+    fn column(
+        &mut self,
+        g: &GroupInfo,
+        schema: &Schema,
+        i: usize,
+        sel: Sel<'_>,
+    ) -> Result<Column, StoreError> {
         let field = &schema.fields[i];
         let ch = &g.chunks[i];
         let corrupt = |e: String| {
@@ -697,16 +710,15 @@ impl Reader<'_> {
             )));
         }
         let body = d.rest();
-        let decompressed;
         let raw: &[u8] = match codec {
             RAW => body,
             ZSTD => {
-                let mut buf = Vec::with_capacity(raw_len as usize);
+                self.buf.clear();
+                self.buf.reserve(raw_len as usize);
                 self.dctx
-                    .decompress_to_buffer(body, &mut buf)
+                    .decompress_to_buffer(body, &mut self.buf)
                     .map_err(|e| corrupt(format!("zstd: {e}")))?;
-                decompressed = buf;
-                &decompressed
+                &self.buf
             }
             c => return Err(corrupt(format!("unknown chunk codec {c}"))),
         };
@@ -717,11 +729,11 @@ impl Reader<'_> {
             )));
         }
         let mut d = Decoder::new(raw, mem).map_err(&corrupt)?;
-        let col = d.column(&field.ty, g.rows as usize).map_err(&corrupt)?;
+        let col = d.column_sel(&field.ty, sel).map_err(&corrupt)?;
         if !d.finished() {
             return Err(corrupt("trailing bytes after the column".into()));
         }
-        col.validate(&field.ty, g.rows as usize).map_err(&corrupt)?;
+        col.validate(&field.ty, sel.len()).map_err(&corrupt)?;
         Ok(col)
     }
 }
@@ -1043,7 +1055,7 @@ mod tests {
             .fetch(v2, &one, &RoaringBitmap::new(), &parse("port > 0").unwrap(), None, 0, usize::MAX)
             .unwrap();
         assert_eq!(f.selections.len(), 1);
-        assert!(f.selections[0].batch.rows as usize <= GROUP_ROWS);
+        assert_eq!(f.selections[0].batch.rows, 1);
         assert_eq!(
             rows_text(&f.selections[0].batch, &f.selections[0].rows),
             rows_text(&bs[1].1, &[2000])
@@ -1310,6 +1322,7 @@ mod tests {
             ("no string dict", Knobs { str_dict: false, ..all }),
             ("no addr dict", Knobs { addr_dict: false, ..all }),
             ("no delta", Knobs { delta: false, ..all }),
+            ("dict by first use", Knobs { dict_by_frequency: false, ..all }),
         ] {
             configs.push((format!("group  4096 zstd 1 {name}"), 4096, 1, k));
         }
@@ -1319,7 +1332,7 @@ mod tests {
             let mut cctx = zstd::bulk::Compressor::new(level).unwrap();
             let mut dctx = zstd::bulk::Decompressor::new().unwrap();
             let mut per_col = vec![0usize; schema.fields.len()];
-            let (mut t_enc, mut t_dec) = (0f64, 0f64);
+            let (mut t_enc, mut t_dec, mut t_one) = (0f64, 0f64, 0f64);
             for b in &bs {
                 let mut at = 0;
                 while at < b.rows as usize {
@@ -1338,6 +1351,15 @@ mod tests {
                             .column(&f.ty, to - at)
                             .unwrap();
                         t_dec += t.elapsed().as_secs_f64();
+                        // What a fetch of one row of the group costs.
+                        let t = Instant::now();
+                        let raw = dctx.decompress(&z, enc.out.len()).unwrap();
+                        let mid = [((to - at) / 2) as u32];
+                        Decoder::new(&raw, enc.mem)
+                            .unwrap()
+                            .column_sel(&f.ty, super::super::encode::Sel::Rows(to - at, &mid))
+                            .unwrap();
+                        t_one += t.elapsed().as_secs_f64();
                         if label.starts_with("group  4096 zstd 1") && label.len() == 18 {
                             for r in at..to {
                                 assert_eq!(
@@ -1352,11 +1374,12 @@ mod tests {
             }
             let total: usize = per_col.iter().sum();
             println!(
-                "{label}: {total} bytes, {:.1} B/row, encode+compress {:.2} s, decode {:.2} s ({:.1} us per row group)",
+                "{label}: {total} bytes, {:.1} B/row, encode+compress {:.2} s, decode {:.2} s, per row group: decode {:.0} us, one row {:.0} us",
                 total as f64 / rows as f64,
                 t_enc,
                 t_dec,
                 t_dec * 1e6 / (rows as f64 / group as f64),
+                t_one * 1e6 / (rows as f64 / group as f64),
             );
             if label.len() == 18 && label.ends_with("zstd 1") && group == 4096 {
                 for (f, n) in schema.fields.iter().zip(&per_col) {
