@@ -26,6 +26,78 @@ use uuid::Uuid;
 const ENTRY: &str = "entry";
 /// File name of the entry written before partitions held several layouts.
 const ENTRY_V1: &str = "meta";
+/// File holding every value index of a partition (see [`pack`]).
+const PACKED: &str = "columns";
+/// Bytes of one directory entry of the packed file.
+const DIR_ENTRY: usize = 32;
+
+/// Packs column indexes into one payload: a directory (count u32, pad u32,
+/// checksum u64 of the entries, then per index: layout u32, column u32, offset u64,
+/// length u64, xxh3 u64 of the bytes) followed by the indexes, each at a 16-byte
+/// aligned offset (rkyv reads them in place). One file per partition instead of one
+/// per layout and column: a partition of a hundred JSON shapes used to leave
+/// thousands of small files.
+fn pack(mut blobs: Vec<((u32, u32), Vec<u8>)>) -> Vec<u8> {
+    blobs.sort_by_key(|(k, _)| *k);
+    let head = 16 + blobs.len() * DIR_ENTRY;
+    let mut at = head.next_multiple_of(16);
+    let mut dir = Vec::with_capacity(blobs.len() * DIR_ENTRY);
+    for ((l, c), b) in &blobs {
+        dir.extend_from_slice(&l.to_le_bytes());
+        dir.extend_from_slice(&c.to_le_bytes());
+        dir.extend_from_slice(&(at as u64).to_le_bytes());
+        dir.extend_from_slice(&(b.len() as u64).to_le_bytes());
+        dir.extend_from_slice(&durable::checksum(b).to_le_bytes());
+        at = (at + b.len()).next_multiple_of(16);
+    }
+    let mut out = Vec::with_capacity(at);
+    out.extend_from_slice(&(blobs.len() as u32).to_le_bytes());
+    out.extend_from_slice(&0u32.to_le_bytes());
+    out.extend_from_slice(&durable::checksum(&dir).to_le_bytes());
+    out.extend_from_slice(&dir);
+    for (_, b) in &blobs {
+        out.resize(out.len().next_multiple_of(16), 0);
+        out.extend_from_slice(b);
+    }
+    out
+}
+
+/// Where each packed index lies: (layout, column) -> (offset, length, checksum).
+type Directory = HashMap<(u32, u32), (usize, usize, u64)>;
+
+/// Reads and checks the directory of a packed payload.
+fn unpack_directory(path: &Path, payload: &[u8]) -> Result<Directory, StoreError> {
+    let bad = |why: String| StoreError::corrupt(path, why);
+    let head = payload
+        .get(..16)
+        .ok_or_else(|| bad("column directory truncated".into()))?;
+    let n = u32::from_le_bytes(head[..4].try_into().unwrap()) as usize;
+    let stored = u64::from_le_bytes(head[8..16].try_into().unwrap());
+    let dir = n
+        .checked_mul(DIR_ENTRY)
+        .and_then(|len| payload.get(16..16 + len))
+        .ok_or_else(|| bad(format!("column directory of {n} entries truncated")))?;
+    let computed = durable::checksum(dir);
+    if stored != computed {
+        return Err(StoreError::Checksum {
+            path: path.to_path_buf(),
+            stored,
+            computed,
+        });
+    }
+    let mut out = HashMap::with_capacity(n);
+    for e in dir.chunks_exact(DIR_ENTRY) {
+        let u = |r: std::ops::Range<usize>| u64::from_le_bytes(e[r].try_into().unwrap());
+        let l = u32::from_le_bytes(e[..4].try_into().unwrap());
+        let c = u32::from_le_bytes(e[4..8].try_into().unwrap());
+        let (off, len, sum) = (u(8..16) as usize, u(16..24) as usize, u(24..32));
+        if off % 16 != 0 || off.checked_add(len).is_none_or(|end| end > payload.len()) {
+            return Err(bad(format!("index of layout {l} column {c} lies outside the file")));
+        }
+        out.insert((l, c), (off, len, sum));
+    }
+    Ok(out)
+}
 
 /// One schema's share of a partition.
 #[derive(Clone, Debug, PartialEq, Archive, Serialize, Deserialize)]
@@ -35,7 +107,8 @@ pub struct LayoutMeta {
     pub count: u32,
     /// Which rows, as a serialized roaring bitmap.
     pub rows: Vec<u8>,
-    /// Value index file of column i: `<prefix><i>`.
+    /// Empty: the value indexes are in the partition's packed `columns` file;
+    /// otherwise column i's index is the file `<prefix><i>` (older partitions).
     pub prefix: String,
     /// Whether column i has a value index file.
     pub indexed: Vec<bool>,
@@ -185,14 +258,14 @@ impl PartitionBuilder {
         fs::create_dir_all(&tmp).map_err(|e| StoreError::io(&tmp, e))?;
         let mut layouts = Vec::with_capacity(self.layouts.len());
         // Finishing sorts and serializes every posting list: split over two threads.
-        let mut work: [Vec<(String, ColumnIndexBuilder)>; 2] = [Vec::new(), Vec::new()];
+        let mut work: [Vec<((u32, u32), ColumnIndexBuilder)>; 2] = [Vec::new(), Vec::new()];
         let mut k = 0;
         for (li, l) in self.layouts.into_iter().enumerate() {
-            let prefix = format!("l{li}c");
+            let prefix = String::new();
             let indexed: Vec<bool> = l.columns.iter().map(Option::is_some).collect();
             for (i, b) in l.columns.into_iter().enumerate() {
                 if let Some(b) = b {
-                    work[k % 2].push((format!("{prefix}{i}"), b));
+                    work[k % 2].push(((li as u32, i as u32), b));
                     k += 1;
                 }
             }
@@ -205,20 +278,20 @@ impl PartitionBuilder {
                 synopses: l.synopses,
             });
         }
-        let write = |items: Vec<(String, ColumnIndexBuilder)>| -> Result<(), StoreError> {
-            for (name, b) in items {
-                let bytes = value_index::to_bytes(&b.finish());
-                durable::write_file(&tmp.join(name), &bytes)?;
-            }
-            Ok(())
+        let finish = |items: Vec<((u32, u32), ColumnIndexBuilder)>| -> Vec<((u32, u32), Vec<u8>)> {
+            items
+                .into_iter()
+                .map(|(k, b)| (k, value_index::to_bytes(&b.finish())))
+                .collect()
         };
         let [even, odd] = work;
-        std::thread::scope(|s| {
-            let h = s.spawn(|| write(odd));
-            let a = write(even);
-            let b = h.join().expect("index writer thread panicked");
-            a.and(b)
-        })?;
+        let blobs = std::thread::scope(|s| {
+            let h = s.spawn(|| finish(odd));
+            let mut a = finish(even);
+            a.extend(h.join().expect("index writer thread panicked"));
+            a
+        });
+        durable::write_file(&tmp.join(PACKED), &pack(blobs))?;
         let meta = PartitionMeta {
             id: *self.id.as_bytes(),
             rows: self.rows,
@@ -242,6 +315,26 @@ pub struct PartitionIndex {
     universes: Vec<RoaringBitmap>,
     dir: PathBuf,
     columns: Mutex<HashMap<(usize, usize), std::sync::Arc<MappedFile>>>,
+    /// The packed file, its directory, and the indexes already checked.
+    packed: Mutex<Option<Packed>>,
+}
+
+struct Packed {
+    file: std::sync::Arc<MappedFile>,
+    directory: Directory,
+    checked: std::collections::HashSet<(u32, u32)>,
+}
+
+/// One column's index bytes, in a mapped file.
+struct ColumnBytes {
+    file: std::sync::Arc<MappedFile>,
+    range: std::ops::Range<usize>,
+}
+
+impl ColumnBytes {
+    fn bytes(&self) -> &[u8] {
+        &self.file.payload()[self.range.clone()]
+    }
 }
 
 impl PartitionIndex {
@@ -257,7 +350,7 @@ impl PartitionIndex {
                     format!("layout {i}: column tables disagree with the schema"),
                 ));
             }
-            if l.prefix.is_empty() || l.prefix.contains(['/', '\\', '.']) {
+            if l.prefix.contains(['/', '\\', '.']) {
                 return Err(StoreError::corrupt(
                     &path,
                     format!("layout {i}: bad index file prefix {:?}", l.prefix),
@@ -288,6 +381,7 @@ impl PartitionIndex {
             universes,
             dir,
             columns: Mutex::new(HashMap::new()),
+            packed: Mutex::new(None),
         })
     }
 
@@ -343,7 +437,7 @@ impl PartitionIndex {
                 schema: Schema::new("test", vec![]),
                 count: rows,
                 rows: rows_bitmap(&all),
-                prefix: "l0c".into(),
+                prefix: String::new(),
                 indexed: vec![],
                 synopses: vec![],
             }],
@@ -361,15 +455,65 @@ impl PartitionIndex {
         &self.dir
     }
 
-    fn column(&self, layout: usize, i: usize) -> Result<std::sync::Arc<MappedFile>, StoreError> {
-        let mut cols = self.columns.lock().expect("column cache lock poisoned");
-        if let Some(m) = cols.get(&(layout, i)) {
-            return Ok(m.clone());
+    /// The file a column's index is read from (for messages).
+    fn column_path(&self, layout: usize, i: usize) -> PathBuf {
+        match self.meta.layouts[layout].prefix.as_str() {
+            "" => self.dir.join(PACKED),
+            p => self.dir.join(format!("{p}{i}")),
         }
-        let name = format!("{}{i}", self.meta.layouts[layout].prefix);
-        let m = std::sync::Arc::new(MappedFile::open(&self.dir.join(name))?);
-        cols.insert((layout, i), m.clone());
-        Ok(m)
+    }
+
+    /// Column `i` of layout `layout`'s index bytes, checked. The packed file is
+    /// mapped once, and only its directory and the indexes a query reads are
+    /// checksummed, so a point query costs the same however large the partition.
+    fn column(&self, layout: usize, i: usize) -> Result<Option<ColumnBytes>, StoreError> {
+        let prefix = &self.meta.layouts[layout].prefix;
+        if !prefix.is_empty() {
+            let mut cols = self.columns.lock().expect("column cache lock poisoned");
+            if let Some(m) = cols.get(&(layout, i)) {
+                let len = m.payload().len();
+                return Ok(Some(ColumnBytes {
+                    file: m.clone(),
+                    range: 0..len,
+                }));
+            }
+            let m = std::sync::Arc::new(MappedFile::open(&self.column_path(layout, i))?);
+            cols.insert((layout, i), m.clone());
+            let len = m.payload().len();
+            return Ok(Some(ColumnBytes { file: m, range: 0..len }));
+        }
+        let path = self.dir.join(PACKED);
+        let mut packed = self.packed.lock().expect("packed index lock poisoned");
+        if packed.is_none() {
+            let file = std::sync::Arc::new(MappedFile::open_unverified(&path)?);
+            let directory = unpack_directory(&path, file.payload())?;
+            *packed = Some(Packed {
+                file,
+                directory,
+                checked: Default::default(),
+            });
+        }
+        let p = packed.as_mut().expect("loaded above");
+        let key = (layout as u32, i as u32);
+        let Some(&(off, len, sum)) = p.directory.get(&key) else {
+            return Ok(None);
+        };
+        let range = off..off + len;
+        if !p.checked.contains(&key) {
+            let computed = durable::checksum(&p.file.payload()[range.clone()]);
+            if computed != sum {
+                return Err(StoreError::Checksum {
+                    path,
+                    stored: sum,
+                    computed,
+                });
+            }
+            p.checked.insert(key);
+        }
+        Ok(Some(ColumnBytes {
+            file: p.file.clone(),
+            range,
+        }))
     }
 
     /// Rows of layout `layout` that (surely or maybe) satisfy `expr`, resolved
@@ -449,9 +593,14 @@ impl PartitionIndex {
                 maybe: self.universes[layout].clone(),
             });
         }
-        let path = self.dir.join(format!("{}{}", l.prefix, c.column));
-        let file = self.column(layout, c.column)?;
-        let idx = value_index::access(file.payload())
+        let path = self.column_path(layout, c.column);
+        let Some(col) = self.column(layout, c.column)? else {
+            return Err(StoreError::corrupt(
+                &path,
+                format!("no index of column {} of layout {layout}", c.column),
+            ));
+        };
+        let idx = value_index::access(col.bytes())
             .map_err(|e| StoreError::corrupt(&path, e.to_string()))?;
         if idx.rows.to_native() > rows {
             return Err(StoreError::corrupt(
