@@ -164,8 +164,8 @@ fn compaction_racing_queries_and_imports_never_shows_an_event_twice_or_loses_one
     let _g = serial();
     let db = TempDb::new("compact-race");
     // Slow merges (2,000 events/s) so that queries run while they are written
-    // and while they swap.
-    let node = compacting_node(db.path(), "2000", "0");
+    // and while they swap; replaced files stay 5 s for queries under way.
+    let node = compacting_node(db.path(), "2000", "5");
     let ep = node.endpoint.clone();
     for b in 0..16 {
         vast_ok(&ep, &["import", "json"], Some(&events(b, b * 250, 250)));
