@@ -4,6 +4,7 @@
 pub mod actor;
 pub mod catalog;
 pub mod partition;
+pub mod postings;
 pub mod synopsis;
 pub mod value_index;
 
