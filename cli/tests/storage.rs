@@ -60,7 +60,10 @@ fn one_import_of_many_shapes_fills_few_partitions() {
     let parts = st["partitions"].as_u64().unwrap();
     assert!(parts <= 3, "sysmon.json took {parts} partitions: {st}");
     let schemas = st["schemas"].as_object().unwrap();
-    let events: u64 = schemas.values().map(|s| s["events"].as_u64().unwrap()).sum();
+    let events: u64 = schemas
+        .values()
+        .map(|s| s["events"].as_u64().unwrap())
+        .sum();
     assert_eq!(events, 2500, "{st}");
     // Every layout answers for its own rows only: the whole count, a field only
     // some layouts have, and its negation, add up.
@@ -190,7 +193,11 @@ fn compaction_racing_queries_and_imports_never_shows_an_event_twice_or_loses_one
         // Each id exists once: a query during a swap sees the old partitions or
         // the new one, never both, never neither.
         for probe in [7, 1234, 3999] {
-            assert_eq!(count_at(&ep, &format!("id == {probe}")), 1, "id {probe}: {st}");
+            assert_eq!(
+                count_at(&ep, &format!("id == {probe}")),
+                1,
+                "id {probe}: {st}"
+            );
         }
         let n = count_at(&ep, "id >= 0");
         assert!(n >= base as u64 && n <= 40 * 250, "count {n}");
@@ -203,7 +210,10 @@ fn compaction_racing_queries_and_imports_never_shows_an_event_twice_or_loses_one
         }
     }
     importer.join().unwrap();
-    assert!(saw_running, "no query ran while a merge was written ({queries} rounds)");
+    assert!(
+        saw_running,
+        "no query ran while a merge was written ({queries} rounds)"
+    );
     assert_eq!(count_at(&ep, "id >= 0"), 40 * 250);
     assert_eq!(
         export_ids(&ep, "id >= 0"),
@@ -240,7 +250,11 @@ fn a_node_killed_during_compaction_keeps_every_event_once() {
         let st = status_at(&ep);
         let (a, i) = stored(db.path());
         assert_eq!(a, i, "archive and index disagree");
-        assert_eq!(a.len() as u64, st["partitions"].as_u64().unwrap(), "{a:?} {st}");
+        assert_eq!(
+            a.len() as u64,
+            st["partitions"].as_u64().unwrap(),
+            "{a:?} {st}"
+        );
         drop(node);
     }
 }

@@ -533,7 +533,10 @@ mod tests {
         f.write_all(&rec).unwrap();
         drop(f);
         let err = CommitLog::open(&d).unwrap_err().to_string();
-        assert!(err.contains("record version 9") && err.contains("1-2"), "{err}");
+        assert!(
+            err.contains("record version 9") && err.contains("1-2"),
+            "{err}"
+        );
         std::fs::remove_dir_all(&d).unwrap();
     }
 

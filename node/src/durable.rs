@@ -88,7 +88,10 @@ fn header_version(payload: &[u8], version: u16) -> [u8; HEADER] {
 /// `path` when it is no vast file or a version this build cannot read.
 pub fn version(path: &Path, bytes: &[u8]) -> Result<u16, StoreError> {
     let (Some(m), Some(d)) = (bytes.get(..6), bytes.get(6..8)) else {
-        return Err(StoreError::corrupt(path, "not a vast file (truncated header)"));
+        return Err(StoreError::corrupt(
+            path,
+            "not a vast file (truncated header)",
+        ));
     };
     if m != MAGIC || !d.iter().all(u8::is_ascii_digit) {
         return Err(StoreError::corrupt(path, "not a vast file (bad magic)"));
@@ -154,7 +157,11 @@ pub fn write_file(path: &Path, payload: &[u8]) -> Result<(), StoreError> {
 
 /// `write_file` in an older format version, as older builds wrote it.
 #[cfg(test)]
-pub(crate) fn write_file_version(path: &Path, payload: &[u8], version: u16) -> Result<(), StoreError> {
+pub(crate) fn write_file_version(
+    path: &Path,
+    payload: &[u8],
+    version: u16,
+) -> Result<(), StoreError> {
     write_with_header(path, payload, &header_version(payload, version))
 }
 
@@ -251,7 +258,10 @@ impl MappedFile {
         let map = unsafe { Mmap::map(&f) }.map_err(|e| StoreError::io(path, e))?;
         let version = version(path, &map)?;
         if map.len() < HEADER {
-            return Err(StoreError::corrupt(path, "not a vast file (truncated header)"));
+            return Err(StoreError::corrupt(
+                path,
+                "not a vast file (truncated header)",
+            ));
         }
         let len = u64::from_le_bytes(map[8..16].try_into().unwrap());
         if len == STREAM || (map.len() - HEADER) as u64 != len {
@@ -276,7 +286,10 @@ pub fn verify<'a>(path: &Path, bytes: &'a [u8]) -> Result<&'a [u8], StoreError> 
 pub fn verify_versioned<'a>(path: &Path, bytes: &'a [u8]) -> Result<(u16, &'a [u8]), StoreError> {
     let version = version(path, bytes)?;
     if bytes.len() < HEADER {
-        return Err(StoreError::corrupt(path, "not a vast file (truncated header)"));
+        return Err(StoreError::corrupt(
+            path,
+            "not a vast file (truncated header)",
+        ));
     }
     let len = u64::from_le_bytes(bytes[8..16].try_into().unwrap());
     if len == STREAM {
@@ -405,23 +418,39 @@ mod tests {
         let e = read_file(&p).unwrap_err().to_string();
         assert_eq!(
             e,
-            format!("{}: on-disk format version 7, this build reads versions 1-2", p.display())
+            format!(
+                "{}: on-disk format version 7, this build reads versions 1-2",
+                p.display()
+            )
         );
-        assert!(MappedFile::open(&p).err().unwrap().to_string().contains("version 7"));
+        assert!(MappedFile::open(&p)
+            .err()
+            .unwrap()
+            .to_string()
+            .contains("version 7"));
         let mut v0 = v1.clone();
         v0[6..8].copy_from_slice(b"00");
         fs::write(&p, &v0).unwrap();
-        assert!(read_file(&p).unwrap_err().to_string().contains("version 0,"));
+        assert!(read_file(&p)
+            .unwrap_err()
+            .to_string()
+            .contains("version 0,"));
         let mut bad = v1.clone();
         bad[6..8].copy_from_slice(&[0x02, 0x00]);
         fs::write(&p, &bad).unwrap();
         assert!(read_file(&p).unwrap_err().to_string().contains("bad magic"));
         fs::write(&p, b"VAST").unwrap();
-        assert!(read_file(&p).unwrap_err().to_string().contains("truncated header"));
+        assert!(read_file(&p)
+            .unwrap_err()
+            .to_string()
+            .contains("truncated header"));
 
         // Stream headers: checked, typed, and no whole file.
         let h = stream_header(b"archive\0");
-        assert_eq!(check_stream_header(&p, &h, b"archive\0").unwrap(), FORMAT_VERSION);
+        assert_eq!(
+            check_stream_header(&p, &h, b"archive\0").unwrap(),
+            FORMAT_VERSION
+        );
         assert!(check_stream_header(&p, &h, b"other\0\0\0")
             .unwrap_err()
             .to_string()
@@ -432,7 +461,10 @@ mod tests {
             check_stream_header(&p, &torn, b"archive\0"),
             Err(StoreError::Checksum { .. })
         ));
-        assert!(verify(&p, &h).unwrap_err().to_string().contains("append-only"));
+        assert!(verify(&p, &h)
+            .unwrap_err()
+            .to_string()
+            .contains("append-only"));
         let mut h7 = h;
         h7[6..8].copy_from_slice(b"07");
         assert!(check_stream_header(&p, &h7, b"archive\0")

@@ -4,8 +4,9 @@
 # (whole vast.db and the DuckDB file, each over the raw log), and a rare host's
 # export and count (median of 5 whole-process runs), with the answers checked to
 # be identical (row counts, and the sorted uids of the exported rows). Then two
-# partition figures: 500 imports of 2,000 events against one import of the same
-# 1M events, and the partitions of ../shared/data/json/sysmon.json.
+# partition figures: 500 imports of 2,000 events into a running node against one
+# import of the same 1M events, before and after the node's background compaction,
+# and the partitions of ../shared/data/json/sysmon.json.
 #
 #   tests/bench/scale.sh [LINES...]          (default 2000000 20000000)
 #
@@ -137,11 +138,23 @@ split -l 2000 -a 3 -d "$scratch/events" "$scratch/part."
 one="$scratch/one.db"; many="$scratch/many.db"
 cat "$scratch/header" "$scratch/events" "$scratch/footer" > "$scratch/one.log"
 s=$(now); "$vast" -N -d "$one" import -r "$scratch/one.log" zeek 2>/dev/null; t_one=$(elapsed "$s" "$(now)")
+# The small imports go to a running node (compaction is a node's background job);
+# first with compaction off, to show what they cost uncompacted, then with it on.
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+ep="127.0.0.1:$port"
+node_up() { # start a node on $many with compaction interval $1; wait until it answers
+  VAST_COMPACTION__INTERVAL=$1 VAST_COMPACTION__RETIRE_GRACE=0 "$vast" -d "$many" -e "$ep" start 2>>"$scratch/node.log" &
+  for _ in $(seq 100); do "$vast" -e "$ep" status >/dev/null 2>&1 && return; sleep 0.2; done
+  echo "node did not start" >&2; exit 1
+}
+node_down() { "$vast" -e "$ep" stop >/dev/null 2>&1 || true; wait; }
+node_up 0
 s=$(now)
 for p in "$scratch"/part.*; do
-  cat "$scratch/header" "$p" "$scratch/footer" | "$vast" -N -d "$many" import zeek 2>/dev/null
+  cat "$scratch/header" "$p" "$scratch/footer" | "$vast" -e "$ep" import zeek 2>/dev/null
 done
 t_many=$(elapsed "$s" "$(now)")
+node_down
 imports=$(ls "$scratch"/part.* | wc -l)
 rm -f "$scratch"/part.* "$scratch/events"
 rare=$(grep -v '^#' "$scratch/one.log" | cut -f3,5 | tr '\t' '\n' | sort | uniq -c \
@@ -150,13 +163,30 @@ parts() { "$vast" -N -d "$1" status --json | python3 -c 'import json,sys; print(
 d_one=$(du -sb "$one" | cut -f1); d_many=$(du -sb "$many" | cut -f1)
 c_one=$(median5 "$vast" -N -d "$one" count ":addr == $rare")
 c_many=$(median5 "$vast" -N -d "$many" count ":addr == $rare")
+p_many=$(parts "$many")
+# Compaction: a node left alone merges the small partitions.
+node_up 1
+s=$(now)
+while :; do
+  st=$("$vast" -e "$ep" status --json)
+  done_=$(python3 -c '
+import json, sys
+s = json.loads(sys.argv[1]); c = s["compaction"]
+print(int(not c["running"] and c["retiring"] == 0 and c["small-partitions"] <= 1 and c["merges"] > 0))' "$st")
+  [ "$done_" = 1 ] && break
+  sleep 1
+done
+t_compact=$(elapsed "$s" "$(now)")
+node_down
+d_comp=$(du -sb "$many" | cut -f1)
+c_comp=$(median5 "$vast" -N -d "$many" count ":addr == $rare")
 n_one=$("$vast" -N -d "$one" count ":addr == $rare"); n_many=$("$vast" -N -d "$many" count ":addr == $rare")
-printf '%-40s %14s %14s %8s\n' "1M events" "1 import" "$imports imports" "many/1"
-printf '%-40s %14s %14s %8s\n' "import seconds (all imports)" "$t_one" "$t_many" "$(ratio "$t_many" "$t_one")"
-printf '%-40s %14s %14s %8s\n' "partitions" "$(parts "$one")" "$(parts "$many")" ""
-printf '%-40s %14s %14s %8s\n' "disk bytes" "$d_one" "$d_many" "$(ratio "$d_many" "$d_one")"
-printf '%-40s %14s %14s %8s\n' "count $rare seconds (median 5)" "$c_one" "$c_many" "$(ratio "$c_many" "$c_one")"
-printf '%-40s %14s %14s\n' "count answer" "$n_one" "$n_many"
+printf '%-40s %14s %14s %8s %14s %8s\n' "1M events" "1 import" "$imports imports" "many/1" "compacted" "comp/1"
+printf '%-40s %14s %14s %8s %14s\n' "import seconds (all imports)" "$t_one" "$t_many" "$(ratio "$t_many" "$t_one")" "+$t_compact"
+printf '%-40s %14s %14s %8s %14s\n' "partitions" "$(parts "$one")" "$p_many" "" "$(parts "$many")"
+printf '%-40s %14s %14s %8s %14s %8s\n' "disk bytes" "$d_one" "$d_many" "$(ratio "$d_many" "$d_one")" "$d_comp" "$(ratio "$d_comp" "$d_one")"
+printf '%-40s %14s %14s %8s %14s %8s\n' "count $rare seconds (median 5)" "$c_one" "$c_many" "$(ratio "$c_many" "$c_one")" "$c_comp" "$(ratio "$c_comp" "$c_one")"
+printf '%-40s %14s %14s\n' "count answer (one, compacted)" "$n_one" "$n_many"
 rm -rf "$one" "$many"
 
 sysmon="$data/json/sysmon.json"

@@ -222,7 +222,11 @@ impl Encoder {
         let n = range.len();
         let mut s = std::mem::take(&mut self.scratch);
         s.clear();
-        s.extend(offsets[range.start..=range.end].windows(2).map(|w| (w[1] - w[0]) as u64));
+        s.extend(
+            offsets[range.start..=range.end]
+                .windows(2)
+                .map(|w| (w[1] - w[0]) as u64),
+        );
         self.ints(&s);
         self.scratch = s;
         self.mem += (n as u64 + 1) * 4;
@@ -246,9 +250,9 @@ impl Encoder {
                 self.varint(dmul);
                 self.out.push(dwidth);
                 self.varint(v[0]);
-                let ks = v.windows(2).map(|w| {
-                    (flip(w[1].wrapping_sub(w[0]) as i64).wrapping_sub(dbase)) / dmul
-                });
+                let ks = v
+                    .windows(2)
+                    .map(|w| (flip(w[1].wrapping_sub(w[0]) as i64).wrapping_sub(dbase)) / dmul);
                 self.planes(ks, v.len() - 1, dwidth);
             }
             None => {
@@ -277,7 +281,9 @@ impl Encoder {
         let n = range.len();
         let cell = |i: usize| &bytes[offsets[i] as usize..offsets[i + 1] as usize];
         if self.knobs.str_dict {
-            if let Some((dict, idx)) = dictionary(range.clone().map(cell), n, self.knobs.dict_by_frequency) {
+            if let Some((dict, idx)) =
+                dictionary(range.clone().map(cell), n, self.knobs.dict_by_frequency)
+            {
                 self.out.push(DICT);
                 self.varint(dict.len() as u64);
                 let mut s = std::mem::take(&mut self.scratch);
@@ -465,7 +471,11 @@ impl<'a> Decoder<'a> {
                 "chunk claims {mem} bytes decoded, more than the limit of {MAX_CHUNK_MEM}"
             ));
         }
-        Ok(Decoder { b, pos: 0, budget: mem })
+        Ok(Decoder {
+            b,
+            pos: 0,
+            budget: mem,
+        })
     }
 
     /// What is left of the claim (zero after decoding a well-formed chunk).
@@ -569,10 +579,14 @@ impl<'a> Decoder<'a> {
                 ColumnData::Bool(sel.positions().map(|i| bit(bits, i)).collect())
             }
             Type::Int => ColumnData::Int(self.ints(sel)?.into_iter().map(unflip).collect()),
-            Type::Duration => ColumnData::Duration(self.ints(sel)?.into_iter().map(unflip).collect()),
+            Type::Duration => {
+                ColumnData::Duration(self.ints(sel)?.into_iter().map(unflip).collect())
+            }
             Type::Time => ColumnData::Time(self.ints(sel)?.into_iter().map(unflip).collect()),
             Type::Count => ColumnData::Count(self.ints(sel)?),
-            Type::Real => ColumnData::Real(self.ints(sel)?.into_iter().map(f64::from_bits).collect()),
+            Type::Real => {
+                ColumnData::Real(self.ints(sel)?.into_iter().map(f64::from_bits).collect())
+            }
             Type::String | Type::Pattern | Type::Enum(_) => {
                 let (offsets, bytes) = self.strings(sel)?;
                 ColumnData::Str { offsets, bytes }
@@ -612,10 +626,7 @@ impl<'a> Decoder<'a> {
             Type::Record(fs) => {
                 let count = self.count()?;
                 if count != fs.len() {
-                    return Err(format!(
-                        "record has {count} fields, its type {}",
-                        fs.len()
-                    ));
+                    return Err(format!("record has {count} fields, its type {}", fs.len()));
                 }
                 let mut cs = Vec::with_capacity(fs.len());
                 for f in fs {
@@ -663,7 +674,9 @@ impl<'a> Decoder<'a> {
         let mul = self.varint()?;
         let width = self.u8()? as usize;
         if width > 8 || mul == 0 {
-            return Err(format!("bad integer block (width {width}, multiplier {mul})"));
+            return Err(format!(
+                "bad integer block (width {width}, multiplier {mul})"
+            ));
         }
         match mode {
             INT_FOR => {
@@ -981,7 +994,11 @@ pub(crate) mod testgen {
 
     pub fn gen_type(r: &mut Rng, depth: u32) -> Type {
         let leaves = 14;
-        let k = if depth == 0 { r.below(leaves) } else { r.below(leaves + 4) };
+        let k = if depth == 0 {
+            r.below(leaves)
+        } else {
+            r.below(leaves + 4)
+        };
         match k {
             0 => Type::Bool,
             1 => Type::Int,
@@ -1064,7 +1081,11 @@ pub(crate) mod testgen {
             }
             Type::Blob => {
                 let seed = pick(r);
-                Value::Blob((0..r.below(10)).map(|i| (seed >> (i * 3)) as u8 ^ 0xc3).collect())
+                Value::Blob(
+                    (0..r.below(10))
+                        .map(|i| (seed >> (i * 3)) as u8 ^ 0xc3)
+                        .collect(),
+                )
             }
             Type::Address => {
                 let seed = pick(r);
@@ -1175,7 +1196,13 @@ mod tests {
                 .unwrap_or_else(|e| panic!("{} ({}): {e}", f.name, f.ty));
             assert!(d.finished(), "{}: trailing bytes", f.name);
             // The claim is exact, so a decoder that allocates more is caught.
-            assert_eq!(d.unspent(), 0, "{} ({}): claim differs from use", f.name, f.ty);
+            assert_eq!(
+                d.unspent(),
+                0,
+                "{} ({}): claim differs from use",
+                f.name,
+                f.ty
+            );
             got.validate(&f.ty, range.len()).unwrap();
             assert_eq!(
                 cells(&got, &f.ty, 0..range.len()),
@@ -1195,7 +1222,13 @@ mod tests {
                     .iter()
                     .map(|r| format!("{:?}", c.value(range.start + *r as usize, &f.ty)))
                     .collect();
-                assert_eq!(cells(&got, &f.ty, 0..rows.len()), want, "{} ({})", f.name, f.ty);
+                assert_eq!(
+                    cells(&got, &f.ty, 0..rows.len()),
+                    want,
+                    "{} ({})",
+                    f.name,
+                    f.ty
+                );
             }
         }
     }
@@ -1241,7 +1274,9 @@ mod tests {
             vec![],
             vec![7],
             vec![u64::MAX, 0, u64::MAX, 1],
-            (0..1000).map(|i| 1_767_225_600_000_000_000 + i * 5_000_000).collect(),
+            (0..1000)
+                .map(|i| 1_767_225_600_000_000_000 + i * 5_000_000)
+                .collect(),
             (0..1000).map(|i| 1000 - i).collect(),
             vec![5; 100],
             (0..100).map(|i| (i % 3) * 1000).collect(),
@@ -1255,7 +1290,9 @@ mod tests {
         }
         // A regular time series: the differences, divided by their common
         // divisor, fit one byte each.
-        let ts: Vec<u64> = (0..1000).map(|i| 1_767_225_600_000_000_000 + i * 5_000_000).collect();
+        let ts: Vec<u64> = (0..1000)
+            .map(|i| 1_767_225_600_000_000_000 + i * 5_000_000)
+            .collect();
         let mut e = Encoder::new(Knobs::default());
         e.ints(&ts);
         assert!(e.out.len() < 30, "{} bytes", e.out.len());
@@ -1305,8 +1342,15 @@ mod tests {
                     assert!(d.column(&f.ty, n).is_err(), "{}", f.ty);
                 }
                 // A different type is refused, not misread.
-                let other = if matches!(f.ty.base(), Type::Count) { Type::Real } else { Type::Count };
-                assert!(Decoder::new(&bytes, mem).unwrap().column(&other, n).is_err());
+                let other = if matches!(f.ty.base(), Type::Count) {
+                    Type::Real
+                } else {
+                    Type::Count
+                };
+                assert!(Decoder::new(&bytes, mem)
+                    .unwrap()
+                    .column(&other, n)
+                    .is_err());
             }
         }
         assert!(Decoder::new(&[], MAX_CHUNK_MEM + 1).is_err());

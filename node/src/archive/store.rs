@@ -759,7 +759,10 @@ fn check_meta(m: &ArchiveMetaV2) -> Result<(), String> {
                 )
             })?;
         if g.rows > MAX_GROUP_ROWS {
-            return Err(format!("row group at row {} claims {} rows", g.first_row, g.rows));
+            return Err(format!(
+                "row group at row {} claims {} rows",
+                g.first_row, g.rows
+            ));
         }
         let schema = m
             .schemas
@@ -789,7 +792,11 @@ fn rows_bytes(batch: &Batch, range: std::ops::Range<usize>) -> usize {
 
 fn column_bytes(c: &Column, range: std::ops::Range<usize>) -> usize {
     let n = range.len();
-    let validity = if c.validity.words.is_empty() { 0 } else { n / 8 };
+    let validity = if c.validity.words.is_empty() {
+        0
+    } else {
+        n / 8
+    };
     validity
         + match &c.data {
             ColumnData::Bool(_) => n,
@@ -909,7 +916,9 @@ mod tests {
     }
 
     fn rows_text(b: &Batch, rows: &[u32]) -> Vec<String> {
-        rows.iter().map(|r| format!("{:?}", b.row(*r as usize))).collect()
+        rows.iter()
+            .map(|r| format!("{:?}", b.row(*r as usize)))
+            .collect()
     }
 
     /// What a fetch must return, from the whole batches.
@@ -1052,7 +1061,15 @@ mod tests {
         // One wanted row is decoded from its row group, not its whole batch.
         let one: RoaringBitmap = [7000u32].into_iter().collect();
         let f = store
-            .fetch(v2, &one, &RoaringBitmap::new(), &parse("port > 0").unwrap(), None, 0, usize::MAX)
+            .fetch(
+                v2,
+                &one,
+                &RoaringBitmap::new(),
+                &parse("port > 0").unwrap(),
+                None,
+                0,
+                usize::MAX,
+            )
             .unwrap();
         assert_eq!(f.selections.len(), 1);
         assert_eq!(f.selections[0].batch.rows, 1);
@@ -1066,7 +1083,9 @@ mod tests {
     /// Row `row`'s group and column `col`'s chunk in partition `id`.
     fn chunk(store: &mut ArchiveStore, id: Uuid, row: u32, col: usize) -> ChunkInfo {
         let meta = store.meta(id).unwrap();
-        let Meta::V2(m) = &*meta else { panic!("version 2 expected") };
+        let Meta::V2(m) = &*meta else {
+            panic!("version 2 expected")
+        };
         let g = m
             .groups
             .iter()
@@ -1101,15 +1120,34 @@ mod tests {
         let (miss, hit) = (format!("port == {}", port + 1), format!("port == {port}"));
         // No match: the corrupt column is never read.
         let f = store
-            .fetch(id, &RoaringBitmap::new(), &maybe, &parse(&miss).unwrap(), None, 0, usize::MAX)
+            .fetch(
+                id,
+                &RoaringBitmap::new(),
+                &maybe,
+                &parse(&miss).unwrap(),
+                None,
+                0,
+                usize::MAX,
+            )
             .unwrap();
         assert!(f.selections.is_empty());
         // A match needs the whole row, and the corruption is reported by name.
         let e = store
-            .fetch(id, &RoaringBitmap::new(), &maybe, &parse(&hit).unwrap(), None, 0, usize::MAX)
+            .fetch(
+                id,
+                &RoaringBitmap::new(),
+                &maybe,
+                &parse(&hit).unwrap(),
+                None,
+                0,
+                usize::MAX,
+            )
             .unwrap_err()
             .to_string();
-        assert!(e.contains("checksum mismatch") && e.contains(&path.display().to_string()), "{e}");
+        assert!(
+            e.contains("checksum mismatch") && e.contains(&path.display().to_string()),
+            "{e}"
+        );
         fs::remove_dir_all(&dir).unwrap();
     }
 
@@ -1138,7 +1176,9 @@ mod tests {
         let expect_err = |what: &str, needle: &str| {
             let e = fetch(&mut reopen()).unwrap_err();
             assert!(
-                e.contains(needle) && (e.contains(&dpath.display().to_string()) || e.contains(&mpath.display().to_string())),
+                e.contains(needle)
+                    && (e.contains(&dpath.display().to_string())
+                        || e.contains(&mpath.display().to_string())),
                 "{what}: {e}"
             );
         };
@@ -1157,7 +1197,10 @@ mod tests {
         let mut d = data.clone();
         d[6..8].copy_from_slice(b"07");
         fs::write(&dpath, &d).unwrap();
-        expect_err("newer data", "on-disk format version 7, this build reads versions 1-2");
+        expect_err(
+            "newer data",
+            "on-disk format version 7, this build reads versions 1-2",
+        );
         fs::write(&dpath, &data).unwrap();
 
         // A meta of a newer format.
@@ -1270,7 +1313,16 @@ mod tests {
         assert!(e.contains("never rewritten"), "{e}");
         assert_eq!(fs::read(data_path(&dir, kept)).unwrap(), data);
         let all: RoaringBitmap = (0..100).collect();
-        let got = fetch_all(&mut s, kept, &all, &RoaringBitmap::new(), &parse("port > 0").unwrap(), None, usize::MAX).unwrap();
+        let got = fetch_all(
+            &mut s,
+            kept,
+            &all,
+            &RoaringBitmap::new(),
+            &parse("port > 0").unwrap(),
+            None,
+            usize::MAX,
+        )
+        .unwrap();
         assert_eq!(got, rows_text(&bs[0].1, &(0..100).collect::<Vec<_>>()));
         fs::remove_dir_all(&dir).unwrap();
     }
@@ -1319,10 +1371,34 @@ mod tests {
             configs.push((format!("group  4096 zstd {l}"), 4096, l, all));
         }
         for (name, k) in [
-            ("no string dict", Knobs { str_dict: false, ..all }),
-            ("no addr dict", Knobs { addr_dict: false, ..all }),
-            ("no delta", Knobs { delta: false, ..all }),
-            ("dict by first use", Knobs { dict_by_frequency: false, ..all }),
+            (
+                "no string dict",
+                Knobs {
+                    str_dict: false,
+                    ..all
+                },
+            ),
+            (
+                "no addr dict",
+                Knobs {
+                    addr_dict: false,
+                    ..all
+                },
+            ),
+            (
+                "no delta",
+                Knobs {
+                    delta: false,
+                    ..all
+                },
+            ),
+            (
+                "dict by first use",
+                Knobs {
+                    dict_by_frequency: false,
+                    ..all
+                },
+            ),
         ] {
             configs.push((format!("group  4096 zstd 1 {name}"), 4096, 1, k));
         }
@@ -1383,7 +1459,12 @@ mod tests {
             );
             if label.len() == 18 && label.ends_with("zstd 1") && group == 4096 {
                 for (f, n) in schema.fields.iter().zip(&per_col) {
-                    println!("    {:<16} {:>10} bytes {:>6.2} B/row", f.name, n, *n as f64 / rows as f64);
+                    println!(
+                        "    {:<16} {:>10} bytes {:>6.2} B/row",
+                        f.name,
+                        n,
+                        *n as f64 / rows as f64
+                    );
                 }
             }
         }

@@ -149,7 +149,9 @@ pub fn spawn(node: Weak<Node>, opts: CompactionOptions, status: Arc<Mutex<Compac
             // has doubled.
             let log = node.commit_log().clone();
             let rewritten = tokio::task::spawn_blocking(move || {
-                log.lock().expect("commit log lock poisoned").rewrite_if_grown()
+                log.lock()
+                    .expect("commit log lock poisoned")
+                    .rewrite_if_grown()
             })
             .await;
             if let Ok(Err(e)) = rewritten {
@@ -208,7 +210,10 @@ async fn merge(
     let copied = copy(&archive, &index, &group, new, node, opts).await;
     let sealed = match copied {
         Ok(rows) => {
-            let (a, i) = tokio::join!(archive.ask(Seal { id: new }), index.ask(SealIndex { id: new }));
+            let (a, i) = tokio::join!(
+                archive.ask(Seal { id: new }),
+                index.ask(SealIndex { id: new })
+            );
             a.map_err(|e| format!("archive: {e}"))
                 .and_then(|_| i.map_err(|e| format!("index: {e}")))
                 .map(|_| rows)
@@ -348,12 +353,7 @@ async fn copy(
 /// grace period is over. Until then, fetches of queries that looked them up
 /// before the swap still find their data. A restart sweeps them anyway: the
 /// commit log says they are retired.
-fn retire(
-    node: &Arc<Node>,
-    group: Group,
-    grace: Duration,
-    status: Arc<Mutex<CompactionStatus>>,
-) {
+fn retire(node: &Arc<Node>, group: Group, grace: Duration, status: Arc<Mutex<CompactionStatus>>) {
     let node = Arc::downgrade(node);
     tokio::spawn(async move {
         let start = Instant::now();
@@ -403,7 +403,10 @@ mod tests {
         assert!(plan(&parts(&[2000, 2100, 1900, 900_000]), 1_000_000, false).is_none());
         // ...four merge, and a full partition never takes part.
         let p = parts(&[2000, 600_000, 1500, 1900, 1800, 100, 2100]);
-        assert_eq!(rows(&plan(&p, 1_000_000, false).unwrap()), vec![2000, 1500, 1900, 1800]);
+        assert_eq!(
+            rows(&plan(&p, 1_000_000, false).unwrap()),
+            vec![2000, 1500, 1900, 1800]
+        );
         // A tier merge stays within the partition size.
         let p = parts(&[300_000, 300_000, 300_000, 300_000]);
         assert_eq!(rows(&plan(&p, 1_000_000, false).unwrap()), vec![300_000; 3]);

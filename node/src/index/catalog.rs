@@ -106,8 +106,7 @@ impl Catalog {
             .unwrap_or(self.partitions.len());
         let before = self.partitions.len();
         self.partitions.insert(at, Arc::new(add));
-        self.partitions
-            .retain(|p| !remove.contains(&p.meta.uuid()));
+        self.partitions.retain(|p| !remove.contains(&p.meta.uuid()));
         before + 1 - self.partitions.len()
     }
 

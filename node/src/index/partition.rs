@@ -92,7 +92,9 @@ fn unpack_directory(path: &Path, payload: &[u8]) -> Result<Directory, StoreError
         let c = u32::from_le_bytes(e[4..8].try_into().unwrap());
         let (off, len) = (u(8..16) as usize, u(16..24) as usize);
         if off % 16 != 0 || off.checked_add(len).is_none_or(|end| end > payload.len()) {
-            return Err(bad(format!("index of layout {l} column {c} lies outside the file")));
+            return Err(bad(format!(
+                "index of layout {l} column {c} lies outside the file"
+            )));
         }
         out.insert((l, c), (off, len));
     }
@@ -146,7 +148,11 @@ impl PartitionMeta {
 
     /// Names of the layouts, for logs and hits.
     pub fn schema_names(&self) -> String {
-        let mut names: Vec<&str> = self.layouts.iter().map(|l| l.schema.name.as_str()).collect();
+        let mut names: Vec<&str> = self
+            .layouts
+            .iter()
+            .map(|l| l.schema.name.as_str())
+            .collect();
         names.dedup();
         names.join(",")
     }
@@ -204,7 +210,11 @@ impl PartitionBuilder {
         if li == n {
             let schema = batch.schema.clone();
             self.layouts.push(LayoutBuilder {
-                columns: schema.fields.iter().map(|f| ColumnIndexBuilder::new(&f.ty)).collect(),
+                columns: schema
+                    .fields
+                    .iter()
+                    .map(|f| ColumnIndexBuilder::new(&f.ty))
+                    .collect(),
                 synopses: vec![ColumnSynopsis::default(); schema.fields.len()],
                 rows: RoaringBitmap::new(),
                 schema,
@@ -314,7 +324,7 @@ pub struct PartitionIndex {
     /// Each layout's rows, decoded once.
     universes: Vec<RoaringBitmap>,
     dir: PathBuf,
-        /// The packed file and its directory, loaded on first use.
+    /// The packed file and its directory, loaded on first use.
     packed: Mutex<Option<Packed>>,
 }
 
@@ -368,10 +378,7 @@ impl PartitionIndex {
         if total != meta.rows as u64 {
             return Err(StoreError::corrupt(
                 &path,
-                format!(
-                    "layouts hold {total} rows, the partition {}",
-                    meta.rows
-                ),
+                format!("layouts hold {total} rows, the partition {}", meta.rows),
             ));
         }
         Ok(PartitionIndex {

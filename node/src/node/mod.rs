@@ -221,8 +221,15 @@ impl Node {
 
     /// Starts background compaction (a long-running node; embedded commands are
     /// too short-lived to compact).
-    pub fn start_compaction(self: &std::sync::Arc<Self>, opts: crate::compactor::CompactionOptions) {
-        crate::compactor::spawn(std::sync::Arc::downgrade(self), opts, self.compaction.clone());
+    pub fn start_compaction(
+        self: &std::sync::Arc<Self>,
+        opts: crate::compactor::CompactionOptions,
+    ) {
+        crate::compactor::spawn(
+            std::sync::Arc::downgrade(self),
+            opts,
+            self.compaction.clone(),
+        );
     }
 
     /// Labels of running components, e.g. `archive`, `index`, `importer`, `source-0`.

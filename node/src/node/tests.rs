@@ -302,7 +302,10 @@ async fn a_corrupt_packed_column_index_is_named_when_read() {
     }
     assert!(!errors.is_empty(), "no lookup noticed the damage");
     for e in &errors {
-        assert!(e.contains("checksum mismatch") && e.contains("columns"), "{e}");
+        assert!(
+            e.contains("checksum mismatch") && e.contains("columns"),
+            "{e}"
+        );
     }
     assert_eq!(count(&node, "id.resp_h == 192.168.1.3").await, 2);
     node.shutdown().await;
