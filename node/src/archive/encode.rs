@@ -356,8 +356,8 @@ impl Encoder {
             let start = self.out.len();
             self.out.resize(start + 16 * v6, 0);
             for (i, a) in v.iter().filter(|a| !is_v4(a)).enumerate() {
-                for b in 0..16 {
-                    self.out[start + b * v6 + i] = a[b];
+                for (b, byte) in a.iter().enumerate() {
+                    self.out[start + b * v6 + i] = *byte;
                 }
             }
         }
