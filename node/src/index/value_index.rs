@@ -879,23 +879,20 @@ impl<'a> ColumnIndexView<'a> {
 
     /// The block that would hold numeric key `k`: the last whose first key is <= k.
     fn block_for_num(&self, k: u128) -> usize {
-        let (mut lo, mut hi) = (0, self.blocks);
-        while lo < hi {
-            let mid = (lo + hi) / 2;
-            if self.entry_num(mid) <= k {
-                lo = mid + 1;
-            } else {
-                hi = mid;
-            }
-        }
-        lo.saturating_sub(1)
+        self.last_block_where(|b| self.entry_num(b) <= k)
     }
 
     fn block_for_str(&self, s: &[u8]) -> usize {
+        self.last_block_where(|b| self.entry_str(b) <= s)
+    }
+
+    /// The last block for which `starts_at_or_before` holds (blocks are sorted by
+    /// their first key), or 0.
+    fn last_block_where(&self, starts_at_or_before: impl Fn(usize) -> bool) -> usize {
         let (mut lo, mut hi) = (0, self.blocks);
         while lo < hi {
             let mid = (lo + hi) / 2;
-            if self.entry_str(mid) <= s {
+            if starts_at_or_before(mid) {
                 lo = mid + 1;
             } else {
                 hi = mid;
