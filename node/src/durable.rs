@@ -17,7 +17,9 @@ use std::path::{Path, PathBuf};
 const MAGIC: &[u8; 6] = b"VASTRS";
 /// The on-disk format version this build writes. Version 2: the archive stores
 /// row groups of separately encoded columns; index files are unchanged from 1.
-pub const FORMAT_VERSION: u16 = 2;
+/// Version 3: an archive row group is one frame holding all its columns, so a
+/// fetch of one row is one small decompression; other files are unchanged.
+pub const FORMAT_VERSION: u16 = 3;
 /// The oldest version this build reads.
 pub const OLDEST_VERSION: u16 = 1;
 /// Header: magic and version, payload length, checksum, padding to 32 bytes so the
@@ -111,8 +113,14 @@ pub fn version(path: &Path, bytes: &[u8]) -> Result<u16, StoreError> {
 /// The header of an append-only file of [`frame`]s: magic and version, an open
 /// length, a tag saying what the file holds, and a checksum of the header itself.
 pub fn stream_header(kind: &[u8; 8]) -> [u8; HEADER] {
+    stream_header_version(kind, FORMAT_VERSION)
+}
+
+/// `stream_header` of an older format version, for writers that can still
+/// produce it (tests of the readers of older files).
+pub(crate) fn stream_header_version(kind: &[u8; 8], version: u16) -> [u8; HEADER] {
     let mut h = [0u8; HEADER];
-    h[..8].copy_from_slice(&magic(FORMAT_VERSION));
+    h[..8].copy_from_slice(&magic(version));
     h[8..16].copy_from_slice(&STREAM.to_le_bytes());
     h[16..24].copy_from_slice(kind);
     let sum = checksum(&h[..24]);
@@ -155,8 +163,7 @@ pub fn write_file(path: &Path, payload: &[u8]) -> Result<(), StoreError> {
     write_with_header(path, payload, &header(payload))
 }
 
-/// `write_file` in an older format version, as older builds wrote it.
-#[cfg(test)]
+/// `write_file` in format version `version` (older ones as older builds wrote them).
 pub(crate) fn write_file_version(
     path: &Path,
     payload: &[u8],
@@ -395,7 +402,7 @@ mod tests {
         let p = dir.join("f");
         write_file(&p, b"new").unwrap();
         let bytes = fs::read(&p).unwrap();
-        assert_eq!(&bytes[..8], b"VASTRS02");
+        assert_eq!(&bytes[..8], b"VASTRS03");
         let m = MappedFile::open(&p).unwrap();
         assert_eq!((m.version(), m.payload()), (FORMAT_VERSION, &b"new"[..]));
 
@@ -419,7 +426,7 @@ mod tests {
         assert_eq!(
             e,
             format!(
-                "{}: on-disk format version 7, this build reads versions 1-2",
+                "{}: on-disk format version 7, this build reads versions 1-3",
                 p.display()
             )
         );

@@ -22,6 +22,11 @@ pub struct Archive {
     /// so a long-running query that still asks for one is told why.
     replaced: std::collections::VecDeque<Uuid>,
     pub(crate) stored_bytes: u64,
+    /// Decompressors of finished fetches, reused by the next ones.
+    dctxs: Arc<std::sync::Mutex<Vec<zstd::bulk::Decompressor<'static>>>>,
+    /// Fetches decoding at once: one per core, so many concurrent queries (or
+    /// a peer sending many) queue instead of each taking a thread and memory.
+    decoding: Arc<tokio::sync::Semaphore>,
 }
 
 impl Archive {
@@ -32,6 +37,10 @@ impl Archive {
             retired: false,
             replaced: Default::default(),
             stored_bytes: 0,
+            dctxs: Default::default(),
+            decoding: Arc::new(tokio::sync::Semaphore::new(
+                std::thread::available_parallelism().map_or(2, |n| n.get().clamp(2, 8)),
+            )),
         }
     }
 }
@@ -108,28 +117,55 @@ pub struct Fetch {
     pub max_bytes: usize,
 }
 
+/// The archive opens the partition (its table and data file, cached) and hands
+/// the decoding to a blocking thread, so fetches of several partitions decode
+/// on all cores while the actor goes on serving. An open file stays readable
+/// if compaction removes the partition meanwhile.
 impl Message<Fetch> for Archive {
-    type Reply = Result<Fetched, String>;
+    type Reply = DelegatedReply<Result<Fetched, String>>;
 
-    async fn handle(&mut self, m: Fetch, _: &mut Context<Self, Self::Reply>) -> Self::Reply {
-        let _span = tracing::debug_span!("archive.fetch", partition = %m.id, candidates = m.sure.len() + m.maybe.len()).entered();
+    async fn handle(&mut self, m: Fetch, ctx: &mut Context<Self, Self::Reply>) -> Self::Reply {
+        let span = tracing::debug_span!("archive.fetch", partition = %m.id, candidates = m.sure.len() + m.maybe.len());
         if self.replaced.contains(&m.id) {
-            return Err(format!(
+            return ctx.reply(Err(format!(
                 "partition {} was merged into another by compaction while this query ran; run the query again",
                 m.id
-            ));
+            )));
         }
-        self.store
-            .fetch(
-                m.id,
-                &m.sure,
-                &m.maybe,
-                &m.expr,
-                m.limit,
-                m.from_row,
-                m.max_bytes,
-            )
-            .map_err(|e| e.to_string())
+        let reader = match span.in_scope(|| self.store.reader(m.id)) {
+            Ok(r) => r,
+            Err(e) => return ctx.reply(Err(e.to_string())),
+        };
+        let (dctxs, decoding) = (self.dctxs.clone(), self.decoding.clone());
+        ctx.spawn(async move {
+            let Ok(_permit) = decoding.acquire_owned().await else {
+                return Err("the archive is shutting down".to_string());
+            };
+            tokio::task::spawn_blocking(move || {
+                let _g = span.enter();
+                let pooled = dctxs.lock().expect("lock poisoned").pop();
+                let mut dctx = match pooled {
+                    Some(d) => d,
+                    None => zstd::bulk::Decompressor::new()
+                        .map_err(|e| format!("creating a decompressor: {e}"))?,
+                };
+                let res = reader
+                    .fetch(
+                        &mut dctx,
+                        &m.sure,
+                        &m.maybe,
+                        &m.expr,
+                        m.limit,
+                        m.from_row,
+                        m.max_bytes,
+                    )
+                    .map_err(|e| e.to_string());
+                dctxs.lock().expect("lock poisoned").push(dctx);
+                res
+            })
+            .await
+            .unwrap_or_else(|e| Err(format!("fetch task failed: {e}")))
+        })
     }
 }
 

@@ -158,11 +158,40 @@ impl PartitionMeta {
     }
 }
 
-fn rows_bitmap(rows: &RoaringBitmap) -> Vec<u8> {
-    let mut out = Vec::with_capacity(rows.serialized_size());
-    rows.serialize_into(&mut out)
-        .expect("serializing into memory cannot fail");
+/// Tag of layout rows written as a posting list ([`postings::encode`], runs
+/// and all). Older entries hold roaring's own serialization, which starts with
+/// its cookie (0x3a or 0x3b), never this byte. Roaring 0.10 has no run
+/// containers, so a million rows of one layout took 128 KiB in every entry,
+/// read by every query; as runs they take a few bytes.
+const ROWS_POSTINGS: u8 = 0xff;
+
+/// Layout rows as stored in an entry; `universe` is the partition's row count.
+fn rows_bitmap(rows: &RoaringBitmap, universe: u32) -> Vec<u8> {
+    if rows.is_empty() {
+        let mut out = Vec::with_capacity(rows.serialized_size());
+        rows.serialize_into(&mut out)
+            .expect("serializing into memory cannot fail");
+        return out;
+    }
+    let vals: Vec<u32> = rows.iter().collect();
+    let mut out = vec![ROWS_POSTINGS];
+    super::postings::encode(&mut out, &vals, universe);
     out
+}
+
+/// Reads layout rows written by [`rows_bitmap`] (or by older builds).
+fn read_rows(bytes: &[u8], universe: u32) -> Result<RoaringBitmap, String> {
+    match bytes.split_first() {
+        Some((&ROWS_POSTINGS, rest)) => {
+            let mut r = super::postings::Reader::new(rest);
+            let rows = super::postings::decode(&mut r, universe).map_err(|e| e.0.to_string())?;
+            if !r.is_empty() {
+                return Err("trailing bytes after the rows".into());
+            }
+            Ok(rows)
+        }
+        _ => RoaringBitmap::deserialize_from(bytes).map_err(|e| e.to_string()),
+    }
 }
 
 /// One layout being built.
@@ -281,7 +310,7 @@ impl PartitionBuilder {
             }
             layouts.push(LayoutMeta {
                 count: l.rows.len() as u32,
-                rows: rows_bitmap(&l.rows),
+                rows: rows_bitmap(&l.rows, self.rows),
                 schema: l.schema,
                 prefix,
                 indexed,
@@ -321,8 +350,10 @@ impl PartitionBuilder {
 /// A sealed partition's index: the entry in memory, column indexes mapped on demand.
 pub struct PartitionIndex {
     pub meta: PartitionMeta,
-    /// Each layout's rows, decoded once.
-    universes: Vec<RoaringBitmap>,
+    /// Each layout's rows, decoded on first use: a point lookup in a partition
+    /// of one layout never needs them, and a million rows decode into 128 KiB
+    /// of bitmap (roaring 0.10 has no run containers), per partition and query.
+    universes: Vec<std::sync::OnceLock<Result<RoaringBitmap, String>>>,
     dir: PathBuf,
     /// The packed file and its directory, loaded on first use.
     packed: Mutex<Option<Packed>>,
@@ -364,16 +395,12 @@ impl PartitionIndex {
                     format!("layout {i}: bad index file prefix {:?}", l.prefix),
                 ));
             }
-            let rows = RoaringBitmap::deserialize_from(&l.rows[..])
-                .map_err(|e| StoreError::corrupt(&path, format!("layout {i} rows: {e}")))?;
-            if rows.len() != l.count as u64 || rows.max().is_some_and(|m| m >= meta.rows) {
-                return Err(StoreError::corrupt(
-                    &path,
-                    format!("layout {i}: its rows disagree with the partition's"),
-                ));
+            if l.rows.is_empty() {
+                return Err(StoreError::corrupt(&path, format!("layout {i}: no rows")));
             }
-            total += rows.len();
-            universes.push(rows);
+            // The rows themselves are checked against the count when decoded.
+            total += l.count as u64;
+            universes.push(std::sync::OnceLock::new());
         }
         if total != meta.rows as u64 {
             return Err(StoreError::corrupt(
@@ -418,7 +445,7 @@ impl PartitionIndex {
             layouts: vec![LayoutMeta {
                 schema: v1.schema,
                 count: v1.rows,
-                rows: rows_bitmap(&all),
+                rows: rows_bitmap(&all, v1.rows),
                 prefix: "c".into(),
                 indexed: v1.indexed,
                 synopses: v1.synopses,
@@ -440,7 +467,7 @@ impl PartitionIndex {
             layouts: vec![LayoutMeta {
                 schema: Schema::new("test", vec![]),
                 count: rows,
-                rows: rows_bitmap(&all),
+                rows: rows_bitmap(&all, rows),
                 prefix: String::new(),
                 indexed: vec![],
                 synopses: vec![],
@@ -488,13 +515,34 @@ impl PartitionIndex {
         }))
     }
 
+    /// The rows of layout `layout`, decoded and checked on first use.
+    fn universe(&self, layout: usize) -> Result<&RoaringBitmap, StoreError> {
+        let l = &self.meta.layouts[layout];
+        let rows = self.universes[layout].get_or_init(|| {
+            let rows = read_rows(&l.rows, self.meta.rows)
+                .map_err(|e| format!("layout {layout} rows: {e}"))?;
+            if rows.len() != l.count as u64 || rows.max().is_some_and(|m| m >= self.meta.rows) {
+                return Err(format!(
+                    "layout {layout}: its rows disagree with the partition's"
+                ));
+            }
+            Ok(rows)
+        });
+        rows.as_ref()
+            .map_err(|e| StoreError::corrupt(&self.dir.join(ENTRY), e.clone()))
+    }
+
+    /// Whether layout `layout` holds every row of the partition.
+    fn whole(&self, layout: usize) -> bool {
+        self.meta.layouts[layout].count == self.meta.rows
+    }
+
     /// Rows of layout `layout` that (surely or maybe) satisfy `expr`, resolved
     /// against that layout's schema.
     pub fn lookup(&self, layout: usize, expr: &Resolved) -> Result<Hits, StoreError> {
-        let universe = &self.universes[layout];
         Ok(match expr {
             Resolved::True => Hits {
-                sure: universe.clone(),
+                sure: self.universe(layout)?.clone(),
                 maybe: RoaringBitmap::new(),
             },
             Resolved::False => Hits::none(),
@@ -512,10 +560,13 @@ impl PartitionIndex {
                         break;
                     }
                 }
-                acc.unwrap_or_else(|| Hits {
-                    sure: universe.clone(),
-                    maybe: RoaringBitmap::new(),
-                })
+                match acc {
+                    Some(h) => h,
+                    None => Hits {
+                        sure: self.universe(layout)?.clone(),
+                        maybe: RoaringBitmap::new(),
+                    },
+                }
             }
             Resolved::Or(xs) => {
                 let mut acc = Hits::none();
@@ -526,7 +577,7 @@ impl PartitionIndex {
             }
             Resolved::Not(x) => {
                 let h = self.lookup(layout, x)?;
-                let sure = universe - &(&h.sure | &h.maybe);
+                let sure = self.universe(layout)? - &(&h.sure | &h.maybe);
                 Hits {
                     sure,
                     maybe: h.maybe,
@@ -536,7 +587,8 @@ impl PartitionIndex {
                 let mut h = self.lookup_cmp(layout, c)?;
                 // Value indexes and synopses speak of partition rows 0..n; rows of
                 // other layouts are not this layout's answer.
-                if universe.len() != self.meta.rows as u64 {
+                if !self.whole(layout) {
+                    let universe = self.universe(layout)?;
                     h.sure &= universe;
                     h.maybe &= universe;
                 }
@@ -552,7 +604,7 @@ impl PartitionIndex {
         if let Some(all) = l.synopses[c.column].decide(ty, c.op, &c.value, l.count) {
             return Ok(if all {
                 Hits {
-                    sure: self.universes[layout].clone(),
+                    sure: self.universe(layout)?.clone(),
                     maybe: RoaringBitmap::new(),
                 }
             } else {
@@ -564,7 +616,7 @@ impl PartitionIndex {
         if !l.indexed[c.column] || !l.prefix.is_empty() {
             return Ok(Hits {
                 sure: RoaringBitmap::new(),
-                maybe: self.universes[layout].clone(),
+                maybe: self.universe(layout)?.clone(),
             });
         }
         let path = self.column_path(layout, c.column);

@@ -48,6 +48,12 @@ pub async fn count(
     Ok(n)
 }
 
+/// Partition fetches in flight at once during an export: the archive decodes
+/// the next partitions while the sink writes this one's rows, and the actor
+/// round trips overlap. Measured on the 20M-line conn log (20 partitions, 200
+/// rows): one at a time spent about a third of a rare-host export waiting.
+const FETCH_WINDOW: usize = 4;
+
 /// Streams matching rows partition by partition, in import order.
 pub async fn export(
     index: &ActorRef<Index>,
@@ -56,33 +62,53 @@ pub async fn export(
     limit: Option<u64>,
     mut sink: impl FnMut(&Selection) -> Result<(), String>,
 ) -> Result<u64, String> {
+    use futures::StreamExt;
     let expr = Arc::new(expr);
     let hits = index
         .ask(Lookup { expr: expr.clone() })
         .await
         .map_err(|e| e.to_string())?;
-    let mut n = 0u64;
-    for h in hits {
-        let left = limit.map(|l| l - n);
-        if left == Some(0) {
-            break;
+    // Each fetch may return up to the whole limit (how many earlier partitions
+    // supply is not known when it is sent); the surplus is cut here, so a limit
+    // costs at most the window's partitions more.
+    let mut fetches = futures::stream::iter(hits.into_iter().map(|h| {
+        let (archive, expr) = (archive.clone(), expr.clone());
+        async move {
+            archive
+                .ask(Fetch {
+                    id: h.partition.meta.uuid(),
+                    sure: h.hits.sure,
+                    maybe: h.hits.maybe,
+                    expr,
+                    limit,
+                    from_row: 0,
+                    max_bytes: usize::MAX,
+                })
+                .await
+                .map_err(|e| e.to_string())
         }
-        let sel = archive
-            .ask(Fetch {
-                id: h.partition.meta.uuid(),
-                sure: h.hits.sure,
-                maybe: h.hits.maybe,
-                expr: expr.clone(),
-                limit: left,
-                from_row: 0,
-                max_bytes: usize::MAX,
-            })
-            .await
-            .map_err(|e| e.to_string())?
-            .selections;
-        for s in &sel {
-            n += s.rows.len() as u64;
-            sink(s)?;
+    }))
+    .buffered(FETCH_WINDOW);
+    let mut n = 0u64;
+    while let Some(fetched) = fetches.next().await {
+        for s in &fetched?.selections {
+            let left = limit.map(|l| l - n);
+            match left {
+                Some(0) => return Ok(n),
+                Some(l) if (s.rows.len() as u64) > l => {
+                    let cut = Selection {
+                        batch: s.batch.clone(),
+                        rows: s.rows[..l as usize].to_vec(),
+                    };
+                    n += l;
+                    sink(&cut)?;
+                    return Ok(n);
+                }
+                _ => {
+                    n += s.rows.len() as u64;
+                    sink(s)?;
+                }
+            }
         }
     }
     Ok(n)
