@@ -31,12 +31,18 @@ trap 'rm -rf "$scratch"' EXIT
 now() { date +%s.%N; }
 elapsed() { python3 -c "print(f'{$2-$1:.3f}')"; }
 ratio() { python3 -c "print(f'{$1/$2:.2f}')"; }
-median5() { # median wall time of 5 runs of "$@", output discarded
-  local ts=()
-  for _ in 1 2 3 4 5; do
-    local s; s=$(now); "$@" >/dev/null; ts+=("$(elapsed "$s" "$(now)")")
-  done
-  printf '%s\n' "${ts[@]}" | sort -n | sed -n 3p
+median5() { # median wall time of 5 runs of the command "$@", output discarded
+  # Timed by one python process around each run: `date` forks on both sides
+  # would add a few ms to every run, which flatters a 10 ms query's growth.
+  python3 - "$@" <<'PY'
+import subprocess, sys, time
+ts = []
+for _ in range(5):
+    s = time.perf_counter()
+    subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, check=True)
+    ts.append(time.perf_counter() - s)
+print(f"{sorted(ts)[2]:.4f}")
+PY
 }
 label() { # 2000000 -> 2M, 1500 -> 1500
   if [ $(($1 % 1000000)) -eq 0 ]; then echo "$(($1 / 1000000))M"; else echo "$1"; fi
@@ -99,12 +105,10 @@ print("\n".join(sorted(json.loads(l)["uid"] for l in open(sys.argv[1]) if l.stri
     same="DIFFERENT: vast count $n_vast, vast export $n_export, duckdb $n_duck"
     diff "$scratch/vast.uids" "$scratch/duck.uids" | head -5 >&2 || true
   fi
-  vexp() { "$vast" -N -d "$db" export json "$expr"; }
-  dexp() { duckdb -readonly "$duck" -c "SELECT * FROM conn WHERE $sql_where"; }
-  vcnt() { "$vast" -N -d "$db" count "$expr"; }
-  dcnt() { duckdb -readonly "$duck" -c "SELECT count(*) FROM conn WHERE $sql_where"; }
-  e_vast=$(median5 vexp); e_duck=$(median5 dexp)
-  c_vast=$(median5 vcnt); c_duck=$(median5 dcnt)
+  e_vast=$(median5 "$vast" -N -d "$db" export json "$expr")
+  e_duck=$(median5 duckdb -readonly "$duck" -c "SELECT * FROM conn WHERE $sql_where")
+  c_vast=$(median5 "$vast" -N -d "$db" count "$expr")
+  c_duck=$(median5 duckdb -readonly "$duck" -c "SELECT count(*) FROM conn WHERE $sql_where")
 
   row() { printf '%-8s %-34s %12s %12s %8s\n' "$size" "$1" "$2" "$3" "$(ratio "$2" "$3")"; }
   row "ingest seconds" "$t_vast" "$t_duck"
