@@ -116,26 +116,8 @@ impl Catalog {
     }
 
     /// Candidates of `expr` in every partition; partitions without candidates are left out.
-    /// Many partitions are looked up on two threads: each costs its own file
-    /// opens and block reads, and on the 20M-line conn log (20 partitions) one
-    /// thread left the second core idle for most of a point query.
     pub fn lookup(&self, expr: &Expr) -> Result<Vec<PartitionHits>, StoreError> {
-        const PARALLEL_FROM: usize = 8;
-        let ps = &self.partitions;
-        if ps.len() < PARALLEL_FROM {
-            return lookup_all(ps, expr);
-        }
-        let (a, b) = ps.split_at(ps.len() / 2);
-        let parent = tracing::Span::current();
-        let (first, second) = std::thread::scope(|s| {
-            let h = s.spawn(|| parent.in_scope(|| lookup_all(b, expr)));
-            let first = lookup_all(a, expr);
-            let second = h.join().expect("an index lookup thread panicked");
-            (first, second)
-        });
-        let mut out = first?;
-        out.extend(second?);
-        Ok(out)
+        lookup_all(&self.partitions, expr)
     }
 }
 

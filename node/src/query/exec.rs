@@ -48,11 +48,16 @@ pub async fn count(
     Ok(n)
 }
 
-/// Partition fetches in flight at once during an export: the archive decodes
-/// the next partitions while the sink writes this one's rows, and the actor
-/// round trips overlap. Measured on the 20M-line conn log (20 partitions, 200
-/// rows): one at a time spent about a third of a rare-host export waiting.
+/// Partition fetches in flight at once during a selective export: the archive
+/// decodes the next partitions on the other cores while the sink writes this
+/// one's rows, and the actor round trips overlap. Measured on the 20M-line conn
+/// log (20 partitions, 200 rows): one at a time spent about a third of a
+/// rare-host export waiting.
 const FETCH_WINDOW: usize = 4;
+/// Candidates above which an export fetches one partition at a time, as it
+/// did before the window: a broad export would otherwise hold several decoded
+/// partitions in memory at once.
+const WINDOW_CANDIDATES: u64 = 1 << 16;
 
 /// Streams matching rows partition by partition, in import order.
 pub async fn export(
@@ -68,6 +73,12 @@ pub async fn export(
         .ask(Lookup { expr: expr.clone() })
         .await
         .map_err(|e| e.to_string())?;
+    let candidates: u64 = hits.iter().map(|h| h.hits.estimate()).sum();
+    let window = if candidates <= WINDOW_CANDIDATES {
+        FETCH_WINDOW
+    } else {
+        1
+    };
     // Each fetch may return up to the whole limit (how many earlier partitions
     // supply is not known when it is sent); the surplus is cut here, so a limit
     // costs at most the window's partitions more.
@@ -88,7 +99,7 @@ pub async fn export(
                 .map_err(|e| e.to_string())
         }
     }))
-    .buffered(FETCH_WINDOW);
+    .buffered(window);
     let mut n = 0u64;
     while let Some(fetched) = fetches.next().await {
         for s in &fetched?.selections {
