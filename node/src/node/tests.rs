@@ -165,6 +165,54 @@ async fn import_query_restart() {
     std::fs::remove_dir_all(&db).unwrap();
 }
 
+/// Exports fetch several partitions at once; limits still cut at exactly the
+/// limit, in import order, wherever the limit falls.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_export_over_many_partitions_keeps_order_and_limits() {
+    let db = tempdir("window");
+    let node = Node::open(opts(&db, 100)).await.unwrap();
+    import(&node, 1000).await;
+    let st = node.status(false).await.unwrap();
+    assert_eq!(st["partitions"], 10, "{st}");
+    // 10.0.0.3: rows 3, 10, 17, ... across every partition.
+    let all: Vec<String> = (0..1000)
+        .filter(|i| i % 7 == 3)
+        .map(|i| format!("C{i}"))
+        .collect();
+    for limit in [
+        None,
+        Some(1),
+        Some(14),
+        Some(15),
+        Some(100),
+        Some(142),
+        Some(143),
+        Some(500),
+    ] {
+        let mut uids = Vec::new();
+        let n = tokio::time::timeout(
+            Duration::from_secs(10),
+            node.export(parse("10.0.0.3").unwrap(), limit, |s| {
+                for r in &s.rows {
+                    match &s.batch.row(*r as usize)[1].1 {
+                        crate::data::Value::String(u) => uids.push(u.clone()),
+                        v => panic!("uid {v:?}"),
+                    }
+                }
+                Ok(())
+            }),
+        )
+        .await
+        .expect("export timed out")
+        .unwrap();
+        let want = &all[..limit.map_or(all.len(), |l| (l as usize).min(all.len()))];
+        assert_eq!(n as usize, want.len(), "limit {limit:?}");
+        assert_eq!(uids, want, "limit {limit:?}");
+    }
+    node.shutdown().await;
+    std::fs::remove_dir_all(&db).unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn second_process_gets_a_clear_lock_error() {
     let db = tempdir("lock");
