@@ -677,12 +677,12 @@ impl PartitionReader {
         };
         // One plan per schema; version-1 partitions have one schema (`None`).
         // Units in row order; version 3 reads its records in place.
-        let units: Vec<(u32, u32)> = match &*meta {
+        let units: Vec<(u32, u32)> = match meta {
             Meta::V1(m) => m.frames.iter().map(|f| (f.first_row, f.rows)).collect(),
             Meta::V2(m) => m.groups.iter().map(|g| (g.first_row, g.rows)).collect(),
             Meta::V3(_) => Vec::new(),
         };
-        let (n_units, unit_at) = match &*meta {
+        let (n_units, unit_at) = match meta {
             Meta::V3(m) => (m.group_count(), None),
             _ => (units.len(), Some(&units)),
         };
@@ -738,7 +738,7 @@ impl PartitionReader {
             let range = first.max(from_row)..end;
             let mut rows: Vec<u32> = sure.range(range.clone()).map(|r| r - first).collect();
             let check: Vec<u32> = maybe.range(range.clone()).map(|r| r - first).collect();
-            let unit = match &*meta {
+            let unit = match meta {
                 Meta::V1(m) => {
                     let (batch, raw_len) = reader.batch_v1(&m.frames[u])?;
                     Unit::V1(batch, raw_len)
@@ -1228,7 +1228,7 @@ fn check_meta_v3(m: &MetaV3) -> Result<(), String> {
             return Err(format!("schema {:?} is empty", s.name));
         }
     }
-    if m.groups.len() % GROUP_RECORD != 0 {
+    if !m.groups.len().is_multiple_of(GROUP_RECORD) {
         return Err(format!(
             "row group table of {} bytes is no whole number of {GROUP_RECORD}-byte records",
             m.groups.len()
