@@ -2,6 +2,14 @@
 
 mod commands;
 
+/// mimalloc instead of glibc's allocator: ingest makes and frees many small
+/// values across threads, where glibc's free lists and arena trims took a fifth
+/// of a JSON import's profile. Measured: 20M-line Zeek import 27.6 s to 21.2 s
+/// and 908 to 788 MB max RSS. Its first arena is not committed eagerly
+/// (`.cargo/config.toml`), which would cost every short query about 1.3 ms.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
