@@ -675,27 +675,23 @@ impl PartitionReader {
             group_at: None,
             columns: Vec::new(),
         };
-        // One plan per schema; version-1 partitions have one schema (`None`).
-        // Units in row order; version 3 reads its records in place.
-        let units: Vec<(u32, u32)> = match meta {
-            Meta::V1(m) => m.frames.iter().map(|f| (f.first_row, f.rows)).collect(),
-            Meta::V2(m) => m.groups.iter().map(|g| (g.first_row, g.rows)).collect(),
-            Meta::V3(_) => Vec::new(),
-        };
-        let (n_units, unit_at) = match meta {
-            Meta::V3(m) => (m.group_count(), None),
-            _ => (units.len(), Some(&units)),
+        // Units (frames or row groups) in row order: first row and row count.
+        let n_units = match meta {
+            Meta::V1(m) => m.frames.len(),
+            Meta::V2(m) => m.groups.len(),
+            Meta::V3(m) => m.group_count(),
         };
         let unit = |u: usize| -> (u32, u32) {
-            match (unit_at, &*meta) {
-                (Some(units), _) => units[u],
-                (None, Meta::V3(m)) => {
+            match meta {
+                Meta::V1(m) => (m.frames[u].first_row, m.frames[u].rows),
+                Meta::V2(m) => (m.groups[u].first_row, m.groups[u].rows),
+                Meta::V3(m) => {
                     let g = m.group(u);
                     (g.first_row, g.rows)
                 }
-                (None, _) => unreachable!("only version 3 has no unit list"),
             }
         };
+        // One plan per schema; version-1 partitions have one schema (`None`).
         let mut plans: HashMap<Option<u32>, Plan> = HashMap::new();
         let mut out = Vec::new();
         let mut taken = 0u64;
@@ -824,7 +820,7 @@ impl PartitionReader {
 }
 
 /// One unit of a partition being fetched: a version-1 batch (and its raw size),
-/// or a version-2 row group and its schema.
+/// or a version-2 or -3 row group and its schema.
 enum Unit<'m> {
     V1(Batch, usize),
     Group(Group<'m>, &'m Schema),
@@ -972,7 +968,7 @@ fn renumber(r: &Resolved, columns: &[usize]) -> Resolved {
     }
 }
 
-/// Reads units of one mapped data file.
+/// Reads units of one open data file.
 struct Reader<'a> {
     path: PathBuf,
     file: &'a File,
@@ -1220,86 +1216,76 @@ fn encode_group(
     Ok(frame.len() as u32)
 }
 
-/// Structural checks of a version-3 table before any of it is used: groups in
-/// order without overlap, inside the partition, of a known schema.
+/// Structural checks of a version-3 table before any of it is used: whole
+/// records, then what every columnar table must hold ([`check_groups`]).
 fn check_meta_v3(m: &MetaV3) -> Result<(), String> {
-    for s in &m.schemas {
-        if s.name.is_empty() || s.fields.is_empty() {
-            return Err(format!("schema {:?} is empty", s.name));
-        }
-    }
     if !m.groups.len().is_multiple_of(GROUP_RECORD) {
         return Err(format!(
             "row group table of {} bytes is no whole number of {GROUP_RECORD}-byte records",
             m.groups.len()
         ));
     }
-    let mut next = 0u32;
-    for i in 0..m.group_count() {
-        let g = m.group(i);
-        let end = g
-            .first_row
-            .checked_add(g.rows)
-            .filter(|e| *e <= m.rows && g.first_row >= next && g.rows > 0)
-            .ok_or_else(|| {
-                format!(
-                    "row group at row {} ({} rows) overlaps another or leaves the partition's {} rows",
-                    g.first_row, g.rows, m.rows
-                )
-            })?;
-        if g.rows > MAX_GROUP_ROWS {
+    check_groups(
+        &m.schemas,
+        m.rows,
+        (0..m.group_count()).map(|i| {
+            let g = m.group(i);
+            (g.first_row, g.rows, g.schema)
+        }),
+    )
+}
+
+/// Structural checks of a version-2 table before any of it is used: what
+/// every columnar table must hold ([`check_groups`]), and one chunk per field.
+fn check_meta(m: &ArchiveMetaV2) -> Result<(), String> {
+    check_groups(
+        &m.schemas,
+        m.rows,
+        m.groups.iter().map(|g| (g.first_row, g.rows, g.schema)),
+    )?;
+    for g in &m.groups {
+        let fields = m.schemas[g.schema as usize].fields.len();
+        if g.chunks.len() != fields {
             return Err(format!(
-                "row group at row {} claims {} rows",
-                g.first_row, g.rows
+                "row group at row {} has {} columns, its schema {fields}",
+                g.first_row,
+                g.chunks.len(),
             ));
         }
-        if g.schema as usize >= m.schemas.len() {
-            return Err(format!(
-                "row group at row {} names schema {}",
-                g.first_row, g.schema
-            ));
-        }
-        next = end;
     }
     Ok(())
 }
 
-/// Structural checks of a version-2 table before any of it is used: groups in
-/// order without overlap, inside the partition, one chunk per field.
-fn check_meta(m: &ArchiveMetaV2) -> Result<(), String> {
-    for s in &m.schemas {
+/// What a columnar table of a partition of `rows` rows must hold: schemas that
+/// are not empty, and groups (first row, rows, schema index) in order without
+/// overlap, inside the partition, of at most [`MAX_GROUP_ROWS`] rows and of a
+/// known schema.
+fn check_groups(
+    schemas: &[Schema],
+    rows: u32,
+    groups: impl Iterator<Item = (u32, u32, u32)>,
+) -> Result<(), String> {
+    for s in schemas {
         if s.name.is_empty() || s.fields.is_empty() {
             return Err(format!("schema {:?} is empty", s.name));
         }
     }
     let mut next = 0u32;
-    for g in &m.groups {
-        let end = g
-            .first_row
-            .checked_add(g.rows)
-            .filter(|e| *e <= m.rows && g.first_row >= next && g.rows > 0)
+    for (first_row, count, schema) in groups {
+        let end = first_row
+            .checked_add(count)
+            .filter(|e| *e <= rows && first_row >= next && count > 0)
             .ok_or_else(|| {
                 format!(
-                    "row group at row {} ({} rows) overlaps another or leaves the partition's {} rows",
-                    g.first_row, g.rows, m.rows
+                    "row group at row {first_row} ({count} rows) overlaps another or leaves the partition's {rows} rows"
                 )
             })?;
-        if g.rows > MAX_GROUP_ROWS {
-            return Err(format!(
-                "row group at row {} claims {} rows",
-                g.first_row, g.rows
-            ));
+        if count > MAX_GROUP_ROWS {
+            return Err(format!("row group at row {first_row} claims {count} rows"));
         }
-        let schema = m
-            .schemas
-            .get(g.schema as usize)
-            .ok_or_else(|| format!("row group at row {} names schema {}", g.first_row, g.schema))?;
-        if g.chunks.len() != schema.fields.len() {
+        if schema as usize >= schemas.len() {
             return Err(format!(
-                "row group at row {} has {} columns, its schema {}",
-                g.first_row,
-                g.chunks.len(),
-                schema.fields.len()
+                "row group at row {first_row} names schema {schema}"
             ));
         }
         next = end;
@@ -1744,6 +1730,79 @@ mod tests {
         fs::remove_dir_all(&dir).unwrap();
     }
 
+    /// A sealed partition on disk to damage, and what a fetch of all its rows
+    /// makes of it.
+    struct Damage {
+        dir: PathBuf,
+        id: Uuid,
+        rows: u32,
+        dpath: PathBuf,
+        mpath: PathBuf,
+        /// The data file as written.
+        data: Vec<u8>,
+    }
+
+    impl Damage {
+        fn new(dir: &Path, id: Uuid, rows: u32) -> Damage {
+            let dpath = data_path(dir, id);
+            Damage {
+                dir: dir.to_path_buf(),
+                id,
+                rows,
+                data: fs::read(&dpath).unwrap(),
+                mpath: meta_path(dir, id),
+                dpath,
+            }
+        }
+
+        /// How many selections `store` fetches for every row (`port > 0`), or its error.
+        fn fetch(&self, store: &mut ArchiveStore) -> Result<usize, String> {
+            let all: RoaringBitmap = (0..self.rows).collect();
+            store
+                .fetch(
+                    self.id,
+                    &all,
+                    &RoaringBitmap::new(),
+                    &parse("port > 0").unwrap(),
+                    None,
+                    0,
+                    usize::MAX,
+                )
+                .map(|f| f.selections.len())
+                .map_err(|e| e.to_string())
+        }
+
+        /// `fetch` on a store opened afresh, which reads the files again.
+        fn fetch_fresh(&self) -> Result<usize, String> {
+            self.fetch(&mut ArchiveStore::open(&self.dir, &committed(&[self.id])).unwrap())
+        }
+
+        /// A fresh fetch fails with an error containing `needle` and naming a file.
+        fn expect_err(&self, what: &str, needle: &str) {
+            let e = self.fetch_fresh().unwrap_err();
+            assert!(
+                e.contains(needle)
+                    && (e.contains(&self.dpath.display().to_string())
+                        || e.contains(&self.mpath.display().to_string())),
+                "{what}: {e}"
+            );
+        }
+
+        /// A flipped byte anywhere in the data file, and a truncated one, are
+        /// errors. Leaves the data file truncated.
+        fn flips_and_truncation(&self) {
+            let data = &self.data;
+            for at in [durable::HEADER + 3, data.len() / 2, data.len() - 1] {
+                let mut d = data.clone();
+                d[at] ^= 1;
+                fs::write(&self.dpath, &d).unwrap();
+                assert!(self.fetch_fresh().is_err(), "flip at {at}");
+            }
+            fs::write(&self.dpath, &data[..data.len() - 100]).unwrap();
+            self.expect_err("truncated", "truncated");
+        }
+    }
+
     #[test]
     fn corrupt_and_hostile_files_are_errors_naming_the_file() {
         let dir = tmpdir("corrupt");
@@ -1752,61 +1811,33 @@ mod tests {
         let id = Uuid::new_v4();
         let mut store = write_v2(&dir, id, &bs);
         store.version = durable::FORMAT_VERSION;
-        let all: RoaringBitmap = (0..6000).collect();
-        let none = RoaringBitmap::new();
-        let expr = parse("port > 0").unwrap();
-        let fetch = |store: &mut ArchiveStore| {
-            store
-                .fetch(id, &all, &none, &expr, None, 0, usize::MAX)
-                .map(|f| f.selections.len())
-                .map_err(|e| e.to_string())
-        };
-        assert_eq!(fetch(&mut store), Ok(2));
-        let (dpath, mpath) = (data_path(&dir, id), meta_path(&dir, id));
-        let data = fs::read(&dpath).unwrap();
-        let meta_bytes = durable::read_file(&mpath).unwrap();
+        let dmg = Damage::new(&dir, id, 6000);
+        assert_eq!(dmg.fetch(&mut store), Ok(2));
+        let (dpath, mpath, data) = (&dmg.dpath, &dmg.mpath, &dmg.data);
+        let meta_bytes = durable::read_file(mpath).unwrap();
         let good: ArchiveMetaV2 = crate::data::checked::from_bytes(&meta_bytes).unwrap();
-        let reopen = || ArchiveStore::open(&dir, &committed(&[id])).unwrap();
-        let expect_err = |what: &str, needle: &str| {
-            let e = fetch(&mut reopen()).unwrap_err();
-            assert!(
-                e.contains(needle)
-                    && (e.contains(&dpath.display().to_string())
-                        || e.contains(&mpath.display().to_string())),
-                "{what}: {e}"
-            );
-        };
-
-        // A flipped byte anywhere in the chunks.
-        for at in [durable::HEADER + 3, data.len() / 2, data.len() - 1] {
-            let mut d = data.clone();
-            d[at] ^= 1;
-            fs::write(&dpath, &d).unwrap();
-            assert!(fetch(&mut reopen()).is_err(), "flip at {at}");
-        }
-        // A truncated data file.
-        fs::write(&dpath, &data[..data.len() - 100]).unwrap();
-        expect_err("truncated", "truncated");
+        let expect_err = |what: &str, needle: &str| dmg.expect_err(what, needle);
+        dmg.flips_and_truncation();
         // A data file of a newer format.
         let mut d = data.clone();
         d[6..8].copy_from_slice(b"07");
-        fs::write(&dpath, &d).unwrap();
+        fs::write(dpath, &d).unwrap();
         expect_err(
             "newer data",
             "on-disk format version 7, this build reads versions 1-3",
         );
-        fs::write(&dpath, &data).unwrap();
+        fs::write(dpath, data).unwrap();
 
         // A meta of a newer format.
-        let mut m = fs::read(&mpath).unwrap();
+        let mut m = fs::read(mpath).unwrap();
         m[6..8].copy_from_slice(b"09");
-        fs::write(&mpath, &m).unwrap();
+        fs::write(mpath, &m).unwrap();
         expect_err("newer meta", "on-disk format version 9");
 
         // Tables with valid checksums but hostile contents.
         let write_meta = |m: &ArchiveMetaV2| {
             let b = rkyv::to_bytes::<rkyv::rancor::Error>(m).unwrap();
-            durable::write_file_version(&mpath, &b, 2).unwrap();
+            durable::write_file_version(mpath, &b, 2).unwrap();
         };
         let mut m = good.clone();
         m.groups[1].first_row = 10;
@@ -1838,7 +1869,7 @@ mod tests {
         write_meta(&m);
         expect_err("swapped columns", "does not match type");
         write_meta(&good);
-        assert_eq!(fetch(&mut reopen()), Ok(2));
+        assert_eq!(dmg.fetch_fresh(), Ok(2));
 
         // Chunks with valid checksums but hostile contents.
         let forge = |payload: &[u8]| {
@@ -1850,7 +1881,7 @@ mod tests {
                 len: frame.len() as u32,
             };
             d.extend(frame);
-            fs::write(&dpath, &d).unwrap();
+            fs::write(dpath, &d).unwrap();
             write_meta(&m);
         };
         let mut p = vec![ZSTD];
@@ -1891,52 +1922,27 @@ mod tests {
         let bs = batches(&mut r, &[1000]);
         let id = Uuid::new_v4();
         let mut store = write_v3(&dir, id, &bs);
-        let all: RoaringBitmap = (0..1000).collect();
-        let none = RoaringBitmap::new();
-        let expr = parse("port > 0").unwrap();
-        let fetch = |store: &mut ArchiveStore| {
-            store
-                .fetch(id, &all, &none, &expr, None, 0, usize::MAX)
-                .map(|f| f.selections.len())
-                .map_err(|e| e.to_string())
-        };
+        let dmg = Damage::new(&dir, id, 1000);
         let groups = 1000usize.div_ceil(GROUP_ROWS);
-        assert_eq!(fetch(&mut store), Ok(groups));
-        let (dpath, mpath) = (data_path(&dir, id), meta_path(&dir, id));
-        let data = fs::read(&dpath).unwrap();
+        assert_eq!(dmg.fetch(&mut store), Ok(groups));
+        let (dpath, mpath, data) = (&dmg.dpath, &dmg.mpath, &dmg.data);
         let good: ArchiveMetaV3 =
-            crate::data::checked::from_bytes(&durable::read_file(&mpath).unwrap()).unwrap();
-        let reopen = || ArchiveStore::open(&dir, &committed(&[id])).unwrap();
-        let expect_err = |what: &str, needle: &str| {
-            let e = fetch(&mut reopen()).unwrap_err();
-            assert!(
-                e.contains(needle)
-                    && (e.contains(&dpath.display().to_string())
-                        || e.contains(&mpath.display().to_string())),
-                "{what}: {e}"
-            );
-        };
-        for at in [durable::HEADER + 3, data.len() / 2, data.len() - 1] {
-            let mut d = data.clone();
-            d[at] ^= 1;
-            fs::write(&dpath, &d).unwrap();
-            assert!(fetch(&mut reopen()).is_err(), "flip at {at}");
-        }
-        fs::write(&dpath, &data[..data.len() - 100]).unwrap();
-        expect_err("truncated", "truncated");
+            crate::data::checked::from_bytes(&durable::read_file(mpath).unwrap()).unwrap();
+        let expect_err = |what: &str, needle: &str| dmg.expect_err(what, needle);
+        dmg.flips_and_truncation();
         let mut d = data.clone();
         d[..durable::HEADER].copy_from_slice(&durable::stream_header_version(DATA_KIND, 2));
-        fs::write(&dpath, &d).unwrap();
+        fs::write(dpath, &d).unwrap();
         expect_err(
             "data of another version",
             "format version 2 under a version-3 meta",
         );
-        fs::write(&dpath, &data).unwrap();
+        fs::write(dpath, data).unwrap();
 
         // Tables with valid checksums but hostile records.
         let write_meta = |m: &ArchiveMetaV3| {
             let b = rkyv::to_bytes::<rkyv::rancor::Error>(m).unwrap();
-            durable::write_file(&mpath, &b).unwrap();
+            durable::write_file(mpath, &b).unwrap();
         };
         let with_group = |i: usize, f: &dyn Fn(&mut GroupInfoV3)| {
             let mut m = good.clone();
@@ -1966,7 +1972,7 @@ mod tests {
         write_meta(&m);
         expect_err("torn record", "whole number");
         write_meta(&good);
-        assert_eq!(fetch(&mut reopen()), Ok(groups));
+        assert_eq!(dmg.fetch_fresh(), Ok(groups));
 
         // Group frames with valid checksums but hostile contents.
         let forge = |payload: &[u8]| {
@@ -1977,7 +1983,7 @@ mod tests {
                 g.len = frame.len() as u32;
             });
             d.extend(frame);
-            fs::write(&dpath, &d).unwrap();
+            fs::write(dpath, &d).unwrap();
             write_meta(&m);
         };
         let mut p = vec![ZSTD];

@@ -117,55 +117,47 @@ impl Catalog {
 
     /// Candidates of `expr` in every partition; partitions without candidates are left out.
     pub fn lookup(&self, expr: &Expr) -> Result<Vec<PartitionHits>, StoreError> {
-        lookup_all(&self.partitions, expr)
-    }
-}
-
-/// `Catalog::lookup` over `partitions`, in order.
-fn lookup_all(
-    partitions: &[Arc<PartitionIndex>],
-    expr: &Expr,
-) -> Result<Vec<PartitionHits>, StoreError> {
-    let mut resolved: HashMap<u64, Resolved> = HashMap::new();
-    let mut out = Vec::new();
-    for p in partitions {
-        let span = tracing::info_span!(
-            "index.partition",
-            partition = %p.meta.uuid(),
-            schema = tracing::field::Empty,
-            rows = p.meta.rows,
-            candidates = tracing::field::Empty,
-        );
-        let _g = span.enter();
-        let mut hits: Option<Hits> = None;
-        let mut names: Vec<&str> = Vec::new();
-        for (li, l) in p.meta.layouts.iter().enumerate() {
-            let r = resolved
-                .entry(l.schema.fingerprint())
-                .or_insert_with(|| resolve(expr, &l.schema));
-            if matches!(r, Resolved::False) {
-                continue;
+        let mut resolved: HashMap<u64, Resolved> = HashMap::new();
+        let mut out = Vec::new();
+        for p in &self.partitions {
+            let span = tracing::info_span!(
+                "index.partition",
+                partition = %p.meta.uuid(),
+                schema = tracing::field::Empty,
+                rows = p.meta.rows,
+                candidates = tracing::field::Empty,
+            );
+            let _g = span.enter();
+            let mut hits: Option<Hits> = None;
+            let mut names: Vec<&str> = Vec::new();
+            for (li, l) in p.meta.layouts.iter().enumerate() {
+                let r = resolved
+                    .entry(l.schema.fingerprint())
+                    .or_insert_with(|| resolve(expr, &l.schema));
+                if matches!(r, Resolved::False) {
+                    continue;
+                }
+                let h = p.lookup(li, r)?;
+                if h.sure.is_empty() && h.maybe.is_empty() {
+                    continue;
+                }
+                names.push(&l.schema.name);
+                hits = Some(match hits {
+                    Some(acc) => acc.or(h),
+                    None => h,
+                });
             }
-            let h = p.lookup(li, r)?;
-            if h.sure.is_empty() && h.maybe.is_empty() {
+            let Some(hits) = hits else {
                 continue;
-            }
-            names.push(&l.schema.name);
-            hits = Some(match hits {
-                Some(acc) => acc.or(h),
-                None => h,
+            };
+            names.dedup();
+            span.record("schema", names.join(","));
+            span.record("candidates", hits.estimate());
+            out.push(PartitionHits {
+                partition: p.clone(),
+                hits,
             });
         }
-        let Some(hits) = hits else {
-            continue;
-        };
-        names.dedup();
-        span.record("schema", names.join(","));
-        span.record("candidates", hits.estimate());
-        out.push(PartitionHits {
-            partition: p.clone(),
-            hits,
-        });
+        Ok(out)
     }
-    Ok(out)
 }

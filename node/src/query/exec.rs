@@ -73,6 +73,9 @@ pub async fn export(
         .ask(Lookup { expr: expr.clone() })
         .await
         .map_err(|e| e.to_string())?;
+    if limit == Some(0) {
+        return Ok(0);
+    }
     let candidates: u64 = hits.iter().map(|h| h.hits.estimate()).sum();
     let window = if candidates <= WINDOW_CANDIDATES {
         FETCH_WINDOW
@@ -102,23 +105,16 @@ pub async fn export(
     .buffered(window);
     let mut n = 0u64;
     while let Some(fetched) = fetches.next().await {
-        for s in &fetched?.selections {
-            let left = limit.map(|l| l - n);
-            match left {
-                Some(0) => return Ok(n),
-                Some(l) if (s.rows.len() as u64) > l => {
-                    let cut = Selection {
-                        batch: s.batch.clone(),
-                        rows: s.rows[..l as usize].to_vec(),
-                    };
-                    n += l;
-                    sink(&cut)?;
-                    return Ok(n);
-                }
-                _ => {
-                    n += s.rows.len() as u64;
-                    sink(s)?;
-                }
+        for mut s in fetched?.selections {
+            if let Some(l) = limit {
+                s.rows
+                    .truncate(usize::try_from(l - n).unwrap_or(usize::MAX));
+            }
+            n += s.rows.len() as u64;
+            sink(&s)?;
+            if limit == Some(n) {
+                // Do not wait for fetches still in flight.
+                return Ok(n);
             }
         }
     }
