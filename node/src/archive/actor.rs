@@ -23,7 +23,7 @@ pub struct Archive {
     replaced: std::collections::VecDeque<Uuid>,
     pub(crate) stored_bytes: u64,
     /// Decompressors of finished fetches, reused by the next ones.
-    dctxs: Arc<std::sync::Mutex<Vec<zstd::bulk::Decompressor<'static>>>>,
+    dctxs: Arc<std::sync::Mutex<Vec<crate::archive::store::Dctx>>>,
     /// Fetches decoding at once: one per core, so many concurrent queries (or
     /// a peer sending many) queue instead of each taking a thread and memory.
     decoding: Arc<tokio::sync::Semaphore>,
@@ -146,8 +146,8 @@ impl Message<Fetch> for Archive {
                 let pooled = dctxs.lock().expect("lock poisoned").pop();
                 let mut dctx = match pooled {
                     Some(d) => d,
-                    None => zstd::bulk::Decompressor::new()
-                        .map_err(|e| format!("creating a decompressor: {e}"))?,
+                    None => crate::archive::store::Dctx::try_create()
+                        .ok_or("creating a zstd decompressor failed")?,
                 };
                 let res = reader
                     .fetch(

@@ -2,6 +2,7 @@
 
 pub mod csv;
 pub mod json;
+mod parallel;
 pub mod pcap;
 pub mod syslog;
 pub mod test;

@@ -96,6 +96,9 @@ pub(crate) struct Sink {
     batch_size: usize,
     pub stats: ReadStats,
     what: &'static str,
+    /// When set, skips are not logged but kept (up to the limit) for whoever
+    /// runs this sink on a block of a larger input to log in order.
+    deferred: Option<(usize, Vec<(u64, String)>)>,
 }
 
 impl Sink {
@@ -107,7 +110,21 @@ impl Sink {
             batch_size: usize::MAX,
             stats: ReadStats::default(),
             what,
+            deferred: None,
         }
+    }
+
+    /// Keeps up to `limit` skip warnings instead of logging them.
+    pub fn defer_warnings(&mut self, limit: usize) {
+        self.deferred = Some((limit, Vec::new()));
+    }
+
+    /// The skip warnings kept since the last call.
+    pub fn take_warnings(&mut self) -> Vec<(u64, String)> {
+        self.deferred
+            .as_mut()
+            .map(|(_, w)| std::mem::take(w))
+            .unwrap_or_default()
     }
 
     /// The builder index for a schema; equal schemas share a builder.
@@ -180,6 +197,12 @@ impl Sink {
     /// Counts a skipped record and warns: the first ten, then every 10,000th.
     pub fn skip(&mut self, line: u64, reason: fmt::Arguments<'_>) {
         self.stats.skipped += 1;
+        if let Some((limit, kept)) = &mut self.deferred {
+            if kept.len() < *limit {
+                kept.push((line, reason.to_string()));
+            }
+            return;
+        }
         let n = self.stats.skipped;
         if n <= 10 {
             tracing::warn!("{}: skipping line {line}: {reason}", self.what);
