@@ -2421,6 +2421,66 @@ mod tests {
         fs::remove_dir_all(&dir).unwrap();
     }
 
+    /// The batches of the Zeek log named by `VAST_ARCHIVE_MEASURE`, for the
+    /// measurements below; `None` (with a message) when unset.
+    fn measured_log() -> Option<Vec<Batch>> {
+        use crate::source::format::{make_reader, open_input, Format, ReaderOptions};
+        let Ok(path) = std::env::var("VAST_ARCHIVE_MEASURE") else {
+            eprintln!("set VAST_ARCHIVE_MEASURE to a Zeek log");
+            return None;
+        };
+        let input = open_input(Some(Path::new(&path))).unwrap();
+        let mut reader = make_reader(Format::Zeek, input, &ReaderOptions::default()).unwrap();
+        let mut bs = Vec::new();
+        while let Some(b) = reader.read(65536).unwrap() {
+            bs.extend(b);
+        }
+        Some(bs)
+    }
+
+    /// An encoded group: its bytes, each column's length and decode memory, rows.
+    type EncodedGroup = (Vec<u8>, Vec<(usize, u64)>, usize);
+
+    /// Batch `b` as groups of `group` rows, all columns of a group encoded one
+    /// after the other (a version-3 or -4 group frame's payload, less its table).
+    fn encode_groups(
+        enc: &mut super::super::encode::Encoder,
+        b: &Batch,
+        group: usize,
+    ) -> Vec<EncodedGroup> {
+        let mut out = Vec::new();
+        let mut at = 0;
+        while at < b.rows as usize {
+            let to = (at + group).min(b.rows as usize);
+            let mut all = Vec::new();
+            let mut lens = Vec::new();
+            for c in &b.columns {
+                enc.clear();
+                enc.column(c, at..to);
+                all.extend_from_slice(&enc.out);
+                lens.push((enc.out.len(), enc.mem));
+            }
+            out.push((all, lens, to - at));
+            at = to;
+        }
+        out
+    }
+
+    /// Decodes the middle row of every column of an encoded group, as a fetch of
+    /// one row does.
+    fn decode_middle_row(raw: &[u8], lens: &[(usize, u64)], schema: &Schema, n: usize) {
+        use super::super::encode::{Decoder, Sel};
+        let mid = [(n / 2) as u32];
+        let mut off = 0;
+        for ((len, mem), f) in lens.iter().zip(&schema.fields) {
+            Decoder::new(&raw[off..off + len], *mem)
+                .unwrap()
+                .column_sel(&f.ty, Sel::Rows(n, &mid))
+                .unwrap();
+            off += len;
+        }
+    }
+
     /// Not a check but the measurement behind `GROUP_ROWS`, `ZSTD_LEVEL` and the
     /// encodings; it still fails if any chunk does not decode to its rows. Run as
     /// `VAST_ARCHIVE_MEASURE=/work/bench/conn-2M.log cargo test --release -p vast-node
@@ -2429,22 +2489,10 @@ mod tests {
     #[ignore = "measurement on a real log; needs VAST_ARCHIVE_MEASURE"]
     fn measure_encodings_on_a_log() {
         use super::super::encode::{Decoder, Encoder, Knobs};
-        use crate::source::format::{make_reader, open_input, Format, ReaderOptions};
         use std::time::Instant;
-        let Ok(path) = std::env::var("VAST_ARCHIVE_MEASURE") else {
-            eprintln!("set VAST_ARCHIVE_MEASURE to a Zeek log");
+        let Some(bs) = measured_log() else {
             return;
         };
-        let mut reader = make_reader(
-            Format::Zeek,
-            open_input(Some(Path::new(&path))).unwrap(),
-            &ReaderOptions::default(),
-        )
-        .unwrap();
-        let mut bs = Vec::new();
-        while let Some(b) = reader.read(65536).unwrap() {
-            bs.extend(b);
-        }
         let rows: u64 = bs.iter().map(|b| b.rows as u64).sum();
         let t = Instant::now();
         let v1: usize = bs
@@ -2546,32 +2594,13 @@ mod tests {
                 // All columns of a group in one frame: one decompression per row.
                 let (mut size, mut t_one) = (0usize, 0f64);
                 for b in &bs {
-                    let mut at = 0;
-                    while at < b.rows as usize {
-                        let to = (at + group).min(b.rows as usize);
-                        let mut all = Vec::new();
-                        let mut lens = Vec::new();
-                        for c in &b.columns {
-                            enc.clear();
-                            enc.column(c, at..to);
-                            all.extend_from_slice(&enc.out);
-                            lens.push((enc.out.len(), enc.mem));
-                        }
+                    for (all, lens, n) in encode_groups(&mut enc, b, group) {
                         let z = cctx.compress(&all).unwrap();
                         size += z.len() + 12 + 8 * lens.len();
                         let t = Instant::now();
                         let raw = dctx.decompress(&z, all.len()).unwrap();
-                        let mid = [((to - at) / 2) as u32];
-                        let mut off = 0;
-                        for ((len, mem), f) in lens.iter().zip(&b.schema.fields) {
-                            Decoder::new(&raw[off..off + len], *mem)
-                                .unwrap()
-                                .column_sel(&f.ty, super::super::encode::Sel::Rows(to - at, &mid))
-                                .unwrap();
-                            off += len;
-                        }
+                        decode_middle_row(&raw, &lens, &b.schema, n);
                         t_one += t.elapsed().as_secs_f64();
-                        at = to;
                     }
                 }
                 println!(
@@ -2612,49 +2641,22 @@ mod tests {
     #[test]
     #[ignore = "measurement on a real log; needs VAST_ARCHIVE_MEASURE"]
     fn measure_group_dictionaries() {
-        use super::super::encode::{Decoder, Encoder, Knobs, Sel};
-        use crate::source::format::{make_reader, open_input, Format, ReaderOptions};
+        use super::super::encode::{Encoder, Knobs};
         use std::time::Instant;
-        let Ok(path) = std::env::var("VAST_ARCHIVE_MEASURE") else {
-            eprintln!("set VAST_ARCHIVE_MEASURE to a Zeek log");
+        let Some(bs) = measured_log() else {
             return;
         };
-        let mut reader = make_reader(
-            Format::Zeek,
-            open_input(Some(Path::new(&path))).unwrap(),
-            &ReaderOptions::default(),
-        )
-        .unwrap();
-        let mut bs = Vec::new();
-        while let Some(b) = reader.read(65536).unwrap() {
-            bs.extend(b);
-        }
         let rows: u64 = bs.iter().map(|b| b.rows as u64).sum();
         // Partitions of 16 batches (1 Mi rows), as the importer cuts them.
         let parts: Vec<&[Batch]> = bs.chunks(16).collect();
         let mut enc = Encoder::new(Knobs::default());
-        /// An encoded group: its bytes, each column's length and decode memory, rows.
-        type EncodedGroup = (Vec<u8>, Vec<(usize, u64)>, usize);
         for group in [32usize, 64, 128, 256] {
             // Encoded groups per partition: (payload, column lens and mems, rows).
             let mut encoded: Vec<Vec<EncodedGroup>> = Vec::new();
             for p in &parts {
                 let mut gs = Vec::new();
                 for b in p.iter() {
-                    let mut at = 0;
-                    while at < b.rows as usize {
-                        let to = (at + group).min(b.rows as usize);
-                        let mut all = Vec::new();
-                        let mut lens = Vec::new();
-                        for c in &b.columns {
-                            enc.clear();
-                            enc.column(c, at..to);
-                            all.extend_from_slice(&enc.out);
-                            lens.push((enc.out.len(), enc.mem));
-                        }
-                        gs.push((all, lens, to - at));
-                        at = to;
-                    }
+                    gs.extend(encode_groups(&mut enc, b, group));
                 }
                 encoded.push(gs);
             }
@@ -2709,15 +2711,7 @@ mod tests {
                     for (z, (all, lens, n)) in zs.iter().zip(gs) {
                         let t = Instant::now();
                         let raw = dctx.decompress(z, all.len()).unwrap();
-                        let mid = [(*n / 2) as u32];
-                        let mut off = 0;
-                        for ((len, mem), f) in lens.iter().zip(&schema.fields) {
-                            Decoder::new(&raw[off..off + len], *mem)
-                                .unwrap()
-                                .column_sel(&f.ty, Sel::Rows(*n, &mid))
-                                .unwrap();
-                            off += len;
-                        }
+                        decode_middle_row(&raw, lens, schema, *n);
                         t_one += t.elapsed().as_secs_f64();
                         assert_eq!(&raw, all);
                     }

@@ -381,6 +381,7 @@ impl<P: BlockParser> Reader for ParallelLines<P> {
 #[cfg(test)]
 mod tests {
     use super::super::json::JsonParser;
+    use super::super::testutil::read_all;
     use super::*;
     use crate::data::Value;
     use std::io::{Cursor, Read};
@@ -392,20 +393,6 @@ mod tests {
             "json reader",
         )
         .with_block_bytes(block)
-    }
-
-    fn read_all(r: &mut dyn Reader, n: usize) -> (Vec<Batch>, Option<ReadError>) {
-        let mut out = Vec::new();
-        loop {
-            match r.read(n) {
-                Ok(Some(bs)) => out.extend(bs),
-                Ok(None) => return (out, None),
-                Err(e) => {
-                    assert!(matches!(r.read(n), Ok(None)), "an error ends the input");
-                    return (out, Some(e));
-                }
-            }
-        }
     }
 
     /// The `i` values of all rows, in the order the reader returned them.
