@@ -50,6 +50,9 @@ const DICT_SAMPLES: usize = 10 * DICT_BYTES;
 /// Fewest sample bytes worth training a dictionary on; a partition whose first
 /// batch is smaller compresses its groups without one.
 const DICT_MIN_SAMPLES: usize = 8 << 10;
+/// Largest dictionary a table may carry when read: zstd copies and digests
+/// it, so a hostile table must not make a fetch allocate its whole size.
+const MAX_DICT_BYTES: usize = 1 << 20;
 /// Rows per row group of version 2 (column chunks in frames of their own).
 const GROUP_ROWS_V2: usize = 4096;
 /// Most rows a row group may claim when read (a hostile table cannot make a
@@ -187,6 +190,15 @@ pub struct ArchiveMetaV4 {
 
 /// Group records per checksummed page of a version-4 table (3.5 KiB).
 const PAGE_RECORDS: usize = 128;
+/// Where a version-4 meta payload's head frame starts: 4 bytes of padding put
+/// the head, after the frame's 12-byte header, at 16 bytes, aligned for rkyv.
+const HEAD_FRAME_AT: usize = 4;
+
+/// Where the group records of a version-4 meta payload start, after a head of
+/// `head_len` bytes (its frame, padded to 16 bytes).
+fn table_start(head_len: usize) -> usize {
+    (HEAD_FRAME_AT + 12 + head_len).next_multiple_of(16)
+}
 
 /// The head of a version-4 meta file: everything but the group records, and
 /// the xxh3 of each page of [`PAGE_RECORDS`] records.
@@ -204,19 +216,20 @@ impl ArchiveMetaV4 {
     #[cfg(test)]
     fn read(path: &Path) -> ArchiveMetaV4 {
         let payload = durable::read_file(path).unwrap();
-        let len = u64::from_le_bytes(payload[..8].try_into().unwrap()) as usize;
-        let head: MetaHeadV4 = crate::data::checked::from_bytes(&payload[16..16 + len]).unwrap();
+        let head_bytes = durable::read_frame(path, &payload, HEAD_FRAME_AT).unwrap();
+        let head: MetaHeadV4 = crate::data::checked::from_bytes(head_bytes).unwrap();
         ArchiveMetaV4 {
             id: head.id,
             rows: head.rows,
             schemas: head.schemas,
             dict: head.dict,
-            groups: payload[(16 + len).next_multiple_of(16)..].to_vec(),
+            groups: payload[table_start(head_bytes.len())..].to_vec(),
         }
     }
 
-    /// The meta file's payload: the head's length and xxh3 (u64 LE each), the
-    /// head (rkyv), zero padding to 16 bytes, then the group records.
+    /// The meta file's payload: [`HEAD_FRAME_AT`] zero bytes, the head (rkyv) as
+    /// a checksummed [`durable::frame`], zero padding to 16 bytes, then the
+    /// group records.
     pub fn to_bytes(&self) -> Vec<u8> {
         let head = MetaHeadV4 {
             id: self.id,
@@ -231,11 +244,9 @@ impl ArchiveMetaV4 {
         };
         let head = rkyv::to_bytes::<rkyv::rancor::Error>(&head)
             .expect("serializing into memory cannot fail");
-        let mut out = Vec::with_capacity(32 + head.len() + self.groups.len());
-        out.extend_from_slice(&(head.len() as u64).to_le_bytes());
-        out.extend_from_slice(&durable::checksum(&head).to_le_bytes());
-        out.extend_from_slice(&head);
-        out.resize(out.len().next_multiple_of(16), 0);
+        let mut out = vec![0u8; HEAD_FRAME_AT];
+        out.extend_from_slice(&durable::frame(&head));
+        out.resize(table_start(head.len()), 0);
         out.extend_from_slice(&self.groups);
         out
     }
@@ -270,29 +281,9 @@ impl MetaV3 {
                 crate::data::checked::access::<ArchivedArchiveMetaV3>(payload).map_err(&corrupt)?;
             (a.rows.to_native(), &a.schemas, a.groups.as_slice(), &[][..])
         } else {
-            let word = |at: usize| {
-                payload
-                    .get(at..at + 8)
-                    .map(|b| u64::from_le_bytes(b.try_into().unwrap()))
-            };
-            let (Some(len), Some(sum)) = (word(0), word(8)) else {
-                return Err(corrupt("truncated table head".into()));
-            };
-            let head = usize::try_from(len)
-                .ok()
-                .and_then(|l| payload.get(16..16usize.checked_add(l)?))
-                .ok_or_else(|| corrupt(format!("table head of {len} bytes overruns the file")))?;
-            let computed = durable::checksum(head);
-            if computed != sum {
-                return Err(StoreError::Checksum {
-                    path: path.to_path_buf(),
-                    stored: sum,
-                    computed,
-                });
-            }
+            let head = durable::read_frame(path, payload, HEAD_FRAME_AT)?;
             let a = crate::data::checked::access::<ArchivedMetaHeadV4>(head).map_err(&corrupt)?;
-            let start = (16 + head.len()).next_multiple_of(16).min(payload.len());
-            let table = &payload[start..];
+            let table = &payload[table_start(head.len()).min(payload.len())..];
             if a.page_sums.len() != table.len().div_ceil(PAGE_RECORDS * GROUP_RECORD) {
                 return Err(corrupt(format!(
                     "{} page checksums for a row group table of {} bytes",
@@ -309,6 +300,12 @@ impl MetaV3 {
         };
         let schemas = rkyv::deserialize::<Vec<Schema>, rkyv::rancor::Error>(schemas)
             .map_err(|e| corrupt(e.to_string()))?;
+        if dict.len() > MAX_DICT_BYTES {
+            return Err(corrupt(format!(
+                "a compression dictionary of {} bytes, more than the limit of {MAX_DICT_BYTES}",
+                dict.len()
+            )));
+        }
         let dict = match dict.is_empty() {
             true => None,
             // zstd checks the dictionary's header and tables; what it cannot
@@ -475,7 +472,7 @@ fn meta_path_of(data: &Path) -> PathBuf {
 }
 
 fn meta_path(dir: &Path, id: Uuid) -> PathBuf {
-    dir.join(format!("{id}.meta"))
+    meta_path_of(&data_path(dir, id))
 }
 
 impl ArchiveStore {
@@ -2320,6 +2317,10 @@ mod tests {
         m.dict[8..].iter_mut().for_each(|b| *b = 0xff);
         write_meta(&m);
         expect_err("bad dictionary", "dictionary");
+        let mut m = good.clone();
+        m.dict.resize(MAX_DICT_BYTES + 1, 0);
+        write_meta(&m);
+        expect_err("huge dictionary", "limit");
         // Another valid dictionary: the frames do not decode.
         let mut m = good.clone();
         let other: Vec<Vec<u8>> = (0..200u32)
