@@ -16,17 +16,8 @@
 set -euo pipefail
 eve_lines=${1:-500000}
 zeek_lines=${2:-2000000}
-root=$(cd "$(dirname "$0")/../.." && pwd)
-data="$root/../shared/data"
-work=${BENCH_DIR:-/tmp/vast-bench}
-mkdir -p "$work"
-for tool in duckdb python3; do
-  command -v "$tool" >/dev/null || { echo "missing $tool (pip install duckdb-cli)" >&2; exit 1; }
-done
-(cd "$root" && cargo build --release -q -p vast)
-vast="${CARGO_TARGET_DIR:-$root/target}/release/vast"
-scratch=$(mktemp -d "$work/json.XXXXXX")
-trap 'rm -rf "$scratch"' EXIT
+# shellcheck source=tests/bench/duckdb-peer.sh
+source "$(dirname "$0")/duckdb-peer.sh" json
 
 gen() { # gen KIND LINES OUT: deterministic input, generated on first use
   [ -s "$3" ] && return

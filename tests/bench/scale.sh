@@ -15,18 +15,9 @@
 # reuses logs generated there. Needs: duckdb (pip install duckdb-cli), python3.
 set -euo pipefail
 [ $# -gt 0 ] || set -- 2000000 20000000
-root=$(cd "$(dirname "$0")/../.." && pwd)
+# shellcheck source=tests/bench/duckdb-peer.sh
+source "$(dirname "$0")/duckdb-peer.sh" scale
 gen="$root/../shared/tools/gen-zeek-conn"
-data="$root/../shared/data"
-work=${BENCH_DIR:-/tmp/vast-bench}
-mkdir -p "$work"
-for tool in duckdb python3; do
-  command -v "$tool" >/dev/null || { echo "missing $tool (pip install duckdb-cli)" >&2; exit 1; }
-done
-(cd "$root" && cargo build --release -q -p vast)
-vast="${CARGO_TARGET_DIR:-$root/target}/release/vast"
-scratch=$(mktemp -d "$work/scale.XXXXXX")
-trap 'rm -rf "$scratch"' EXIT
 
 now() { date +%s.%N; }
 elapsed() { python3 -c "print(f'{$2-$1:.3f}')"; }
