@@ -1174,7 +1174,7 @@ pub(crate) mod testgen {
 mod tests {
     use super::testgen::*;
     use super::*;
-    use crate::data::Batch;
+    use crate::data::{Batch, Schema};
 
     fn encode(col: &Column, range: Range<usize>, knobs: Knobs) -> (Vec<u8>, u64) {
         let mut e = Encoder::new(knobs);
@@ -1266,6 +1266,74 @@ mod tests {
                 check_roundtrip(&b, a..z.min(rows as usize), knobs);
             }
         }
+    }
+
+    /// A fetch appends the rows it decodes from several groups into one batch:
+    /// pieces of a random batch (decoded selections, and rebuilt ones whose
+    /// columns may be all valid) appended in order are the batch again.
+    #[test]
+    fn appended_pieces_of_a_batch_are_the_batch() {
+        let mut r = Rng(0x5eed_0f_a99e4d);
+        for round in 0..200 {
+            let rows = [1, 2, 3, 64, 65, 200][round % 6];
+            let fields = 1 + r.below(5) as usize;
+            let b = gen_batch(&mut r, fields, rows);
+            let mut at = 0usize;
+            let mut whole: Option<Batch> = None;
+            while at < rows as usize {
+                let n = 1 + r.below(rows.min(70)) as usize;
+                let piece_rows: Vec<u32> =
+                    (at as u32..(at + n).min(rows as usize) as u32).collect();
+                at += piece_rows.len();
+                let piece = if r.chance(50) {
+                    b.select(&piece_rows)
+                } else {
+                    let sel = Sel::Rows(rows as usize, &piece_rows);
+                    let columns = b
+                        .columns
+                        .iter()
+                        .zip(&b.schema.fields)
+                        .map(|(c, f)| {
+                            let (bytes, mem) = encode(c, 0..rows as usize, Knobs::default());
+                            Decoder::new(&bytes, mem)
+                                .unwrap()
+                                .column_sel(&f.ty, sel)
+                                .unwrap()
+                        })
+                        .collect();
+                    Batch {
+                        schema: b.schema.clone(),
+                        rows: piece_rows.len() as u32,
+                        columns,
+                    }
+                };
+                match &mut whole {
+                    None => whole = Some(piece),
+                    Some(w) => w.append(piece).expect("same schema"),
+                }
+            }
+            let whole = whole.unwrap();
+            assert_eq!(whole.rows, b.rows);
+            whole.validate().unwrap();
+            for (i, f) in b.schema.fields.iter().enumerate() {
+                assert_eq!(
+                    cells(&whole.columns[i], &f.ty, 0..rows as usize),
+                    cells(&b.columns[i], &f.ty, 0..rows as usize),
+                    "{} ({})",
+                    f.name,
+                    f.ty
+                );
+            }
+        }
+        // Another schema is handed back untouched.
+        let mut a = gen_batch(&mut r, 2, 3);
+        let other = Batch {
+            schema: Schema::new("other", a.schema.fields.clone()),
+            ..a.clone()
+        };
+        let before = a.clone();
+        assert!(a.append(other).is_err());
+        assert!(a == before);
     }
 
     #[test]

@@ -137,6 +137,160 @@ pub enum BatchError {
 }
 
 impl Column {
+    /// Whether [`Column::append`] can take `other`: the same storage variant all
+    /// the way down, and offsets that stay within 32 bits.
+    pub fn can_append(&self, other: &Column) -> bool {
+        use ColumnData as D;
+        let fits = |a: &[u32], b: &[u32]| {
+            let (x, y) = (
+                a.last().copied().unwrap_or(0),
+                b.last().copied().unwrap_or(0),
+            );
+            x.checked_add(y).is_some()
+        };
+        match (&self.data, &other.data) {
+            (D::Bool(_), D::Bool(_))
+            | (D::Int(_), D::Int(_))
+            | (D::Count(_), D::Count(_))
+            | (D::Real(_), D::Real(_))
+            | (D::Duration(_), D::Duration(_))
+            | (D::Time(_), D::Time(_))
+            | (D::Address(_), D::Address(_))
+            | (D::Subnet { .. }, D::Subnet { .. }) => true,
+            (D::Str { offsets: a, .. }, D::Str { offsets: b, .. })
+            | (D::Blob { offsets: a, .. }, D::Blob { offsets: b, .. }) => fits(a, b),
+            (
+                D::List {
+                    offsets: a,
+                    values: x,
+                },
+                D::List {
+                    offsets: b,
+                    values: y,
+                },
+            ) => fits(a, b) && x.can_append(y),
+            (
+                D::Map {
+                    offsets: a,
+                    keys: k1,
+                    values: v1,
+                },
+                D::Map {
+                    offsets: b,
+                    keys: k2,
+                    values: v2,
+                },
+            ) => fits(a, b) && k1.can_append(k2) && v1.can_append(v2),
+            (D::Record(a), D::Record(b)) => {
+                a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.can_append(y))
+            }
+            _ => false,
+        }
+    }
+
+    /// Appends the rows of `other` after this column's rows; the caller checked
+    /// [`Column::can_append`].
+    pub fn append(&mut self, other: Column) {
+        use ColumnData as D;
+        let (n, m) = (self.len(), other.len());
+        if !(self.validity.words.is_empty() && other.validity.words.is_empty()) {
+            let w = &mut self.validity.words;
+            if w.is_empty() {
+                // "All valid" made explicit for the rows already here.
+                w.resize(n.div_ceil(64), 0);
+                for i in 0..n {
+                    w[i / 64] |= 1 << (i % 64);
+                }
+            }
+            w.resize((n + m).div_ceil(64), 0);
+            for j in 0..m {
+                if other.validity.is_valid(j) {
+                    let i = n + j;
+                    w[i / 64] |= 1 << (i % 64);
+                }
+            }
+        }
+        // Offsets of `b` continued after the last of `a`.
+        fn join(a: &mut Vec<u32>, b: Vec<u32>) {
+            let base = a.last().copied().unwrap_or(0);
+            if a.is_empty() {
+                a.push(0);
+            }
+            a.extend(b.into_iter().skip(1).map(|o| base + o));
+        }
+        match (&mut self.data, other.data) {
+            (D::Bool(a), D::Bool(b)) => a.extend(b),
+            (D::Int(a), D::Int(b))
+            | (D::Duration(a), D::Duration(b))
+            | (D::Time(a), D::Time(b)) => a.extend(b),
+            (D::Count(a), D::Count(b)) => a.extend(b),
+            (D::Real(a), D::Real(b)) => a.extend(b),
+            (D::Address(a), D::Address(b)) => a.extend(b),
+            (D::Subnet { addrs: a, lens: l }, D::Subnet { addrs: b, lens: k }) => {
+                a.extend(b);
+                l.extend(k);
+            }
+            (
+                D::Str {
+                    offsets: a,
+                    bytes: x,
+                },
+                D::Str {
+                    offsets: b,
+                    bytes: y,
+                },
+            )
+            | (
+                D::Blob {
+                    offsets: a,
+                    bytes: x,
+                },
+                D::Blob {
+                    offsets: b,
+                    bytes: y,
+                },
+            ) => {
+                join(a, b);
+                x.extend(y);
+            }
+            (
+                D::List {
+                    offsets: a,
+                    values: x,
+                },
+                D::List {
+                    offsets: b,
+                    values: y,
+                },
+            ) => {
+                join(a, b);
+                x.append(*y);
+            }
+            (
+                D::Map {
+                    offsets: a,
+                    keys: k1,
+                    values: v1,
+                },
+                D::Map {
+                    offsets: b,
+                    keys: k2,
+                    values: v2,
+                },
+            ) => {
+                join(a, b);
+                k1.append(*k2);
+                v1.append(*v2);
+            }
+            (D::Record(a), D::Record(b)) => {
+                for (x, y) in a.iter_mut().zip(b) {
+                    x.append(y);
+                }
+            }
+            _ => unreachable!("the caller checked can_append"),
+        }
+    }
+
     pub fn len(&self) -> usize {
         match &self.data {
             ColumnData::Bool(v) => v.len(),
@@ -434,6 +588,27 @@ impl Batch {
             at = end;
         }
         out
+    }
+
+    /// Appends `other`'s rows when it has this batch's schema and its columns
+    /// fit; otherwise hands it back untouched.
+    pub fn append(&mut self, other: Batch) -> Result<(), Batch> {
+        let fits = self.schema == other.schema
+            && self.columns.len() == other.columns.len()
+            && self.rows.checked_add(other.rows).is_some()
+            && self
+                .columns
+                .iter()
+                .zip(&other.columns)
+                .all(|(a, b)| a.can_append(b));
+        if !fits {
+            return Err(other);
+        }
+        self.rows += other.rows;
+        for (a, b) in self.columns.iter_mut().zip(other.columns) {
+            a.append(b);
+        }
+        Ok(())
     }
 
     pub fn select(&self, rows: &[u32]) -> Batch {

@@ -196,8 +196,63 @@ pub fn push_base64(out: &mut Vec<u8>, bytes: &[u8]) {
 /// Formats nanoseconds since the epoch as ISO 8601 UTC with up to 9 fractional digits
 /// (trailing zeros dropped), e.g. `2009-11-18T08:00:21.486539`.
 pub fn format_time(ns: i64) -> String {
+    let mut out = Vec::with_capacity(32);
+    write_time(&mut out, ns);
+    String::from_utf8(out).expect("ASCII digits and separators")
+}
+
+/// Appends [`format_time`]'s text to `out` without allocating. Years 0 to 9999
+/// are formatted here (civil date from days, H. Hinnant's algorithm): chrono's
+/// `format` parses its pattern again for every value, which was a visible part
+/// of exporting a few hundred rows; other years take chrono's path.
+pub fn write_time(out: &mut Vec<u8>, ns: i64) {
     let secs = ns.div_euclid(NANOS_PER_SEC);
     let frac = ns.rem_euclid(NANOS_PER_SEC) as u32;
+    // 0000-01-01 and 10000-01-01 in seconds since the epoch.
+    if (-62_167_219_200..253_402_300_800).contains(&secs) {
+        let days = secs.div_euclid(86_400);
+        let sod = secs.rem_euclid(86_400) as u32;
+        let z = days + 719_468;
+        let era = z.div_euclid(146_097);
+        let doe = z.rem_euclid(146_097);
+        let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+        let mp = (5 * doy + 2) / 153;
+        let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+        let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+        let y = (yoe + era * 400 + i64::from(m <= 2)) as u32;
+        let two = |out: &mut Vec<u8>, v: u32| {
+            out.extend_from_slice(&[b'0' + (v / 10) as u8, b'0' + (v % 10) as u8])
+        };
+        two(out, y / 100);
+        two(out, y % 100);
+        out.push(b'-');
+        two(out, m);
+        out.push(b'-');
+        two(out, d);
+        out.push(b'T');
+        two(out, sod / 3_600);
+        out.push(b':');
+        two(out, sod / 60 % 60);
+        out.push(b':');
+        two(out, sod % 60);
+        if frac != 0 {
+            let mut digits = [0u8; 9];
+            let mut f = frac;
+            for x in digits.iter_mut().rev() {
+                *x = b'0' + (f % 10) as u8;
+                f /= 10;
+            }
+            let keep = 9 - digits.iter().rev().take_while(|c| **c == b'0').count();
+            out.push(b'.');
+            out.extend_from_slice(&digits[..keep]);
+        }
+        return;
+    }
+    out.extend_from_slice(format_time_chrono(secs, frac, ns).as_bytes());
+}
+
+fn format_time_chrono(secs: i64, frac: u32, ns: i64) -> String {
     match chrono::DateTime::from_timestamp(secs, frac) {
         Some(dt) => {
             let mut s = dt.format("%Y-%m-%dT%H:%M:%S").to_string();
@@ -397,6 +452,53 @@ impl fmt::Display for Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fast_time_format_agrees_with_chrono() {
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let check = |ns: i64| {
+            let (secs, frac) = (
+                ns.div_euclid(NANOS_PER_SEC),
+                ns.rem_euclid(NANOS_PER_SEC) as u32,
+            );
+            let mut fast = Vec::new();
+            write_time(&mut fast, ns);
+            assert_eq!(
+                String::from_utf8(fast).unwrap(),
+                format_time_chrono(secs, frac, ns),
+                "{ns}"
+            );
+        };
+        // Edges: the epoch, leap days, century rules, the fast path's bounds.
+        for s in [
+            0i64,
+            -1,
+            1,
+            951_782_400,
+            951_868_800,
+            4_107_542_400,
+            -2_203_891_200,
+            -62_167_219_200,
+            -62_167_219_201,
+            253_402_300_799,
+            253_402_300_800,
+        ] {
+            for f in [0, 1, 500_000_000, 999_999_999] {
+                check(s.saturating_mul(NANOS_PER_SEC).saturating_add(f));
+            }
+        }
+        for _ in 0..100_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            check(x as i64);
+            // Mostly years 0 to 9999, with every kind of fraction.
+            // Nanoseconds in an i64 reach the years 1677 to 2262.
+            let secs = (x % 18_000_000_000) as i64 - 9_000_000_000;
+            let frac = [0, 1_000_000, 1_000, 1][(x >> 60) as usize % 4] * ((x >> 30) % 1000) as i64;
+            check(secs * NANOS_PER_SEC + frac);
+        }
+    }
 
     #[test]
     fn addresses_and_subnets() {

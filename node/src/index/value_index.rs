@@ -179,6 +179,13 @@ const GRANULAR_KEY_LIMIT: usize = 1024;
 const ZSTD_LEVEL: i32 = 3;
 
 /// Accumulates one column's index while a partition fills.
+///
+/// Every value added records only its key's slot, in row order; rows are
+/// grouped by slot once, by a counting sort, when the partition seals. A list
+/// per key (as before) cost a heap block and a cache miss per value of a
+/// high-cardinality column (times, addresses), and merging bins moved rows
+/// between lists: value-index building was the largest part of an import's
+/// profile. Binning or hashing keys now renames slots instead.
 pub struct ColumnIndexBuilder {
     kind: KeyKind,
     /// Ports: looked up by equality so often that they stay exact at any size.
@@ -187,15 +194,22 @@ pub struct ColumnIndexBuilder {
     hashed: bool,
     num: FxHashMap<u128, u32>,
     strs: FxHashMap<String, u32>,
-    postings: Vec<Vec<u32>>,
-    /// Merged bins leave postings unsorted; sorted once at the end.
-    unsorted: bool,
+    /// Distinct slots handed out (keys, or bins and hashes of keys).
+    slots: u32,
+    /// The slot of each value added, or [`NO_SLOT`] for a null or NaN row.
+    values: Vec<u32>,
+    /// Where each `add` began: (index into `values`, its partition row). A run
+    /// holds consecutive rows, so rows need no storage of their own.
+    runs: Vec<(u32, u32)>,
     nulls: Vec<u32>,
     /// Rows holding NaN, which compares neither equal nor unequal nor ordered to
     /// anything, so no key can stand for it: such rows are always candidates.
     nan: Vec<u32>,
     rows: u32,
 }
+
+/// A row without a key (null or NaN): kept in `nulls` or `nan` instead.
+const NO_SLOT: u32 = u32::MAX;
 
 impl ColumnIndexBuilder {
     /// A builder for a column of type `ty`, or `None` if the type is not indexed.
@@ -207,8 +221,9 @@ impl ColumnIndexBuilder {
             hashed: false,
             num: FxHashMap::default(),
             strs: FxHashMap::default(),
-            postings: Vec::new(),
-            unsorted: false,
+            slots: 0,
+            values: Vec::new(),
+            runs: Vec::new(),
             nulls: Vec::new(),
             nan: Vec::new(),
             rows: 0,
@@ -216,31 +231,35 @@ impl ColumnIndexBuilder {
     }
 
     #[inline]
-    fn add_num(&mut self, key: u128, row: u32) {
-        let k = key >> self.shift;
-        let n = self.postings.len() as u32;
+    fn num_slot(&mut self, key: u128) -> u32 {
+        self.slot_for(key >> self.shift)
+    }
+
+    /// The slot of key `k`, already shifted.
+    #[inline]
+    fn slot_for(&mut self, k: u128) -> u32 {
+        let n = self.slots;
         let slot = *self.num.entry(k).or_insert(n);
         if slot == n {
-            self.postings.push(Vec::new());
+            self.slots += 1;
         }
-        self.postings[slot as usize].push(row);
+        slot
     }
 
     #[inline]
-    fn add_str(&mut self, s: &str, row: u32) {
+    fn str_slot(&mut self, s: &str) -> u32 {
         if self.hashed {
-            return self.add_num(str_hash(s) as u128, row);
+            return self.num_slot(str_hash(s) as u128);
         }
-        let slot = match self.strs.get(s) {
+        match self.strs.get(s) {
             Some(slot) => *slot,
             None => {
-                let n = self.postings.len() as u32;
+                let n = self.slots;
                 self.strs.insert(s.to_string(), n);
-                self.postings.push(Vec::new());
+                self.slots += 1;
                 n
             }
-        };
-        self.postings[slot as usize].push(row);
+        }
     }
 
     /// Coarsens keys until at most `KEY_LIMIT` remain: bins for numbers (4 bits at a
@@ -253,11 +272,12 @@ impl ColumnIndexBuilder {
         if self.kind == KeyKind::Str && !self.hashed {
             self.hashed = true;
             let strs = std::mem::take(&mut self.strs);
-            let old = std::mem::take(&mut self.postings);
+            let mut rename = vec![NO_SLOT; self.slots as usize];
+            self.slots = 0;
             for (s, slot) in strs {
-                self.merge_into(str_hash(&s) as u128, &old[slot as usize]);
+                rename[slot as usize] = self.slot_for(str_hash(&s) as u128);
             }
-            self.unsorted = true;
+            self.rename(&rename);
             return;
         }
         if self.hashed {
@@ -266,47 +286,56 @@ impl ColumnIndexBuilder {
         while self.num.len() > KEY_LIMIT {
             self.shift += 4;
             let num = std::mem::take(&mut self.num);
-            let old = std::mem::take(&mut self.postings);
+            let mut rename = vec![NO_SLOT; self.slots as usize];
+            self.slots = 0;
             for (k, slot) in num {
-                self.merge_into(k >> 4, &old[slot as usize]);
+                rename[slot as usize] = self.slot_for(k >> 4);
             }
-            self.unsorted = true;
+            self.rename(&rename);
         }
     }
 
-    fn merge_into(&mut self, k: u128, rows: &[u32]) {
-        let n = self.postings.len() as u32;
-        let slot = *self.num.entry(k).or_insert(n);
-        if slot == n {
-            self.postings.push(Vec::new());
+    /// Gives every value added so far its slot's new name.
+    fn rename(&mut self, rename: &[u32]) {
+        for v in &mut self.values {
+            if *v != NO_SLOT {
+                *v = rename[*v as usize];
+            }
         }
-        self.postings[slot as usize].extend_from_slice(rows);
     }
 
     /// Adds a column whose first row is partition row `base`.
     pub fn add(&mut self, col: &Column, base: u32) {
         let n = col.len() as u32;
+        self.runs.push((self.values.len() as u32, base));
+        self.values.reserve(n as usize);
         for i in 0..n {
             let row = base + i;
             if !col.is_valid(i as usize) {
                 self.nulls.push(row);
+                self.values.push(NO_SLOT);
                 continue;
             }
-            match &col.data {
-                ColumnData::Bool(v) => self.add_num(v[i as usize] as u128, row),
-                ColumnData::Count(v) => self.add_num(v[i as usize] as u128, row),
+            let i = i as usize;
+            let slot = match &col.data {
+                ColumnData::Bool(v) => self.num_slot(v[i] as u128),
+                ColumnData::Count(v) => self.num_slot(v[i] as u128),
                 ColumnData::Int(v) | ColumnData::Duration(v) | ColumnData::Time(v) => {
-                    self.add_num(i64_key(v[i as usize]) as u128, row)
+                    self.num_slot(i64_key(v[i]) as u128)
                 }
-                ColumnData::Real(v) if v[i as usize].is_nan() => self.nan.push(row),
-                ColumnData::Real(v) => self.add_num(f64_key(v[i as usize]) as u128, row),
-                ColumnData::Address(v) => self.add_num(u128::from_be_bytes(v[i as usize]), row),
+                ColumnData::Real(v) if v[i].is_nan() => {
+                    self.nan.push(row);
+                    NO_SLOT
+                }
+                ColumnData::Real(v) => self.num_slot(f64_key(v[i]) as u128),
+                ColumnData::Address(v) => self.num_slot(u128::from_be_bytes(v[i])),
                 ColumnData::Str { .. } => {
-                    let s = col.str_at(i as usize);
-                    self.add_str(s, row);
+                    let s = col.str_at(i);
+                    self.str_slot(s)
                 }
-                _ => {}
-            }
+                _ => NO_SLOT,
+            };
+            self.values.push(slot);
         }
         self.rows = self.rows.max(base + n);
         if self.num.len() > KEY_LIMIT || self.strs.len() > KEY_LIMIT {
@@ -314,13 +343,44 @@ impl ColumnIndexBuilder {
         }
     }
 
+    /// The rows of every slot, slot after slot, and where each slot's begin
+    /// (`slots + 1` offsets): a stable counting sort, so each slot's rows are
+    /// ascending as they were added.
+    fn postings(&mut self) -> (Vec<u32>, Vec<u32>) {
+        let mut at = vec![0u32; self.slots as usize + 1];
+        for &v in &self.values {
+            if v != NO_SLOT {
+                at[v as usize + 1] += 1;
+            }
+        }
+        for i in 1..at.len() {
+            at[i] += at[i - 1];
+        }
+        let offsets = at.clone();
+        let mut rows = vec![0u32; *offsets.last().unwrap_or(&0) as usize];
+        let values = std::mem::take(&mut self.values);
+        let runs = std::mem::take(&mut self.runs);
+        for (r, &(first, row)) in runs.iter().enumerate() {
+            let last = runs.get(r + 1).map_or(values.len(), |n| n.0 as usize);
+            for (j, &v) in values[first as usize..last].iter().enumerate() {
+                if v != NO_SLOT {
+                    rows[at[v as usize] as usize] = row + j as u32;
+                    at[v as usize] += 1;
+                }
+            }
+        }
+        (rows, offsets)
+    }
+
     /// Sorts keys and encodes them with their postings into the file form.
     pub fn finish(mut self) -> ColumnIndex {
-        let mut postings = std::mem::take(&mut self.postings);
-        let unsorted = self.unsorted;
-        let mut tidy = |slot: u32| -> Vec<u32> {
-            let mut rows = std::mem::take(&mut postings[slot as usize]);
-            if unsorted {
+        let (all, offsets) = self.postings();
+        // Partitions add their batches in row order, so each slot's rows are
+        // ascending and distinct; sorted anyway if a caller ever did not.
+        let tidy = |slot: u32| -> Vec<u32> {
+            let mut rows =
+                all[offsets[slot as usize] as usize..offsets[slot as usize + 1] as usize].to_vec();
+            if !rows.is_sorted_by(|a, b| a < b) {
                 rows.sort_unstable();
                 rows.dedup();
             }
@@ -354,7 +414,7 @@ impl ColumnIndexBuilder {
             for (k, slot) in self.num.drain() {
                 let key = (k as u64).checked_shr(shift).unwrap_or(0);
                 let mut last = None;
-                for row in std::mem::take(&mut postings[slot as usize]) {
+                for row in tidy(slot) {
                     let g = row >> GRANULE_BITS;
                     if last != Some(g) {
                         pairs.push((key, g));

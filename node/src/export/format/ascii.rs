@@ -1,7 +1,7 @@
 //! VAST's ASCII notation, one event per line: `<v1, v2, <nested>, ...>`.
 
 use super::{flush_buf, Writer};
-use crate::data::value::{format_duration, format_time, push_base64};
+use crate::data::value::{format_duration, push_base64, write_time};
 use crate::data::{Batch, Schema, Type, ValueRef};
 use std::io::{self, Write};
 
@@ -151,7 +151,7 @@ pub(crate) fn write_ascii(buf: &mut Vec<u8>, v: ValueRef<'_>, ty: &Type) {
         }
         ValueRef::Real(r) => write_real(buf, r),
         ValueRef::Duration(d) => buf.extend_from_slice(format_duration(d).as_bytes()),
-        ValueRef::Time(t) => buf.extend_from_slice(format_time(t).as_bytes()),
+        ValueRef::Time(t) => write_time(buf, t),
         ValueRef::Str(s) => match ty.base() {
             Type::Pattern => {
                 buf.push(b'/');

@@ -2,7 +2,7 @@
 
 use super::ascii::{write_ascii, write_real};
 use super::{flush_buf, Writer};
-use crate::data::value::{format_duration, format_time};
+use crate::data::value::{format_duration, write_time};
 use crate::data::{Batch, Type, ValueRef};
 use std::io::{self, Write};
 
@@ -54,7 +54,7 @@ fn write_cell(cell: &mut Vec<u8>, v: ValueRef<'_>, ty: &Type) {
         }
         ValueRef::Real(r) => write_real(cell, r),
         ValueRef::Duration(d) => cell.extend_from_slice(format_duration(d).as_bytes()),
-        ValueRef::Time(t) => cell.extend_from_slice(format_time(t).as_bytes()),
+        ValueRef::Time(t) => write_time(cell, t),
         other => write_ascii(cell, other, ty),
     }
 }

@@ -1,7 +1,7 @@
 //! JSON lines: one object per event with the flattened field names as keys.
 
 use super::{flush_buf, Writer};
-use crate::data::value::{format_time, push_base64, NANOS_PER_SEC};
+use crate::data::value::{push_base64, write_time, NANOS_PER_SEC};
 use crate::data::{Batch, Schema, Type, ValueRef};
 use std::io::{self, Write};
 
@@ -110,7 +110,7 @@ fn write_json(buf: &mut Vec<u8>, v: ValueRef<'_>, ty: &Type) {
         ValueRef::Time(t) => {
             // format_time output needs no escaping.
             buf.push(b'"');
-            buf.extend_from_slice(format_time(t).as_bytes());
+            write_time(buf, t);
             buf.push(b'"');
         }
         ValueRef::Str(s) => write_str(buf, s),
