@@ -1,6 +1,6 @@
 //! `vast count`: print the number of matching events.
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::Args;
 use std::process::ExitCode;
 use vast_node::node::Node;
@@ -30,8 +30,7 @@ pub async fn run_remote(a: &CountArgs, conn: &super::client::Conn) -> Result<Exi
             for w in warnings {
                 eprintln!("warning: {w}");
             }
-            println!("{count}");
-            Ok(ExitCode::SUCCESS)
+            print_count(count)
         }
         other => anyhow::bail!("unexpected answer {other:?}"),
     }
@@ -43,6 +42,15 @@ pub async fn run(a: &CountArgs, node: &Node) -> Result<ExitCode> {
         eprintln!("warning: {w}");
     }
     let n = node.count(expr, a.estimate).await?;
-    println!("{n}");
+    print_count(n)
+}
+
+/// Prints the count; a closed or full stdout is an error, not a panic.
+fn print_count(n: u64) -> Result<ExitCode> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{n}")
+        .and_then(|_| out.flush())
+        .context("writing the count to stdout")?;
     Ok(ExitCode::SUCCESS)
 }

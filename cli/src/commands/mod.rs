@@ -105,6 +105,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             node = cli.node.as_deref().unwrap_or("")
         )
     };
+    let quick_exit = cli.embedded && read_only(&cli.command);
     let res = rt.block_on(
         async move {
             if let Command::Start(_) = cli.command {
@@ -118,13 +119,37 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             }
             let node = Node::open(NodeOptions::from_config(&cfg)).await?;
             let res = embedded(&cli, &cfg, &node).await;
+            if quick_exit && matches!(res, Ok(c) if c == ExitCode::SUCCESS) {
+                // Leaves the node standing: see below.
+                std::mem::forget(node);
+                return res;
+            }
             node.shutdown().await;
             res
         }
         .instrument(span),
     );
     telemetry.shutdown();
+    if quick_exit && matches!(res, Ok(c) if c == ExitCode::SUCCESS) {
+        // A query wrote nothing that needs stopping: its answer is out once stdout
+        // is flushed, and the database lock is the kernel's to release. Tearing
+        // down the node (unmapping every partition's files, stopping actors,
+        // freeing the catalog) grew with the partitions and was a tenth of a
+        // rare-host export over 20 partitions.
+        use std::io::Write;
+        if std::io::stdout().flush().is_ok() {
+            std::process::exit(0);
+        }
+    }
     res
+}
+
+/// Embedded commands that only read the database.
+fn read_only(c: &Command) -> bool {
+    matches!(
+        c,
+        Command::Export(_) | Command::Count(_) | Command::Status { .. }
+    )
 }
 
 /// `vast secret [--out FILE]`.
