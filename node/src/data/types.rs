@@ -197,13 +197,16 @@ impl Schema {
 
     /// A stable fingerprint: equal schemas share partitions and Zeek headers.
     pub fn fingerprint(&self) -> u64 {
+        use std::fmt::Write;
+        // Types are written into the one buffer: a `format!` per field made a
+        // query's lookup pay an allocation per field per partition.
         let mut s = String::with_capacity(256);
         s.push_str(&self.name);
         for f in &self.fields {
             s.push('\u{1}');
             s.push_str(&f.name);
             s.push('\u{2}');
-            s.push_str(&format!("{:?}", f.ty));
+            let _ = write!(s, "{:?}", f.ty);
         }
         xxhash_rust::xxh3::xxh3_64(s.as_bytes())
     }
