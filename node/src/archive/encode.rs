@@ -1273,7 +1273,7 @@ mod tests {
     /// columns may be all valid) appended in order are the batch again.
     #[test]
     fn appended_pieces_of_a_batch_are_the_batch() {
-        let mut r = Rng(0x5eed_0f_a99e4d);
+        let mut r = Rng(0x5eed_0fa9_9e4d);
         for round in 0..200 {
             let rows = [1, 2, 3, 64, 65, 200][round % 6];
             let fields = 1 + r.below(5) as usize;

@@ -271,27 +271,20 @@ pub fn encode(out: &mut Vec<u8>, vals: &[u32], universe: u32) {
     let last = *vals.last().unwrap();
     let span = (last - first) as u64; // offsets from `first` lie in 0..=span
     let head = varint_len(first as u64) as u64;
-    // The list's and the runs' sizes in one pass, without collecting the runs:
-    // sealing a partition encodes a list per key, most of them short, and the
-    // separate passes and a vector of runs per list were a tenth of an import.
-    let mut list = head;
+    // Sizes without collecting the runs: sealing a partition encodes a list per
+    // key, most of them short, and a vector of runs per list was a visible part
+    // of an import. `Runs` is the one definition of the runs, sized here and
+    // written below.
+    let list = head
+        + vals
+            .windows(2)
+            .map(|w| varint_len((w[1] - w[0] - 1) as u64) as u64)
+            .sum::<u64>();
     let (mut n_runs, mut runs_body) = (0u64, 0u64);
-    let (mut start, mut prev_end) = (first, None::<u32>);
-    let mut run_ends = |start: u32, end: u32, prev_end: Option<u32>| {
-        let gap = prev_end.map_or(0, |p| start - p - 2);
-        runs_body += (varint_len(gap as u64) + varint_len((end - start) as u64)) as u64;
+    for (gap, len) in Runs::new(vals) {
+        runs_body += (varint_len(gap as u64) + varint_len(len as u64)) as u64;
         n_runs += 1;
-    };
-    for w in vals.windows(2) {
-        let d = w[1] - w[0] - 1;
-        list += varint_len(d as u64) as u64;
-        if d != 0 {
-            run_ends(start, w[0], prev_end);
-            prev_end = Some(w[0]);
-            start = w[1];
-        }
     }
-    run_ends(start, last, prev_end);
     let runs_len = head + varint_len(n_runs) as u64 + runs_body;
     let bitmap = head + varint_len(span) as u64 + (span + 1).div_ceil(8);
     let ef = head + varint_len(span) as u64 + ef_bytes(m, span + 1);

@@ -387,14 +387,15 @@ impl ColumnIndexBuilder {
         let (all, offsets) = self.postings();
         // Partitions add their batches in row order, so each slot's rows are
         // ascending and distinct; sorted anyway if a caller ever did not.
-        let tidy = |slot: u32| -> Vec<u32> {
-            let mut rows =
-                all[offsets[slot as usize] as usize..offsets[slot as usize + 1] as usize].to_vec();
-            if !rows.is_sorted_by(|a, b| a < b) {
-                rows.sort_unstable();
-                rows.dedup();
+        let tidy = |slot: u32| -> std::borrow::Cow<'_, [u32]> {
+            let rows = &all[offsets[slot as usize] as usize..offsets[slot as usize + 1] as usize];
+            if rows.is_sorted_by(|a, b| a < b) {
+                return rows.into();
             }
-            rows
+            let mut rows = rows.to_vec();
+            rows.sort_unstable();
+            rows.dedup();
+            rows.into()
         };
         let mut special = [
             std::mem::take(&mut self.nulls),
@@ -424,7 +425,7 @@ impl ColumnIndexBuilder {
             for (k, slot) in self.num.drain() {
                 let key = k.checked_shr(shift).unwrap_or(0);
                 let mut last = None;
-                for row in tidy(slot) {
+                for &row in tidy(slot).iter() {
                     let g = row >> GRANULE_BITS;
                     if last != Some(g) {
                         pairs.push((key, g));
@@ -443,7 +444,7 @@ impl ColumnIndexBuilder {
             }
             return w.finish(&special);
         }
-        let mut keys: Vec<(u128, Vec<u32>)> = if self.kind == KeyKind::U128 {
+        let mut keys: Vec<(u128, std::borrow::Cow<'_, [u32]>)> = if self.kind == KeyKind::U128 {
             self.addrs.drain().map(|(k, s)| (k, tidy(s))).collect()
         } else {
             self.num
