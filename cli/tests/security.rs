@@ -619,6 +619,29 @@ fn a_hostile_peer_with_the_secret_cannot_crash_stall_or_corrupt_a_node() {
             "members",
         )
         .await;
+        // A live tap makes the node evaluate every batch for its opener, and its
+        // pulls hold a request slot: members only (exporting nodes).
+        refused(
+            &mut h,
+            node,
+            Raw::Frame(
+                DataRequest::LiveOpen {
+                    expr: "#type == \"zeek.conn\"".into(),
+                }
+                .encode(),
+            ),
+            "live tap",
+            "members",
+        )
+        .await;
+        refused(
+            &mut h,
+            node,
+            Raw::Frame(DataRequest::LiveNext { tap: [7; 16] }.encode()),
+            "live tap pull",
+            "members",
+        )
+        .await;
         // Someone else's cursor, and a made-up one.
         refused(
             &mut h,
@@ -763,6 +786,7 @@ fn a_hostile_peer_with_the_secret_cannot_crash_stall_or_corrupt_a_node() {
                     expr: ":addr == 192.168.1.104".into(),
                     limit: 0,
                     allow_partial: false,
+                    mode: vast_node::proto::ExportMode::History,
                 }
                 .encode(),
             )

@@ -63,8 +63,11 @@ pub struct ClusterConfig {
     pub max_connections: u32,
     /// Open export cursors per client.
     pub max_cursors_per_peer: usize,
-    /// Seconds after which an export cursor nobody pulls is closed.
+    /// Seconds after which an export cursor (or live tap) nobody pulls is closed.
     pub cursor_idle_timeout: u64,
+    /// Bytes of live rows a node buffers per continuous export that lags behind;
+    /// rows beyond it are dropped and the export is told how many.
+    pub live_buffer: usize,
 }
 
 /// What sources spawned inside a node (`vast spawn source`) may read.
@@ -160,6 +163,7 @@ cluster:
   max-connections: 256
   max-cursors-per-peer: 16
   cursor-idle-timeout: 60
+  live-buffer: 16777216
 source:
   read-dirs: []
   interfaces: ["*"]
@@ -308,6 +312,12 @@ impl Config {
             return Err(ConfigError::Invalid(format!(
                 "cluster.max-inflight-bytes {} must be at least cluster.max-frame {}",
                 c.max_inflight_bytes, c.max_frame
+            )));
+        }
+        if c.live_buffer < 1 << 16 || c.live_buffer > 1 << 32 {
+            return Err(ConfigError::Invalid(format!(
+                "cluster.live-buffer {} must be between 64 KiB and 4 GiB",
+                c.live_buffer
             )));
         }
         if c.max_inflight_requests == 0 || c.max_connections == 0 || c.max_cursors_per_peer == 0 {

@@ -150,6 +150,7 @@ pub enum DataRequest {
         expr: String,
         limit: u64,
         allow_partial: bool,
+        mode: ExportMode,
     },
     /// Next chunk of an export (only its opener may pull it).
     ExportNext { cursor: [u8; 16] },
@@ -180,6 +181,46 @@ pub enum DataRequest {
     Outcome { txn: [u8; 16] },
     /// A batch that is validated and dropped: measures the data plane alone.
     Discard { seq: u64, batch: Vec<u8> },
+    /// Subscribe to the events this node's importer accepts from now on that match
+    /// `expr` (members only: the exporting node subscribes for its client).
+    LiveOpen { expr: String },
+    /// The next items of live tap `tap`, waiting briefly when there are none (only
+    /// its opener may pull it).
+    LiveNext { tap: [u8; 16] },
+    /// Close live tap `tap`.
+    LiveClose { tap: [u8; 16] },
+}
+
+/// What an export reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Archive, RkyvSerialize, RkyvDeserialize)]
+pub enum ExportMode {
+    /// The events stored when the export starts, then the end.
+    History,
+    /// Events as importers accept them from now on, until the client stops (`-c`).
+    Continuous,
+    /// History, then continuous, with no gap and no duplicate between them (`-u`).
+    Unified,
+}
+
+/// A partition an importer was still filling (or sealing) when a live tap
+/// opened: its rows before `rows` were accepted before the tap existed.
+#[derive(Clone, Debug, Archive, RkyvSerialize, RkyvDeserialize)]
+pub struct OpenPartition {
+    /// Partition id.
+    pub partition: [u8; 16],
+    /// Rows it held when the tap opened (`u32::MAX`: all of them; it was sealing).
+    pub rows: u32,
+}
+
+/// One item of a live tap, in the order the importer produced them.
+#[derive(Clone, Debug, Archive, RkyvSerialize, RkyvDeserialize)]
+pub enum LiveItem {
+    /// Matching rows (rkyv `Batch` bytes) of partition `partition`, not yet committed.
+    Rows { partition: [u8; 16], batch: Vec<u8> },
+    /// These partitions were committed: their rows are now history.
+    Committed { partitions: Vec<[u8; 16]> },
+    /// These partitions were aborted: their rows are not stored and never will be.
+    Aborted { partitions: Vec<[u8; 16]> },
 }
 
 /// Data-plane responses.
@@ -213,6 +254,20 @@ pub enum DataResponse {
     End,
     /// A transaction's outcome: committed, aborted, or still pending.
     TxnOutcome { committed: bool, pending: bool },
+    /// A live tap opened, and the partitions its importer was still filling.
+    LiveOpened {
+        tap: [u8; 16],
+        open: Vec<OpenPartition>,
+    },
+    /// Items of a live tap, and rows it dropped since the last pull because its
+    /// buffer (`cluster.live-buffer`) was full.
+    LiveItems { items: Vec<LiveItem>, dropped: u64 },
+    /// Rows of a continuous or unified export (possibly none: the export goes on),
+    /// and what the client should know about them.
+    Live {
+        batches: Vec<Vec<u8>>,
+        warnings: Vec<String>,
+    },
 }
 
 /// Why data-plane bytes were rejected.
@@ -277,6 +332,9 @@ impl DataRequest {
             DataRequest::Outcome { .. } => "outcome",
             DataRequest::Abort { .. } => "abort",
             DataRequest::Discard { .. } => "discard",
+            DataRequest::LiveOpen { .. } => "live-open",
+            DataRequest::LiveNext { .. } => "live-next",
+            DataRequest::LiveClose { .. } => "live-close",
         }
     }
 

@@ -199,11 +199,25 @@ pub async fn run_remote(
             break;
         }
         let mut r = reader.take().expect("reader is put back after every read");
-        let (r, res) = tokio::task::spawn_blocking(move || {
+        let read = tokio::task::spawn_blocking(move || {
             let res = r.read(batch_size);
             (r, res)
-        })
-        .await?;
+        });
+        tokio::pin!(read);
+        // Batches already sent keep moving while the next read blocks: a slow
+        // stream (`tail -f conn.log | vast import zeek`) reaches the node, and
+        // continuous exports, batch by batch instead of a window at a time.
+        let (r, res) = loop {
+            tokio::select! {
+                r = &mut read => break r?,
+                Some(done) = in_flight.next(), if !in_flight.is_empty() => {
+                    if let Err(e) = done {
+                        failed = Some(e);
+                        break 'read;
+                    }
+                }
+            }
+        };
         reader = Some(r);
         let batches = match res {
             Ok(Some(b)) => b,

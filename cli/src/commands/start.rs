@@ -77,6 +77,7 @@ pub async fn run(cfg: &vast_config::Config) -> Result<ExitCode> {
             max_inflight_requests: cfg.cluster.max_inflight_requests,
             max_cursors_per_peer: cfg.cluster.max_cursors_per_peer,
             cursor_idle: Duration::from_secs(cfg.cluster.cursor_idle_timeout.max(1)),
+            live_buffer: cfg.cluster.live_buffer,
             sources: SourcePolicy::new(
                 &cfg.node_id,
                 &cfg.source.read_dirs,

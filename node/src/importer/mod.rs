@@ -11,6 +11,8 @@
 //! fails or is aborted leaves nothing visible. Long-running sessions (spawned
 //! sources, live capture) commit each partition as it seals.
 
+pub mod taps;
+
 use crate::archive::actor::{Append, DiscardPartitions, Seal};
 use crate::archive::Archive;
 use crate::commit::{CommitLog, Kind, Record};
@@ -39,6 +41,8 @@ pub struct Sinks {
     pub index: ActorRef<Index>,
     /// This node's commit log: records make partitions visible.
     pub commits: Arc<Mutex<CommitLog>>,
+    /// Continuous exports subscribed here: every accepted batch is offered to them.
+    pub taps: Arc<taps::Taps>,
 }
 
 /// Where a partition's archive and index live.
@@ -284,7 +288,7 @@ impl Importer {
                 kind: Kind::Commit,
                 txn,
                 coordinator: String::new(),
-                partitions: all,
+                partitions: all.clone(),
                 retired: Vec::new(),
             },
         )
@@ -306,6 +310,9 @@ impl Importer {
                 }
             }
         }
+        // After the partitions are published, so a unified export that asks for
+        // them on this marker finds them.
+        self.sinks.taps.committed(&all);
         Ok(())
     }
 
@@ -327,6 +334,7 @@ impl Importer {
             return;
         }
         let ids: Vec<Uuid> = parts.iter().map(|(_, id)| *id).collect();
+        self.sinks.taps.aborted(&ids);
         let (local, remote) = by_node(parts);
         if !remote.is_empty() {
             // For participants that ask later; presumed abort covers the rest.
@@ -476,6 +484,9 @@ impl Message<Ingest> for Importer {
         s.events += batch.rows as u64;
         let span = tracing::info_span!(parent: &parent, "importer.ingest", partition = %id, rows = batch.rows, schema = %batch.schema.name, placed = node.as_deref().unwrap_or("local"));
         let batch = Arc::new(batch);
+        // Live exports see the batch now, before it is stored: they do not wait
+        // for the partition to seal. If the import aborts, they get a marker.
+        self.sinks.taps.offer(id, &batch);
         if let (Some(node), Some(remote)) = (node, self.remote.clone()) {
             use tracing::Instrument;
             // Remote stores acknowledge each batch; order within a partition holds
@@ -617,6 +628,29 @@ impl Message<Tick> for Importer {
             }
             self.reap(session, false).await;
         }
+    }
+}
+
+/// Opens a live tap (`export -c`/`-u`) between two batches, and answers with the
+/// partitions this importer holds open: the rows they had before the tap are the
+/// ones a unified export reads from history once those partitions commit.
+pub struct OpenTap {
+    pub owner: String,
+    pub expr: crate::query::Expr,
+}
+
+impl Message<OpenTap> for Importer {
+    type Reply = Result<(taps::TapId, Vec<(Uuid, u32)>), String>;
+
+    async fn handle(&mut self, m: OpenTap, _: &mut Context<Self, Self::Reply>) -> Self::Reply {
+        let id = self.sinks.taps.open(&m.owner, m.expr)?;
+        let mut open = Vec::new();
+        for s in self.sessions.values() {
+            open.extend(s.active.values().map(|a| (a.id, a.rows)));
+            open.extend(s.sealing.iter().map(|x| (x.id, u32::MAX)));
+            open.extend(s.sealed.iter().map(|(_, id)| (*id, u32::MAX)));
+        }
+        Ok((id, open))
     }
 }
 

@@ -71,6 +71,9 @@ pub fn data_request(caller: &Caller, req: &DataRequest) -> Result<(), Denied> {
         DataRequest::Commit { .. } => Some("commit"),
         DataRequest::AbortTxn { .. } => Some("a transaction abort"),
         DataRequest::Outcome { .. } => Some("a transaction outcome query"),
+        DataRequest::LiveOpen { .. } => Some("a live tap"),
+        DataRequest::LiveNext { .. } => Some("a live tap pull"),
+        DataRequest::LiveClose { .. } => Some("a live tap close"),
         DataRequest::Abort {
             forwarded: true, ..
         } => Some("a forwarded abort"),

@@ -105,6 +105,8 @@ pub struct Node {
     next_source: Mutex<usize>,
     /// Background compaction's figures, for `status`.
     compaction: std::sync::Arc<Mutex<crate::compactor::CompactionStatus>>,
+    /// Continuous exports subscribed to this node's importer.
+    taps: std::sync::Arc<crate::importer::taps::Taps>,
 }
 
 fn failed(e: impl std::fmt::Display) -> NodeError {
@@ -177,6 +179,7 @@ impl Node {
             sources: Mutex::new(BTreeMap::new()),
             next_source: Mutex::new(0),
             compaction: Default::default(),
+            taps: Default::default(),
         };
         // Sink-first: the importer is built with its archive and index.
         for c in ["archive", "index", "importer"] {
@@ -303,6 +306,7 @@ impl Node {
                     archive_name: format!("{}/archive", self.id),
                     index,
                     commits: self.commits.clone(),
+                    taps: self.taps.clone(),
                 };
                 let imp = Importer::spawn_with_mailbox(
                     Importer::new(sinks, self.opts.partition_size, self.opts.partition_timeout),
@@ -478,6 +482,37 @@ impl Node {
         exec::export(&index, &archive, expr, limit, sink)
             .await
             .map_err(NodeError::Failed)
+    }
+
+    /// The live taps of this node (continuous exports subscribed here).
+    pub fn taps(&self) -> &std::sync::Arc<crate::importer::taps::Taps> {
+        &self.taps
+    }
+
+    /// Opens a live tap for `owner` on this node's importer; answers with the
+    /// partitions the importer held open at that moment and their rows so far.
+    /// Without an importer the tap still opens: one spawned later feeds it.
+    pub async fn live_open(
+        &self,
+        owner: &str,
+        expr: Expr,
+    ) -> Result<(crate::importer::taps::TapId, Vec<(uuid::Uuid, u32)>), NodeError> {
+        match self.importer() {
+            Some(imp) => imp
+                .ask(crate::importer::OpenTap {
+                    owner: owner.to_string(),
+                    expr,
+                })
+                .await
+                .map_err(|e| match e {
+                    SendError::HandlerError(e) => NodeError::Failed(e),
+                    e => failed(e),
+                }),
+            None => Ok((
+                self.taps.open(owner, expr).map_err(NodeError::Failed)?,
+                Vec::new(),
+            )),
+        }
     }
 
     /// Hands a batch of import session `session` to this node's importer
@@ -860,6 +895,8 @@ impl Node {
         out.insert("bytes-on-disk".into(), json!(total_bytes));
         let compaction = self.compaction.lock().expect("lock poisoned").clone();
         out.insert("compaction".into(), json!(compaction));
+        // Continuous exports following this node's importer.
+        out.insert("live-taps".into(), json!(self.taps.len()));
         if detailed {
             let sources: Vec<(String, ActorRef<Source>)> = self
                 .sources

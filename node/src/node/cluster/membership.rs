@@ -250,6 +250,7 @@ impl Cluster {
             if let crate::net::NetEvent::Disconnected(peer) = ev {
                 let this = self.clone();
                 tokio::spawn(async move { this.abort_sessions_of(peer).await });
+                self.node.taps().close_owner(&peer.to_string());
                 let closed = self.cursors.close_peer(peer);
                 if closed > 0 {
                     tracing::info!(peer = %peer, cursors = closed, "closed the export cursors of a client that went away");

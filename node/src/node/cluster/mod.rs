@@ -6,12 +6,14 @@
 //!   [`crate::node::access`] first;
 //! - `query`: queries fanned out to members, paged row fetches;
 //! - `cursors`: export cursors, bound to their client, capped and expiring;
+//! - `live`: continuous and unified exports, fed by live taps on every member;
 //! - `control`: the control actor (`<id>/node`, kameo remote) and relays;
 //! - `spawn`: components and confined sources started on request;
 //! - `store`: partitions placed on other members.
 
 mod control;
 mod cursors;
+mod live;
 mod membership;
 mod query;
 mod service;
@@ -51,8 +53,10 @@ pub struct ClusterOptions {
     pub max_inflight_requests: usize,
     /// Open export cursors per client.
     pub max_cursors_per_peer: usize,
-    /// Idle time after which an export cursor is closed.
+    /// Idle time after which an export cursor (and a live tap) is closed.
     pub cursor_idle: Duration,
+    /// Bytes of live rows a tap buffers for a continuous export that lags.
+    pub live_buffer: usize,
     /// What spawned sources may read and capture on.
     pub sources: SourcePolicy,
 }
@@ -86,6 +90,7 @@ impl Cluster {
             events,
         } = net;
         let pins = Pins::load(&node.options().db)?;
+        node.taps().set_max_bytes(opts.live_buffer);
         let c = Arc::new(Cluster {
             id: node.id.clone(),
             node,
@@ -119,6 +124,10 @@ impl Cluster {
             let n = self.cursors.expire();
             if n > 0 {
                 tracing::info!(node = %self.id, cursors = n, "closed idle export cursors");
+            }
+            let n = self.node.taps().expire(self.opts.cursor_idle);
+            if n > 0 {
+                tracing::info!(node = %self.id, taps = n, "closed idle live taps");
             }
         }
     }

@@ -239,40 +239,61 @@ impl Cluster {
             Ok(c) => c,
             Err(e) => return err(e),
         };
-        loop {
-            if c.left == Some(0) {
-                return DataResponse::End;
-            }
-            let Some(h) = c.hits.front() else {
-                return DataResponse::End;
-            };
-            match self.fetch_page(h, &c.expr, c.left, c.from_row, true).await {
-                Ok(page) => {
-                    match page.resume {
-                        Some(r) => c.from_row = r,
-                        None => {
-                            c.hits.pop_front();
-                            c.from_row = 0;
-                        }
-                    }
-                    if page.batches.is_empty() {
-                        continue;
-                    }
-                    if let Some(l) = c.left.as_mut() {
-                        // Pages already respect the limit we passed.
-                        let n: u64 = page
-                            .batches
-                            .iter()
-                            .map(|b| Batch::check_bytes(b).map(u64::from).unwrap_or(0))
-                            .sum();
-                        *l = l.saturating_sub(n);
-                    }
-                    self.cursors.put(id, c);
-                    return DataResponse::Rows(page.batches);
+        let resp = if c.live.is_some() {
+            self.live_next(&mut c).await
+        } else {
+            loop {
+                if c.left == Some(0) {
+                    break DataResponse::End;
                 }
-                // The cursor stays closed: the export failed.
-                Err(e) => return err(e),
+                match self.history_page(&mut c).await {
+                    Ok(Some(batches)) => break DataResponse::Rows(batches),
+                    Ok(None) if c.hits.is_empty() => break DataResponse::End,
+                    Ok(None) => continue,
+                    Err(e) => break err(e),
+                }
+            }
+        };
+        // The cursor is gone once the export ended or failed.
+        if matches!(resp, DataResponse::Rows(_) | DataResponse::Live { .. }) {
+            self.cursors.put(id, c);
+        } else {
+            self.cursors.finish(&id);
+        }
+        resp
+    }
+
+    /// One page of the cursor's next partition, advancing it: `None` when the page
+    /// had no rows (or no partition is left).
+    pub(super) async fn history_page(
+        &self,
+        c: &mut super::cursors::Cursor,
+    ) -> Result<Option<Vec<Vec<u8>>>, String> {
+        let Some(h) = c.hits.front() else {
+            return Ok(None);
+        };
+        let page = self
+            .fetch_page(h, &c.expr, c.left, c.from_row, true)
+            .await?;
+        match page.resume {
+            Some(r) => c.from_row = r,
+            None => {
+                c.hits.pop_front();
+                c.from_row = 0;
             }
         }
+        if page.batches.is_empty() {
+            return Ok(None);
+        }
+        if let Some(l) = c.left.as_mut() {
+            // Pages already respect the limit we passed.
+            let n: u64 = page
+                .batches
+                .iter()
+                .map(|b| Batch::check_bytes(b).map(u64::from).unwrap_or(0))
+                .sum();
+            *l = l.saturating_sub(n);
+        }
+        Ok(Some(page.batches))
     }
 }

@@ -6,7 +6,7 @@ use super::{err, Cluster};
 use crate::data::Batch;
 use crate::net::Inbound;
 use crate::node::access::{self, Caller};
-use crate::proto::{DataRequest, DataResponse};
+use crate::proto::{DataRequest, DataResponse, ExportMode};
 use crate::query::parse;
 use libp2p::PeerId;
 use roaring::RoaringBitmap;
@@ -218,6 +218,27 @@ impl Cluster {
                 expr,
                 limit,
                 allow_partial,
+                mode: mode @ (ExportMode::Continuous | ExportMode::Unified),
+            } => {
+                match self
+                    .open_live(
+                        peer,
+                        expr,
+                        (limit > 0).then_some(limit),
+                        allow_partial,
+                        mode,
+                    )
+                    .await
+                {
+                    Ok((cursor, warnings)) => DataResponse::Cursor { cursor, warnings },
+                    Err(e) => err(e),
+                }
+            }
+            DataRequest::ExportOpen {
+                expr,
+                limit,
+                allow_partial,
+                mode: ExportMode::History,
             } => match self.lookup_all(&expr, allow_partial).await {
                 Ok((hits, warnings)) => {
                     let left = (limit > 0).then_some(limit);
@@ -301,6 +322,9 @@ impl Cluster {
                 Ok(_) => DataResponse::Ack { seq },
                 Err(e) => err(e),
             },
+            r @ (DataRequest::LiveOpen { .. }
+            | DataRequest::LiveNext { .. }
+            | DataRequest::LiveClose { .. }) => self.serve_tap(&peer.to_string(), r).await,
         }
     }
 }
