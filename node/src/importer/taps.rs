@@ -30,6 +30,10 @@ pub const MAX_TAPS_PER_OWNER: usize = 64;
 
 /// Buffer of a tap until the cluster configures it (`cluster.live-buffer`).
 const DEFAULT_MAX_BYTES: usize = 16 << 20;
+/// All taps of a node together buffer this many tap buffers at most, so many
+/// lagging exports cannot make a node hold `MAX_TAPS_PER_OWNER` full buffers per
+/// member.
+const NODE_BUFFERS: usize = 8;
 
 /// Bytes a marker is counted as, so markers are bounded like rows.
 fn marker_bytes(ids: usize) -> usize {
@@ -60,16 +64,39 @@ impl Tap {
 /// The live taps of one node, shared by its importer (which feeds them) and its
 /// data-plane service (which opens, pulls and closes them for subscribers).
 pub struct Taps {
-    taps: Mutex<HashMap<TapId, Tap>>,
+    taps: Mutex<Inner>,
     /// Number of taps, read without the lock on every batch.
     count: AtomicUsize,
     max_bytes: AtomicUsize,
 }
 
+#[derive(Default)]
+struct Inner {
+    map: HashMap<TapId, Tap>,
+    /// Bytes buffered over all taps.
+    bytes: usize,
+}
+
+impl Inner {
+    fn remove_where(&mut self, drop: impl Fn(&Tap) -> bool) -> usize {
+        let before = self.map.len();
+        let mut freed = 0;
+        self.map.retain(|_, t| {
+            let d = drop(t);
+            if d {
+                freed += t.bytes;
+            }
+            !d
+        });
+        self.bytes -= freed;
+        before - self.map.len()
+    }
+}
+
 impl Default for Taps {
     fn default() -> Self {
         Taps {
-            taps: Mutex::new(HashMap::new()),
+            taps: Mutex::new(Inner::default()),
             count: AtomicUsize::new(0),
             max_bytes: AtomicUsize::new(DEFAULT_MAX_BYTES),
         }
@@ -95,13 +122,13 @@ impl Taps {
         let mut id = [0u8; 16];
         getrandom::fill(&mut id).map_err(|e| format!("no randomness for a tap id: {e}"))?;
         let mut taps = self.taps.lock().expect("lock poisoned");
-        let held = taps.values().filter(|t| t.owner == owner).count();
+        let held = taps.map.values().filter(|t| t.owner == owner).count();
         if held >= MAX_TAPS_PER_OWNER {
             return Err(format!(
                 "too many live taps for this subscriber ({held}, limit {MAX_TAPS_PER_OWNER})"
             ));
         }
-        taps.insert(
+        taps.map.insert(
             id,
             Tap {
                 owner: owner.to_string(),
@@ -114,7 +141,7 @@ impl Taps {
                 last_pull: Instant::now(),
             },
         );
-        self.count.store(taps.len(), Ordering::Relaxed);
+        self.count.store(taps.map.len(), Ordering::Relaxed);
         Ok(id)
     }
 
@@ -126,8 +153,9 @@ impl Taps {
         }
         let max = self.max_bytes.load(Ordering::Relaxed);
         let fp = batch.schema.fingerprint();
-        let mut taps = self.taps.lock().expect("lock poisoned");
-        for tap in taps.values_mut() {
+        let mut guard = self.taps.lock().expect("lock poisoned");
+        let Inner { map, bytes: total } = &mut *guard;
+        for tap in map.values_mut() {
             let expr = &tap.expr;
             let r = tap
                 .resolved
@@ -143,12 +171,13 @@ impl Taps {
             } else {
                 batch.select(&rows).to_bytes()
             };
-            if tap.bytes + bytes.len() > max {
+            if tap.bytes + bytes.len() > max || *total + bytes.len() > max * NODE_BUFFERS {
                 tap.dropped += n;
                 tap.notify.notify_one();
                 continue;
             }
             let size = bytes.len();
+            *total += size;
             tap.push(
                 LiveItem::Rows {
                     partition: *partition.as_bytes(),
@@ -164,10 +193,12 @@ impl Taps {
             return;
         }
         let ids: Vec<[u8; 16]> = ids.iter().map(|id| *id.as_bytes()).collect();
-        let mut taps = self.taps.lock().expect("lock poisoned");
-        for tap in taps.values_mut() {
+        let mut guard = self.taps.lock().expect("lock poisoned");
+        let Inner { map, bytes: total } = &mut *guard;
+        for tap in map.values_mut() {
             // Markers are never dropped: a unified export needs every one. A tap
             // whose subscriber stopped pulling expires instead.
+            *total += marker_bytes(ids.len());
             tap.push(item(ids.clone()), marker_bytes(ids.len()));
         }
     }
@@ -194,8 +225,9 @@ impl Taps {
         let deadline = tokio::time::Instant::now() + wait;
         loop {
             let notify = {
-                let mut taps = self.taps.lock().expect("lock poisoned");
-                let tap = owned(&mut taps, owner, id)?;
+                let mut guard = self.taps.lock().expect("lock poisoned");
+                let Inner { map, bytes: total } = &mut *guard;
+                let tap = owned(map, owner, id)?;
                 tap.last_pull = Instant::now();
                 if !tap.items.is_empty() || tap.dropped > 0 {
                     let mut out = Vec::new();
@@ -212,7 +244,8 @@ impl Taps {
                         size += b;
                         out.push(tap.items.pop_front().expect("front exists"));
                     }
-                    tap.bytes = tap.bytes.saturating_sub(size);
+                    tap.bytes -= size;
+                    *total -= size;
                     return Ok((out, std::mem::take(&mut tap.dropped)));
                 }
                 tap.notify.clone()
@@ -229,28 +262,33 @@ impl Taps {
     /// Closes tap `id` of `owner`.
     pub fn close(&self, owner: &str, id: &TapId) -> Result<(), String> {
         let mut taps = self.taps.lock().expect("lock poisoned");
-        owned(&mut taps, owner, id)?;
-        taps.remove(id);
-        self.count.store(taps.len(), Ordering::Relaxed);
+        owned(&mut taps.map, owner, id)?;
+        if let Some(t) = taps.map.remove(id) {
+            taps.bytes -= t.bytes;
+        }
+        self.count.store(taps.map.len(), Ordering::Relaxed);
         Ok(())
     }
 
     /// Closes every tap of `owner` (it disconnected); returns how many.
     pub fn close_owner(&self, owner: &str) -> usize {
         let mut taps = self.taps.lock().expect("lock poisoned");
-        let before = taps.len();
-        taps.retain(|_, t| t.owner != owner);
-        self.count.store(taps.len(), Ordering::Relaxed);
-        before - taps.len()
+        let n = taps.remove_where(|t| t.owner == owner);
+        self.count.store(taps.map.len(), Ordering::Relaxed);
+        n
     }
 
     /// Closes taps nobody pulled for `idle`; returns how many.
     pub fn expire(&self, idle: Duration) -> usize {
         let mut taps = self.taps.lock().expect("lock poisoned");
-        let before = taps.len();
-        taps.retain(|_, t| t.last_pull.elapsed() < idle);
-        self.count.store(taps.len(), Ordering::Relaxed);
-        before - taps.len()
+        let n = taps.remove_where(|t| t.last_pull.elapsed() >= idle);
+        self.count.store(taps.map.len(), Ordering::Relaxed);
+        n
+    }
+
+    /// Bytes buffered over all taps.
+    pub fn buffered(&self) -> usize {
+        self.taps.lock().expect("lock poisoned").bytes
     }
 
     /// Open taps (for `status`).
@@ -352,6 +390,30 @@ mod tests {
         let (items, dropped) = taps.next("a", &t, wait, 1 << 20).await.unwrap();
         assert_eq!(dropped, 2);
         assert!(matches!(items[..], [LiveItem::Aborted { .. }]), "{items:?}");
+        // Every tap together is bounded too: many lagging taps cannot add up.
+        taps.set_max_bytes(4096);
+        let others: Vec<TapId> = (0..NODE_BUFFERS + 2)
+            .map(|_| {
+                taps.open("z", crate::query::parse("n > 1").unwrap())
+                    .unwrap()
+            })
+            .collect();
+        for _ in 0..100 {
+            taps.offer(p, &batch(&[2; 50]));
+        }
+        assert!(
+            taps.buffered() <= 4096 * NODE_BUFFERS,
+            "{}",
+            taps.buffered()
+        );
+        let mut total_dropped = 0;
+        for o in &others {
+            total_dropped += taps.next("z", o, wait, 1 << 20).await.unwrap().1;
+        }
+        assert!(total_dropped > 0);
+        taps.next("a", &t, wait, 1 << 30).await.unwrap();
+        assert_eq!(taps.buffered(), 0);
+        assert_eq!(taps.close_owner("z"), NODE_BUFFERS + 2);
         // Owners are capped, taps close, and idle ones expire.
         for _ in 1..MAX_TAPS_PER_OWNER {
             taps.open("a", crate::query::parse("n > 1").unwrap())
