@@ -566,7 +566,6 @@ impl Batch {
             .collect()
     }
 
-    /// A new batch with only the selected rows (ascending), same schema.
     /// rkyv bytes of this batch, split into row ranges whose bytes each fit in
     /// `max` (a frame limit): `(first row, bytes)` pairs, one when it fits. A
     /// single row larger than `max` stays one part; the frame limit refuses it.
@@ -611,6 +610,7 @@ impl Batch {
         Ok(())
     }
 
+    /// A new batch with only the selected rows (ascending), same schema.
     pub fn select(&self, rows: &[u32]) -> Batch {
         let mut b = super::builder::BatchBuilder::new(self.schema.clone());
         for &r in rows {

@@ -35,6 +35,9 @@ const DEFAULT_MAX_BYTES: usize = 16 << 20;
 /// member.
 const NODE_BUFFERS: usize = 8;
 
+/// Largest rows item a tap keeps until the cluster sets it from its frame size.
+const DEFAULT_ITEM_BYTES: usize = 8 << 20;
+
 /// Bytes a marker is counted as, so markers are bounded like rows.
 fn marker_bytes(ids: usize) -> usize {
     64 + 16 * ids
@@ -68,6 +71,9 @@ pub struct Taps {
     /// Number of taps, read without the lock on every batch.
     count: AtomicUsize,
     max_bytes: AtomicUsize,
+    /// Larger selections are split into items of about this size, so a pull of
+    /// one item always fits a frame (a single row larger than it stays whole).
+    item_bytes: AtomicUsize,
 }
 
 #[derive(Default)]
@@ -99,6 +105,7 @@ impl Default for Taps {
             taps: Mutex::new(Inner::default()),
             count: AtomicUsize::new(0),
             max_bytes: AtomicUsize::new(DEFAULT_MAX_BYTES),
+            item_bytes: AtomicUsize::new(DEFAULT_ITEM_BYTES),
         }
     }
 }
@@ -113,6 +120,11 @@ impl Taps {
     /// Bytes each tap buffers at most.
     pub fn set_max_bytes(&self, n: usize) {
         self.max_bytes.store(n.max(1), Ordering::Relaxed);
+    }
+
+    /// Largest rows item: a page of the data plane.
+    pub fn set_item_bytes(&self, n: usize) {
+        self.item_bytes.store(n.max(1), Ordering::Relaxed);
     }
 
     /// Registers a tap for `owner` (a PeerId, or `local`). Call it where no batch
@@ -152,6 +164,7 @@ impl Taps {
             return;
         }
         let max = self.max_bytes.load(Ordering::Relaxed);
+        let item = self.item_bytes.load(Ordering::Relaxed);
         let fp = batch.schema.fingerprint();
         let mut guard = self.taps.lock().expect("lock poisoned");
         let Inner { map, bytes: total } = &mut *guard;
@@ -166,25 +179,32 @@ impl Taps {
                 continue;
             }
             let n = rows.len() as u64;
-            let bytes = if rows.len() == batch.rows as usize {
-                batch.to_bytes()
+            let selected;
+            let b = if rows.len() == batch.rows as usize {
+                batch
             } else {
-                batch.select(&rows).to_bytes()
+                selected = batch.select(&rows);
+                &selected
             };
-            if tap.bytes + bytes.len() > max || *total + bytes.len() > max * NODE_BUFFERS {
+            // Items small enough that a pull of one always fits a frame.
+            let parts = b.to_bytes_fitting(item);
+            let size: usize = parts.iter().map(|(_, p)| p.len()).sum();
+            if tap.bytes + size > max || *total + size > max * NODE_BUFFERS {
                 tap.dropped += n;
                 tap.notify.notify_one();
                 continue;
             }
-            let size = bytes.len();
-            *total += size;
-            tap.push(
-                LiveItem::Rows {
-                    partition: *partition.as_bytes(),
-                    batch: bytes,
-                },
-                size,
-            );
+            for (_, bytes) in parts {
+                let size = bytes.len();
+                *total += size;
+                tap.push(
+                    LiveItem::Rows {
+                        partition: *partition.as_bytes(),
+                        batch: bytes,
+                    },
+                    size,
+                );
+            }
         }
     }
 
@@ -383,6 +403,16 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(rows(&items), vec![7]);
+        // A big selection arrives in items that fit, all rows in order.
+        let big: Vec<u64> = (2..100_000).collect();
+        taps.set_item_bytes(256 << 10);
+        taps.offer(p, &batch(&big));
+        let (items, _) = taps.next("a", &t, wait, 1 << 30).await.unwrap();
+        assert!(items.len() > 1, "{} items", items.len());
+        assert!(items
+            .iter()
+            .all(|i| matches!(i, LiveItem::Rows { batch, .. } if batch.len() <= 256 << 10)));
+        assert_eq!(rows(&items), big);
         // A full buffer drops rows and counts them; markers still arrive.
         taps.set_max_bytes(1);
         taps.offer(p, &batch(&[5, 6]));

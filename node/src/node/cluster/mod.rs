@@ -91,6 +91,7 @@ impl Cluster {
         } = net;
         let pins = Pins::load(&node.options().db)?;
         node.taps().set_max_bytes(opts.live_buffer);
+        node.taps().set_item_bytes((opts.max_frame / 4).max(1));
         let c = Arc::new(Cluster {
             id: node.id.clone(),
             node,
