@@ -40,10 +40,21 @@ docker port "$("${dc[@]}" ps -q n1)" 42000 | grep -qx "127.0.0.1:$VAST_LAB_PORT"
 if out=$(env -u VAST_CLUSTER__SECRET_FILE "$vast" -e "$ep" status 2>&1); then fail "a CLI without the secret got in: $out"; fi
 echo "$out" | grep -q secret || fail "refusal does not mention the secret: $out"
 
+step "a continuous export through n1 follows every node"
+live=$(dirname "$secret")/live.json
+"$vast" -e "$ep" export -c json '#type == "zeek.conn"' > "$live" 2>"$live.err" &
+live_pid=$!
+taps() { for n in n1 n2 n3; do "$vast" -e "$ep" --node $n status | grep -q '"live-taps": 1' || return 1; done; }
+retry 30 taps || fail "the continuous export did not open a live tap on every node: $(cat "$live.err")"
+
 step "import a zeek log into n3 through n1, count from the host"
 gzip -dc "$data/zeek/conn.log.gz" | "$vast" -e "$ep" --node n3 import zeek
 n=$("$vast" -e "$ep" count '#type == "zeek.conn"')
 [ "$n" = 8462 ] || fail "count after import: $n"
+streamed() { [ "$(wc -l < "$live")" = 8462 ]; }
+retry 30 streamed || fail "the continuous export wrote $(wc -l < "$live") of 8462 events: $(cat "$live.err")"
+kill -INT $live_pid
+wait $live_pid || fail "the continuous export did not end cleanly on SIGINT: $(cat "$live.err")"
 
 step "capture on n2's eth0, find n2's traffic through n1"
 label=$("$vast" -e "$ep" --node n2 spawn source -i eth0 pcap)
