@@ -241,6 +241,22 @@ fn continuous_export_follows_every_member() {
     let q = format!("#type == \"zeek.conn\" || dport == {port}");
     let live = LiveExport::start(&n1.endpoint, "-c", &q);
     taps_open(&[&n1.endpoint, &n2.endpoint, &n3.endpoint], 1);
+    // An operator sees who follows a node, with what query.
+    let detailed: serde_json::Value = serde_json::from_str(&vast_ok(
+        &n1.endpoint,
+        &["--node", "n2", "status", "--detailed"],
+        None,
+    ))
+    .unwrap();
+    let taps = detailed["live"].as_array().unwrap();
+    assert_eq!(taps.len(), 1, "{detailed}");
+    assert!(
+        taps[0]["query"]
+            .as_str()
+            .unwrap()
+            .contains(&port.to_string()),
+        "{detailed}"
+    );
 
     vast_ok(
         &n1.endpoint,

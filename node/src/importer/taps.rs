@@ -306,6 +306,27 @@ impl Taps {
         n
     }
 
+    /// Each tap's owner (a PeerId, or `local`), query, buffered bytes and rows
+    /// dropped since its last pull, for `status --detailed`.
+    pub fn describe(&self) -> Vec<serde_json::Value> {
+        let taps = self.taps.lock().expect("lock poisoned");
+        let mut out: Vec<serde_json::Value> = taps
+            .map
+            .values()
+            .map(|t| {
+                serde_json::json!({
+                    "subscriber": t.owner,
+                    "query": t.expr.to_string(),
+                    "buffered-bytes": t.bytes,
+                    "dropped": t.dropped,
+                    "idle-ms": t.last_pull.elapsed().as_millis() as u64,
+                })
+            })
+            .collect();
+        out.sort_by_key(|v| v.to_string());
+        out
+    }
+
     /// Bytes buffered over all taps.
     pub fn buffered(&self) -> usize {
         self.taps.lock().expect("lock poisoned").bytes

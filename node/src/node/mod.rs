@@ -917,6 +917,7 @@ impl Node {
                 }
             }
             out.insert("sources".into(), serde_json::Value::Object(m));
+            out.insert("live".into(), json!(self.taps.describe()));
         }
         Ok(serde_json::Value::Object(out))
     }

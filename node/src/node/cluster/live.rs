@@ -38,6 +38,8 @@ const CLIENT_WAIT: Duration = Duration::from_secs(1);
 const RETRY: Duration = Duration::from_secs(1);
 /// How often the exporting node looks for members that joined.
 const NEW_MEMBERS: Duration = Duration::from_secs(1);
+/// Feeds an export holds for its client at most.
+const FEEDS_WAITING: usize = 4;
 /// Owner name of taps a node opens on itself.
 const LOCAL: &str = "local";
 
@@ -260,7 +262,9 @@ impl Cluster {
         if mode == ExportMode::Continuous {
             pending.clear();
         }
-        let (tx, rx) = mpsc::channel(16);
+        // Few feeds wait: each is up to a page (a member's answer, at most a
+        // frame), so a client that stops pulling holds little here.
+        let (tx, rx) = mpsc::channel(FEEDS_WAITING);
         let down_members: Vec<String> = down.iter().cloned().collect();
         let live = Live {
             mode,
