@@ -383,13 +383,10 @@ fn take_warnings(c: &mut Cursor) -> Vec<String> {
 fn below(mut h: WireHits, rows: u32) -> Result<WireHits, String> {
     let cut = |bytes: &[u8]| -> Result<Vec<u8>, String> {
         let mut b = super::service::bitmap(bytes)?;
-        if rows != u32::MAX {
-            b.remove_range(rows..);
-        }
-        let mut v = Vec::with_capacity(b.serialized_size());
-        b.serialize_into(&mut v)
-            .expect("serializing into memory cannot fail");
-        Ok(v)
+        // `u32::MAX` (the partition was sealing) keeps every row: partitions
+        // never reach that row.
+        b.remove_range(rows..);
+        Ok(super::query::bitmap_bytes(&b))
     };
     h.sure = cut(&h.sure)?;
     h.maybe = cut(&h.maybe)?;
@@ -505,48 +502,28 @@ async fn pull(
             break;
         }
         let Some(c) = cluster.upgrade() else { return };
-        let t = match tap {
-            Some(t) => t,
-            None => match c.tap_open(&member, &expr).await {
-                Ok((t, open)) => {
-                    tap = Some(t);
-                    let f = Feed::Opened {
-                        member: member.clone(),
-                        open,
-                    };
-                    if tx.send(f).await.is_err() {
-                        break;
-                    }
-                    t
+        // Open the tap if there is none, else pull it; either failure is one
+        // outage: reported, and the tap opened again after a pause.
+        let feed = match tap {
+            None => c.tap_open(&member, &expr).await.map(|(t, open)| {
+                tap = Some(t);
+                Feed::Opened {
+                    member: member.clone(),
+                    open,
                 }
-                Err(error) => {
-                    let f = Feed::Lost {
-                        member: member.clone(),
-                        error,
-                    };
-                    if tx.send(f).await.is_err() {
-                        return;
-                    }
-                    drop(c);
-                    tokio::time::sleep(RETRY).await;
-                    continue;
-                }
-            },
-        };
-        match c.tap_next(&member, t).await {
-            Ok((items, dropped)) => {
-                if items.is_empty() && dropped == 0 {
-                    continue;
-                }
-                let f = Feed::Items {
+            }),
+            Some(t) => c
+                .tap_next(&member, t)
+                .await
+                .map(|(items, dropped)| Feed::Items {
                     member: member.clone(),
                     items,
                     dropped,
-                };
-                if tx.send(f).await.is_err() {
-                    break;
-                }
-            }
+                }),
+        };
+        let feed = match feed {
+            Ok(Feed::Items { items, dropped, .. }) if items.is_empty() && dropped == 0 => continue,
+            Ok(f) => f,
             Err(error) => {
                 tap = None;
                 let f = Feed::Lost {
@@ -558,7 +535,11 @@ async fn pull(
                 }
                 drop(c);
                 tokio::time::sleep(RETRY).await;
+                continue;
             }
+        };
+        if tx.send(feed).await.is_err() {
+            break;
         }
     }
     // The export is gone: release the member's tap now rather than at expiry.

@@ -23,7 +23,7 @@ pub(super) fn selection_bytes(s: &Selection) -> Vec<u8> {
     }
 }
 
-fn bitmap_bytes(b: &RoaringBitmap) -> Vec<u8> {
+pub(super) fn bitmap_bytes(b: &RoaringBitmap) -> Vec<u8> {
     let mut v = Vec::with_capacity(b.serialized_size());
     b.serialize_into(&mut v)
         .expect("serializing into memory cannot fail");
