@@ -17,27 +17,6 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-const HEADER: &str = "#separator \\x09\n#set_separator\t,\n#empty_field\t(empty)\n#unset_field\t-\n#path\tconn\n#fields\tts\tuid\tid.orig_h\tid.orig_p\tid.resp_h\tid.resp_p\tproto\n#types\ttime\tstring\taddr\tport\taddr\tport\tenum\n";
-
-/// Zeek conn lines with uids `<prefix>0` .. `<prefix>(n-1)`.
-fn conn_lines(prefix: &str, range: std::ops::Range<u32>) -> String {
-    let mut s = String::new();
-    for i in range {
-        s.push_str(&format!(
-            "1258531221.{:06}\t{prefix}{i}\t10.0.{}.{}\t{}\t10.1.0.1\t80\ttcp\n",
-            i % 1_000_000,
-            (i / 250) % 250,
-            i % 250,
-            1024 + i % 60000
-        ));
-    }
-    s
-}
-
-fn conn_log(prefix: &str, n: u32) -> String {
-    format!("{HEADER}{}", conn_lines(prefix, 0..n))
-}
-
 fn status(ep: &str) -> serde_json::Value {
     serde_json::from_str(&vast_ok(ep, &["status"], None)).unwrap()
 }
@@ -181,7 +160,7 @@ impl SlowImport {
             .spawn()
             .unwrap();
         let mut stdin = child.stdin.take().unwrap();
-        stdin.write_all(HEADER.as_bytes()).unwrap();
+        stdin.write_all(CONN_HEADER.as_bytes()).unwrap();
         SlowImport {
             child,
             stdin: Some(stdin),

@@ -226,7 +226,9 @@ async fn refused(s: &mut Hostile, peer: PeerId, raw: Raw, what: &str, needle: &s
 
 fn expect_error(r: Result<DataResponse, String>, what: &str, needle: &str) {
     match r {
-        Ok(DataResponse::Error(e)) => assert!(e.contains(needle), "{what}: {e}"),
+        Ok(DataResponse::Error(e) | DataResponse::NotMember(e)) => {
+            assert!(e.contains(needle), "{what}: {e}")
+        }
         // Refused at the frame: the stream is reset, which is also a refusal.
         Err(e) if needle.is_empty() => eprintln!("{what}: refused ({e})"),
         other => panic!("{what}: expected an error containing {needle:?}, got {other:?}"),

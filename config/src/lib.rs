@@ -32,6 +32,9 @@ pub struct ImportConfig {
     pub partition_timeout: u64,
     /// Where partitions go: `local`, `round-robin` or `fixed:<node>`.
     pub placement: String,
+    /// Members that hold each committed partition (archive and index), the first
+    /// chosen by `placement`. Cluster-wide: every node should set the same.
+    pub replicas: u32,
 }
 
 /// OpenTelemetry export; OpenTelemetry's own environment variables win.
@@ -68,6 +71,9 @@ pub struct ClusterConfig {
     /// Bytes of live rows a node buffers per continuous export that lags behind;
     /// rows beyond it are dropped and the export is told how many.
     pub live_buffer: usize,
+    /// Seconds a member holding replicas may be away before the cluster copies
+    /// its partitions to other members.
+    pub replica_timeout: u64,
 }
 
 /// What sources spawned inside a node (`vast spawn source`) may read.
@@ -156,6 +162,7 @@ import:
   partition-size: 1048576
   partition-timeout: 10
   placement: local
+  replicas: 1
 cluster:
   max-frame: 33554432
   max-inflight-bytes: 268435456
@@ -164,6 +171,7 @@ cluster:
   max-cursors-per-peer: 16
   cursor-idle-timeout: 60
   live-buffer: 16777216
+  replica-timeout: 60
 source:
   read-dirs: []
   interfaces: ["*"]
@@ -325,6 +333,12 @@ impl Config {
                 "cluster.max-inflight-requests, max-connections and max-cursors-per-peer must be positive"
                     .into(),
             ));
+        }
+        if !(1..=16).contains(&self.import.replicas) {
+            return Err(ConfigError::Invalid(format!(
+                "import.replicas {} must be between 1 and 16",
+                self.import.replicas
+            )));
         }
         if self.import.batch_size == 0 || self.import.partition_size == 0 {
             return Err(ConfigError::Invalid(

@@ -165,10 +165,13 @@ impl State {
                 }
             }
             Kind::Prepare => {
+                // A participant prepares only what it does not hold (it checks its
+                // archive first); a partition listed as committed here was one
+                // this node coordinated onto others (logs before replicas listed
+                // those), so the prepared copy replaces that entry.
                 for p in &r.partitions {
-                    if !self.committed.contains(p) {
-                        self.prepared.insert(*p, (r.txn, r.coordinator.clone()));
-                    }
+                    self.committed.remove(p);
+                    self.prepared.insert(*p, (r.txn, r.coordinator.clone()));
                 }
             }
             Kind::Abort => {

@@ -189,6 +189,9 @@ pub enum DataRequest {
     LiveNext { tap: [u8; 16] },
     /// Close live tap `tap`.
     LiveClose { tap: [u8; 16] },
+    /// The committed partitions this node holds (members compare them to count
+    /// replicas and to know whether a query misses anything while a member is down).
+    Held,
 }
 
 /// What an export reads.
@@ -228,6 +231,9 @@ pub enum LiveItem {
 pub enum DataResponse {
     /// The request failed; the message says why.
     Error(String),
+    /// Refused: the request is for members, and the receiver does not know the
+    /// sender as one (yet: the receiver may not have taken its `Hello` in).
+    NotMember(String),
     /// Handshake answer: the receiver and the members it knows.
     Hello { me: Member, members: Vec<Member> },
     /// Batch `seq` accepted.
@@ -268,6 +274,8 @@ pub enum DataResponse {
         batches: Vec<Vec<u8>>,
         warnings: Vec<String>,
     },
+    /// The ids of the committed partitions a node holds.
+    Held(Vec<[u8; 16]>),
 }
 
 /// Why data-plane bytes were rejected.
@@ -335,6 +343,7 @@ impl DataRequest {
             DataRequest::LiveOpen { .. } => "live-open",
             DataRequest::LiveNext { .. } => "live-next",
             DataRequest::LiveClose { .. } => "live-close",
+            DataRequest::Held => "held",
         }
     }
 

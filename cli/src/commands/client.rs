@@ -62,7 +62,7 @@ pub async fn connect(cfg: &vast_config::Config) -> Result<Conn> {
             peer,
             node: me.id,
         }),
-        DataResponse::Error(e) => bail!("node at {endpoint}: {e}"),
+        DataResponse::Error(e) | DataResponse::NotMember(e) => bail!("node at {endpoint}: {e}"),
         other => bail!("node at {endpoint} answered {other:?}"),
     }
 }
@@ -94,7 +94,7 @@ impl Conn {
             .await
             .map_err(|e| anyhow!("node {}: {e}", self.node))?;
         match DataResponse::decode(&bytes).context("answer from the endpoint")? {
-            DataResponse::Error(e) => Err(anyhow!(e)),
+            DataResponse::Error(e) | DataResponse::NotMember(e) => Err(anyhow!(e)),
             r => Ok(r),
         }
     }

@@ -46,7 +46,16 @@ pub async fn run(cfg: &vast_config::Config) -> Result<ExitCode> {
         eprintln!("warning: no cluster secret (--secret-file): listening on loopback only, and any local process can control this node");
     }
     let node = Arc::new(Node::open(NodeOptions::from_config(cfg)).await?);
-    node.start_compaction(vast_node::compactor::CompactionOptions::from_config(cfg));
+    // Replicas of a partition are the same partition by id on several members;
+    // merging it into another on one holder would make the copies differ.
+    if cfg.import.replicas > 1 {
+        tracing::info!(
+            replicas = cfg.import.replicas,
+            "compaction is off: partitions are replicated"
+        );
+    } else {
+        node.start_compaction(vast_node::compactor::CompactionOptions::from_config(cfg));
+    }
     let key = net::identity::load_or_create(&cfg.db_directory).map_err(|e| anyhow!(e))?;
     let mut protected = vec![cfg.db_directory.clone()];
     if let Some(s) = &cfg.cluster.secret_file {
@@ -78,6 +87,8 @@ pub async fn run(cfg: &vast_config::Config) -> Result<ExitCode> {
             max_cursors_per_peer: cfg.cluster.max_cursors_per_peer,
             cursor_idle: Duration::from_secs(cfg.cluster.cursor_idle_timeout.max(1)),
             live_buffer: cfg.cluster.live_buffer,
+            replicas: cfg.import.replicas as usize,
+            replica_timeout: Duration::from_secs(cfg.cluster.replica_timeout),
             sources: SourcePolicy::new(
                 &cfg.node_id,
                 &cfg.source.read_dirs,
@@ -95,6 +106,7 @@ pub async fn run(cfg: &vast_config::Config) -> Result<ExitCode> {
         .map_err(|e: String| anyhow!(e))?;
     node.set_placement(
         placement,
+        cfg.import.replicas as usize,
         Arc::new(vast_node::node::cluster::ClusterStore(Arc::downgrade(
             &cluster,
         ))),

@@ -18,7 +18,8 @@ pub fn data_dir() -> Option<PathBuf> {
     }
 }
 
-/// A fresh database directory, removed on drop.
+/// A fresh database directory, removed on drop (kept, with the node logs beside
+/// it, when `VAST_TEST_KEEP` is set).
 pub struct TempDb(pub PathBuf);
 
 impl TempDb {
@@ -38,6 +39,10 @@ impl TempDb {
 
 impl Drop for TempDb {
     fn drop(&mut self) {
+        if std::env::var_os("VAST_TEST_KEEP").is_some() {
+            eprintln!("kept {}", self.0.display());
+            return;
+        }
         let _ = std::fs::remove_dir_all(&self.0);
     }
 }
@@ -288,4 +293,27 @@ pub fn wait_member(ep: &str, id: &str, components: usize) {
                     .is_some_and(|c| c.len() >= components)
         })
     });
+}
+
+/// The header of the small Zeek conn logs multi-node tests import.
+pub const CONN_HEADER: &str = "#separator \\x09\n#set_separator\t,\n#empty_field\t(empty)\n#unset_field\t-\n#path\tconn\n#fields\tts\tuid\tid.orig_h\tid.orig_p\tid.resp_h\tid.resp_p\tproto\n#types\ttime\tstring\taddr\tport\taddr\tport\tenum\n";
+
+/// Zeek conn lines with uids `<prefix>0` .. `<prefix>(n-1)`.
+pub fn conn_lines(prefix: &str, range: std::ops::Range<u32>) -> String {
+    let mut s = String::new();
+    for i in range {
+        s.push_str(&format!(
+            "1258531221.{:06}\t{prefix}{i}\t10.0.{}.{}\t{}\t10.1.0.1\t80\ttcp\n",
+            i % 1_000_000,
+            (i / 250) % 250,
+            i % 250,
+            1024 + i % 60000
+        ));
+    }
+    s
+}
+
+/// A Zeek conn log of `n` events with uids `<prefix>0` .. `<prefix>(n-1)`.
+pub fn conn_log(prefix: &str, n: u32) -> String {
+    format!("{CONN_HEADER}{}", conn_lines(prefix, 0..n))
 }

@@ -559,6 +559,18 @@ impl ArchiveStore {
             );
         }
         let active = self.active.get_mut(&id).expect("inserted above");
+        // Rows arrive in order, each batch right after the last: a batch sent
+        // twice or out of place (a retried copy, a confused peer) would number
+        // the partition's rows wrongly.
+        if first_row != active.rows {
+            return Err(StoreError::corrupt(
+                &path,
+                format!(
+                    "a batch starts at row {first_row}, but the partition holds {} rows",
+                    active.rows
+                ),
+            ));
+        }
         let end = first_row.checked_add(batch.rows).ok_or_else(|| {
             StoreError::corrupt(&path, "batch rows overflow the partition's row numbers")
         })?;

@@ -25,6 +25,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use uuid::Uuid;
 
+/// A partition's replicas, where each is (`None`: here) and the partition id.
+type Replicas = Vec<(Option<String>, Uuid)>;
+
 /// Aborted sessions remembered, so late batches of theirs are dropped.
 const ABORTED_KEPT: usize = 1024;
 
@@ -95,8 +98,9 @@ pub trait RemoteStore: Send + Sync + 'static {
 }
 
 struct ActivePartition {
-    /// `None`: the local sinks; `Some(node)`: a remote node.
-    node: Option<String>,
+    /// Where its replicas go, the first chosen by placement: `None` is the local
+    /// sinks, `Some(node)` a remote node. Never empty, never twice the same.
+    holders: Vec<Option<String>>,
     id: Uuid,
     rows: u32,
     created: Instant,
@@ -125,8 +129,12 @@ struct Session {
 pub struct Importer {
     sinks: Sinks,
     placement: Placement,
+    /// Holders each partition gets (`import.replicas`), as far as stores are up.
+    replicas: usize,
     remote: Option<Arc<dyn RemoteStore>>,
     turn: usize,
+    /// Rotates the replicas after the first over the other stores.
+    spread: usize,
     partition_size: u32,
     partition_timeout: Duration,
     sessions: HashMap<SessionId, Session>,
@@ -142,8 +150,10 @@ impl Importer {
         Importer {
             sinks,
             placement: Placement::Local,
+            replicas: 1,
             remote: None,
             turn: 0,
+            spread: 0,
             partition_size,
             partition_timeout,
             sessions: HashMap::new(),
@@ -180,21 +190,40 @@ impl Importer {
         }
     }
 
-    /// Picks the node for a new partition (`None` is this node).
-    fn place(&mut self) -> Option<String> {
-        let remote = self.remote.as_ref()?;
-        match &self.placement {
+    /// Picks the holders of a new partition (`None` is this node): the first by
+    /// placement, then others, up to `replicas` distinct stores.
+    /// With fewer stores up, the partition gets fewer replicas; the cluster
+    /// copies the missing ones when members return.
+    fn place(&mut self) -> Vec<Option<String>> {
+        let Some(remote) = self.remote.as_ref() else {
+            return vec![None];
+        };
+        let mut stores = remote.stores();
+        stores.sort();
+        // Every store, this node first: the ring replicas are taken from.
+        let ring: Vec<Option<String>> = std::iter::once(None)
+            .chain(stores.into_iter().map(Some))
+            .collect();
+        let first = match &self.placement {
             Placement::Local => None,
             Placement::Fixed(n) if *n == remote.this_node() => None,
             Placement::Fixed(n) => Some(n.clone()),
             Placement::RoundRobin => {
-                let mut stores = remote.stores();
-                stores.sort();
                 self.turn += 1;
-                let k = self.turn % (stores.len() + 1);
-                (k > 0).then(|| stores[k - 1].clone())
+                ring[self.turn % ring.len()].clone()
+            }
+        };
+        // The other replicas rotate over the remaining stores, so a node that
+        // places every first replica locally still spreads the others.
+        let others: Vec<Option<String>> = ring.into_iter().filter(|h| *h != first).collect();
+        let mut holders = vec![first];
+        if !others.is_empty() {
+            self.spread = self.spread.wrapping_add(1);
+            for k in 0..others.len().min(self.replicas.saturating_sub(1)) {
+                holders.push(others[(self.spread + k) % others.len()].clone());
             }
         }
+        holders
     }
 
     /// Starts sealing the partitions of `session` picked by `which`.
@@ -212,10 +241,13 @@ impl Importer {
         let autocommit = s.autocommit;
         let seals: Vec<Sealing> = parts
             .into_iter()
-            .map(|a| {
+            .flat_map(|a| {
                 // A long-running session commits each partition on its own.
                 let txn = if autocommit { a.id } else { session };
-                self.seal(a.node, a.id, txn)
+                a.holders
+                    .into_iter()
+                    .map(|h| self.seal(h, a.id, txn))
+                    .collect::<Vec<_>>()
             })
             .collect();
         if let Some(s) = self.sessions.get_mut(&session) {
@@ -260,9 +292,21 @@ impl Importer {
             s.sealed.push((node, id));
         }
         if s.autocommit && s.failed.is_none() {
-            let ready: Vec<(Option<String>, Uuid)> = std::mem::take(&mut s.sealed);
+            // A partition commits once every replica of it sealed.
+            let still: Vec<Uuid> = s.sealing.iter().map(|x| x.id).collect();
+            let (ready, wait): (Vec<_>, Vec<_>) = std::mem::take(&mut s.sealed)
+                .into_iter()
+                .partition(|(_, id)| !still.contains(id));
+            s.sealed = wait;
+            let mut by_id: Vec<(Uuid, Replicas)> = Vec::new();
             for (node, id) in ready {
-                if let Err(e) = self.commit(id, vec![(node, id)]).await {
+                match by_id.iter_mut().find(|(i, _)| *i == id) {
+                    Some((_, v)) => v.push((node, id)),
+                    None => by_id.push((id, vec![(node, id)])),
+                }
+            }
+            for (id, parts) in by_id {
+                if let Err(e) = self.commit(id, parts).await {
                     if let Some(s) = self.sessions.get_mut(&session) {
                         s.failed.get_or_insert(e);
                     }
@@ -281,14 +325,23 @@ impl Importer {
         if parts.is_empty() {
             return Ok(());
         }
-        let all: Vec<Uuid> = parts.iter().map(|(_, id)| *id).collect();
+        let mut all: Vec<Uuid> = parts.iter().map(|(_, id)| *id).collect();
+        all.sort();
+        all.dedup();
+        // The record lists the partitions held here; participants record theirs,
+        // and ask this node about the transaction, not the partitions.
+        let here: Vec<Uuid> = parts
+            .iter()
+            .filter(|(n, _)| n.is_none())
+            .map(|(_, id)| *id)
+            .collect();
         crate::commit::append(
             &self.sinks.commits,
             Record {
                 kind: Kind::Commit,
                 txn,
                 coordinator: String::new(),
-                partitions: all.clone(),
+                partitions: here,
                 retired: Vec::new(),
             },
         )
@@ -329,11 +382,17 @@ impl Importer {
             return;
         };
         let mut parts: Vec<(Option<String>, Uuid)> = s.sealed;
-        parts.extend(s.active.into_values().map(|a| (a.node, a.id)));
+        parts.extend(
+            s.active
+                .into_values()
+                .flat_map(|a| a.holders.into_iter().map(move |h| (h, a.id))),
+        );
         if parts.is_empty() {
             return;
         }
-        let ids: Vec<Uuid> = parts.iter().map(|(_, id)| *id).collect();
+        let mut ids: Vec<Uuid> = parts.iter().map(|(_, id)| *id).collect();
+        ids.sort();
+        ids.dedup();
         self.sinks.taps.aborted(&ids);
         let (local, remote) = by_node(parts);
         if !remote.is_empty() {
@@ -471,36 +530,53 @@ impl Message<Ingest> for Importer {
             self.seal_where(session, |a| a.id == id);
         }
         let needs_new = !self.sessions[&session].active.contains_key(&fp);
-        let node = if needs_new { self.place() } else { None };
+        let holders = if needs_new { self.place() } else { vec![] };
         let s = self.sessions.get_mut(&session).expect("opened above");
         let a = s.active.entry(fp).or_insert_with(|| ActivePartition {
-            node,
+            holders,
             id: Uuid::now_v7(),
             rows: 0,
             created: Instant::now(),
         });
-        let (id, offset, node) = (a.id, a.rows, a.node.clone());
+        let (id, offset, holders) = (a.id, a.rows, a.holders.clone());
         a.rows += batch.rows;
         s.events += batch.rows as u64;
-        let span = tracing::info_span!(parent: &parent, "importer.ingest", partition = %id, rows = batch.rows, schema = %batch.schema.name, placed = node.as_deref().unwrap_or("local"));
+        let placed = holders
+            .iter()
+            .map(|h| h.as_deref().unwrap_or("local"))
+            .collect::<Vec<_>>()
+            .join(",");
+        let span = tracing::info_span!(parent: &parent, "importer.ingest", partition = %id, rows = batch.rows, schema = %batch.schema.name, placed = %placed);
         let batch = Arc::new(batch);
         // Live exports see the batch now, before it is stored: they do not wait
         // for the partition to seal. If the import aborts, they get a marker.
         self.sinks.taps.offer(id, &batch);
-        if let (Some(node), Some(remote)) = (node, self.remote.clone()) {
+        let remotes: Vec<String> = holders.iter().flatten().cloned().collect();
+        if let (false, Some(remote)) = (remotes.is_empty(), self.remote.clone()) {
             use tracing::Instrument;
-            // Remote stores acknowledge each batch; order within a partition holds
-            // because the importer handles one batch at a time.
-            if let Err(e) = remote
-                .store(&node, id, offset, batch)
-                .instrument(span)
-                .await
-            {
-                if let Some(s) = self.sessions.get_mut(&session) {
-                    s.failed
-                        .get_or_insert(format!("storing on node {node}: {e}"));
+            // Remote stores acknowledge each batch, every replica at once; order
+            // within a partition holds because the importer handles one batch at
+            // a time.
+            let stores = remotes.iter().map(|node| {
+                let (remote, batch) = (remote.clone(), batch.clone());
+                async move {
+                    remote
+                        .store(node, id, offset, batch)
+                        .await
+                        .map_err(|e| format!("storing on node {node}: {e}"))
                 }
+            });
+            let results = futures::future::join_all(stores)
+                .instrument(span.clone())
+                .await;
+            if let Some(e) = results.into_iter().find_map(|r| r.err()) {
+                if let Some(s) = self.sessions.get_mut(&session) {
+                    s.failed.get_or_insert(e);
+                }
+                return;
             }
+        }
+        if !holders.contains(&None) {
             return;
         }
         let sent_a = self
@@ -650,6 +726,9 @@ impl Message<OpenTap> for Importer {
             open.extend(s.sealing.iter().map(|x| (x.id, u32::MAX)));
             open.extend(s.sealed.iter().map(|(_, id)| (*id, u32::MAX)));
         }
+        // Replicas list a partition once per holder.
+        open.sort();
+        open.dedup();
         Ok((id, open))
     }
 }
@@ -657,6 +736,8 @@ impl Message<OpenTap> for Importer {
 /// Connects the importer to remote stores and sets its placement policy.
 pub struct SetPlacement {
     pub placement: Placement,
+    /// Holders per partition (`import.replicas`).
+    pub replicas: usize,
     pub remote: Arc<dyn RemoteStore>,
 }
 
@@ -665,6 +746,7 @@ impl Message<SetPlacement> for Importer {
 
     async fn handle(&mut self, m: SetPlacement, _: &mut Context<Self, ()>) {
         self.placement = m.placement;
+        self.replicas = m.replicas.max(1);
         self.remote = Some(m.remote);
     }
 }

@@ -89,6 +89,7 @@ pub fn data_request(caller: &Caller, req: &DataRequest) -> Result<(), Denied> {
         | DataRequest::Abort { .. }
         | DataRequest::Lookup { .. }
         | DataRequest::Schemas
+        | DataRequest::Held
         | DataRequest::Fetch { .. }
         | DataRequest::ExportOpen { .. }
         | DataRequest::ExportNext { .. }

@@ -55,6 +55,14 @@ impl NodeOptions {
     }
 }
 
+/// What an importer is told about placement: the policy, replicas per
+/// partition, and the remote stores.
+type PlacementSetting = (
+    crate::importer::Placement,
+    usize,
+    std::sync::Arc<dyn crate::importer::RemoteStore>,
+);
+
 /// Errors of node operations, as the CLI reports them.
 #[derive(Debug, thiserror::Error)]
 pub enum NodeError {
@@ -94,13 +102,9 @@ pub struct Node {
     /// the data-plane service (participants of other nodes' imports).
     commits: std::sync::Arc<Mutex<CommitLog>>,
     importer: Mutex<Option<ActorRef<Importer>>>,
-    /// Placement and remote stores, applied to every importer spawned.
-    placement: Mutex<
-        Option<(
-            crate::importer::Placement,
-            std::sync::Arc<dyn crate::importer::RemoteStore>,
-        )>,
-    >,
+    /// Placement, replicas per partition and the remote store, for an importer
+    /// spawned again.
+    placement: Mutex<Option<PlacementSetting>>,
     sources: Mutex<BTreeMap<String, ActorRef<Source>>>,
     next_source: Mutex<usize>,
     /// Background compaction's figures, for `status`.
@@ -313,10 +317,14 @@ impl Node {
                     mailbox::bounded(4),
                 );
                 let placement = self.placement.lock().expect("lock poisoned").clone();
-                if let Some((placement, remote)) = placement {
-                    imp.ask(crate::importer::SetPlacement { placement, remote })
-                        .await
-                        .map_err(failed)?;
+                if let Some((placement, replicas, remote)) = placement {
+                    imp.ask(crate::importer::SetPlacement {
+                        placement,
+                        replicas,
+                        remote,
+                    })
+                    .await
+                    .map_err(failed)?;
                 }
                 *self.importer.lock().expect("lock poisoned") = Some(imp);
             }
@@ -555,9 +563,11 @@ impl Node {
         coordinator: &str,
     ) -> Result<(), NodeError> {
         let (_, archive) = self.query_parts()?;
+        // Whether it is held here is the archive's to say: the log also lists
+        // partitions this node coordinated onto other members.
         let known = {
             let log = self.commits.lock().expect("lock poisoned");
-            log.state().committed.contains(&id) || log.state().prepared.contains_key(&id)
+            log.state().prepared.contains_key(&id)
         };
         if known
             || archive
@@ -760,13 +770,19 @@ impl Node {
     pub async fn set_placement(
         &self,
         placement: crate::importer::Placement,
+        replicas: usize,
         remote: std::sync::Arc<dyn crate::importer::RemoteStore>,
     ) -> Result<(), NodeError> {
-        *self.placement.lock().expect("lock poisoned") = Some((placement.clone(), remote.clone()));
+        *self.placement.lock().expect("lock poisoned") =
+            Some((placement.clone(), replicas, remote.clone()));
         if let Some(imp) = self.importer() {
-            imp.ask(crate::importer::SetPlacement { placement, remote })
-                .await
-                .map_err(failed)?;
+            imp.ask(crate::importer::SetPlacement {
+                placement,
+                replicas,
+                remote,
+            })
+            .await
+            .map_err(failed)?;
         }
         Ok(())
     }

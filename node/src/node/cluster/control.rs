@@ -44,6 +44,7 @@ impl Cluster {
                     .await
                     .map_err(|e| e.to_string())?;
                 s["peer"] = serde_json::json!(self.net.peer_id.to_base58());
+                s["replication"] = self.replication_json(detailed);
                 if detailed {
                     s["export-cursors"] = serde_json::json!(self.cursors.len());
                 }

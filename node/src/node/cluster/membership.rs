@@ -23,6 +23,10 @@ pub(super) struct MemberState {
     pub holds_data: bool,
     pub next_dial: Instant,
     pub backoff: Duration,
+    /// The committed partitions it said it holds, last time it was asked.
+    pub held: Option<super::replicas::Held>,
+    /// When its connection went away (while it is away).
+    pub down_since: Option<Instant>,
 }
 
 impl MemberState {
@@ -36,6 +40,8 @@ impl MemberState {
             holds_data: false,
             next_dial: Instant::now(),
             backoff: Duration::from_millis(500),
+            held: None,
+            down_since: None,
         }
     }
 }
@@ -110,7 +116,7 @@ impl Cluster {
         self.hello(peer).await
     }
 
-    pub(super) async fn hello(self: &Arc<Self>, peer: PeerId) -> Result<String, String> {
+    pub(super) async fn hello(&self, peer: PeerId) -> Result<String, String> {
         let req = DataRequest::Hello { from: self.me() };
         let bytes = self.net.request(peer, req.encode()).await?;
         match DataResponse::decode(&bytes).map_err(|e| e.to_string())? {
@@ -154,6 +160,7 @@ impl Cluster {
         e.components = m.components.clone();
         e.holds_data |= m.components.iter().any(|c| c == "archive" || c == "index");
         e.connected = true;
+        e.down_since = None;
         e.backoff = Duration::from_millis(500);
         Ok(())
     }
@@ -260,6 +267,7 @@ impl Cluster {
                     if m.peer == Some(peer) && m.connected {
                         tracing::warn!(member = %id, "member disconnected");
                         m.connected = false;
+                        m.down_since = Some(Instant::now());
                         m.next_dial = Instant::now() + m.backoff;
                     }
                 }
@@ -328,17 +336,22 @@ impl Cluster {
 
     /// Membership as JSON for `vast peers`.
     pub fn peers_json(&self) -> serde_json::Value {
+        // Before the members lock: it takes that lock itself.
+        let replication = self.replication_json(false);
         let members = self.members.lock().expect("lock poisoned");
         let mut v = vec![serde_json::json!({
             "id": self.id, "peer": self.net.peer_id.to_base58(),
             "addrs": self.opts.advertise.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
             "components": self.node.labels(), "reachable": true, "self": true,
+            "partitions": replication["partitions"],
+            "under-replicated": replication["under-replicated"],
         })];
         for (id, m) in members.iter() {
             v.push(serde_json::json!({
                 "id": id, "peer": m.peer.map(|p| p.to_base58()),
                 "addrs": m.addrs.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
                 "components": m.components, "reachable": m.connected,
+                "partitions": m.held.as_ref().map(|h| h.len()),
             }));
         }
         serde_json::Value::Array(v)

@@ -9,13 +9,16 @@
 //! - `live`: continuous and unified exports, fed by live taps on every member;
 //! - `control`: the control actor (`<id>/node`, kameo remote) and relays;
 //! - `spawn`: components and confined sources started on request;
-//! - `store`: partitions placed on other members.
+//! - `store`: partitions placed on other members;
+//! - `replicas`: what members hold, reading each partition once, and copying
+//!   partitions that lack replicas.
 
 mod control;
 mod cursors;
 mod live;
 mod membership;
 mod query;
+mod replicas;
 mod service;
 mod sessions;
 mod spawn;
@@ -59,6 +62,10 @@ pub struct ClusterOptions {
     pub live_buffer: usize,
     /// What spawned sources may read and capture on.
     pub sources: SourcePolicy,
+    /// Holders each committed partition should have (`import.replicas`).
+    pub replicas: usize,
+    /// How long a holder may be away before its partitions are copied elsewhere.
+    pub replica_timeout: Duration,
 }
 
 pub struct Cluster {
@@ -70,6 +77,12 @@ pub struct Cluster {
     pins: Mutex<Pins>,
     cursors: Cursors,
     sessions: sessions::Sessions,
+    /// What this node held at the last round (for queries while it cannot answer).
+    held_self: Mutex<Option<replicas::Held>>,
+    /// Partitions that lacked replicas at the last round.
+    lacking: Mutex<std::collections::HashSet<[u8; 16]>>,
+    /// Copy transactions this node is making now.
+    copying: Mutex<std::collections::HashSet<uuid::Uuid>>,
     pub stopped: tokio::sync::Notify,
 }
 
@@ -101,6 +114,9 @@ impl Cluster {
             members: Mutex::new(BTreeMap::new()),
             pins: Mutex::new(pins),
             sessions: Default::default(),
+            held_self: Mutex::new(None),
+            lacking: Mutex::new(Default::default()),
+            copying: Mutex::new(Default::default()),
             stopped: tokio::sync::Notify::new(),
         });
         tokio::spawn(c.clone().serve(inbound));
@@ -108,6 +124,7 @@ impl Cluster {
         tokio::spawn(c.clone().maintain());
         tokio::spawn(c.clone().expire_cursors());
         tokio::spawn(c.clone().resolve_prepared());
+        tokio::spawn(c.clone().replicate());
         Ok(c)
     }
 

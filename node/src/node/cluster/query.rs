@@ -48,6 +48,10 @@ impl Cluster {
         let parsed = parse(expr).map_err(|e| e.to_string())?;
         let mut out = Vec::new();
         let mut warnings = Vec::new();
+        // Partitions of the members that answered, and the members that did not:
+        // with replicas, one that did not is fine while its partitions answered.
+        let mut answered: std::collections::HashSet<[u8; 16]> = Default::default();
+        let mut silent: Vec<(String, String)> = Vec::new();
         // Data that cannot be read fails the query, or is a warning when a partial
         // answer is accepted.
         let mut partial = |e: String| -> Result<(), String> {
@@ -68,8 +72,12 @@ impl Cluster {
                     .await
                     .map_err(|e| e.to_string())?,
             );
+            answered.extend(self.held_here().unwrap_or_default());
         } else if self.node.has_index_data() {
-            partial(format!("node {}: {}", self.id, super::UNAVAILABLE))?;
+            silent.push((
+                self.id.clone(),
+                format!("node {}: {}", self.id, super::UNAVAILABLE),
+            ));
         }
         // Every member that may hold data is asked, whatever components it last
         // reported: an import acknowledged a moment ago on a member whose new
@@ -82,15 +90,18 @@ impl Cluster {
                 .map(|(id, _)| id.clone())
                 .collect()
         };
+        // What each member holds, beside its candidates: the partitions that
+        // answered, for deciding whether a member that did not is missed.
         let asks = holders.iter().map(|id| {
             let this = self.clone();
             let expr = expr.to_string();
             async move {
-                (
-                    id.clone(),
-                    this.ask_member(id, DataRequest::Lookup { expr }, MEMBER_TIMEOUT)
-                        .await,
+                let (hits, held) = futures::future::join(
+                    this.ask_member(id, DataRequest::Lookup { expr }, MEMBER_TIMEOUT),
+                    this.ask_member(id, DataRequest::Held, MEMBER_TIMEOUT),
                 )
+                .await;
+                (id.clone(), hits, held)
             }
         });
         // The schemas of every member, beside the lookups, so a field that no
@@ -112,13 +123,27 @@ impl Cluster {
             futures::future::join_all(schema_asks),
         )
         .await;
-        for (id, r) in answers {
+        for (id, r, held) in answers {
             match r {
-                Ok(DataResponse::Hits(h)) => out.extend(h),
+                Ok(DataResponse::Hits(h)) => {
+                    out.extend(h);
+                    if let Ok(DataResponse::Held(held)) = held {
+                        answered.extend(held.iter().copied());
+                        self.note_held(&id, held);
+                    }
+                }
                 Ok(other) => return Err(format!("node {id}: unexpected answer {other:?}")),
-                Err(e) => partial(e)?,
+                Err(e) => silent.push((id, e)),
             }
         }
+        for (id, e) in silent {
+            if self.covered(&id, &answered) {
+                tracing::debug!(node = %self.id, member = %id, "a member did not answer; replicas of all it holds did");
+            } else {
+                partial(e)?;
+            }
+        }
+        let mut out = self.read_once(out);
         let mut all_schemas = self.node.known_schemas().await;
         all_schemas.extend(schemas.into_iter().flatten());
         warnings.extend(crate::query::resolve::unknown_extractors(

@@ -79,12 +79,29 @@ impl Cluster {
         timeout: Duration,
     ) -> Result<DataResponse, String> {
         let peer = self.peer_of(id)?;
-        let bytes = tokio::time::timeout(timeout, self.net.request(peer, req.encode()))
-            .await
-            .map_err(|_| format!("node {id} did not answer within {}s", timeout.as_secs_f64()))?
-            .map_err(|e| format!("node {id} is unreachable: {e}"))?;
-        match DataResponse::decode(&bytes).map_err(|e| format!("node {id}: {e}"))? {
-            DataResponse::Error(e) => Err(format!("node {id}: {e}")),
+        let deadline = tokio::time::Instant::now() + timeout;
+        let bytes = req.encode();
+        let ask = |bytes: Vec<u8>| async move {
+            let bytes = tokio::time::timeout_at(deadline, self.net.request(peer, bytes))
+                .await
+                .map_err(|_| format!("node {id} did not answer within {}s", timeout.as_secs_f64()))?
+                .map_err(|e| format!("node {id} is unreachable: {e}"))?;
+            DataResponse::decode(&bytes).map_err(|e| format!("node {id}: {e}"))
+        };
+        let mut answer = ask(bytes.clone()).await?;
+        if let DataResponse::NotMember(e) = &answer {
+            // A member that has just joined may not have taken our `Hello` in
+            // yet (it pins our id first); introduce ourselves and ask once more.
+            // Refused requests were not run, so asking again is safe.
+            tracing::debug!(node = %self.id, member = %id, "not known as a member yet; saying hello: {e}");
+            tokio::time::timeout_at(deadline, self.hello(peer))
+                .await
+                .map_err(|_| format!("node {id}: {e}"))?
+                .map_err(|h| format!("node {id}: {e} (saying hello failed: {h})"))?;
+            answer = ask(bytes).await?;
+        }
+        match answer {
+            DataResponse::Error(e) | DataResponse::NotMember(e) => Err(format!("node {id}: {e}")),
             r => Ok(r),
         }
     }
@@ -129,7 +146,7 @@ impl Cluster {
         let caller = self.caller(peer);
         if let Err(e) = access::data_request(&caller, &req) {
             tracing::warn!(node = %self.id, peer = %peer, kind = req.kind(), "refused: {e}");
-            return err(e);
+            return DataResponse::NotMember(e.to_string());
         }
         match req {
             DataRequest::Hello { from } => {
@@ -159,6 +176,11 @@ impl Cluster {
                 self.finish(peer, node, session, false).await
             }
             DataRequest::Schemas => DataResponse::Schemas(self.node.known_schemas().await),
+            DataRequest::Held => match self.held_here() {
+                Some(h) => DataResponse::Held(h.into_iter().collect()),
+                None if self.node.has_index_data() => err(super::UNAVAILABLE),
+                None => DataResponse::Held(vec![]),
+            },
             DataRequest::Lookup { .. } if !self.serves_data() => {
                 if self.node.has_index_data() {
                     err(super::UNAVAILABLE)
@@ -301,6 +323,12 @@ impl Cluster {
             }
             DataRequest::AbortTxn { txn, partitions } => {
                 self.decide(&caller, txn, partitions, false).await
+            }
+            DataRequest::Outcome { txn } if self.copy_in_flight(&uuid::Uuid::from_bytes(txn)) => {
+                DataResponse::TxnOutcome {
+                    committed: false,
+                    pending: true,
+                }
             }
             DataRequest::Outcome { txn } => {
                 match self.node.outcome(uuid::Uuid::from_bytes(txn)).await {
