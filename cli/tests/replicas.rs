@@ -146,6 +146,19 @@ fn answers_stay_whole_while_any_one_node_is_down() {
         2 * 10,
         "2000 events in partitions of 200, twice: {held:?}"
     );
+    // `peers` shows what each member holds, as the members' own status says.
+    let peers: serde_json::Value =
+        serde_json::from_str(&vast_ok(&eps[0], &["peers", "--json"], None)).unwrap();
+    for (i, ep) in eps.iter().enumerate() {
+        let id = format!("n{}", i + 1);
+        let m = peers
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["id"] == id.as_str())
+            .unwrap();
+        assert_eq!(m["partitions"].as_u64(), Some(replication(ep).0), "{m}");
+    }
     for ep in &eps {
         whole(ep, total, "with every node up");
     }

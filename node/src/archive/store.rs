@@ -2479,6 +2479,42 @@ mod tests {
         fs::remove_dir_all(&dir).unwrap();
     }
 
+    #[test]
+    fn batches_out_of_row_order_are_refused() {
+        let dir = tmpdir("order");
+        let mut r = Rng(5);
+        let bs = batches(&mut r, &[50, 50]);
+        let id = Uuid::new_v4();
+        let mut s = ArchiveStore::open(&dir, &Default::default()).unwrap();
+        s.append(id, 0, &bs[0].1).unwrap();
+        // The first batch again (a copy sent twice) and a gap are both refused,
+        // and leave the partition as it was.
+        for at in [0, 51] {
+            let e = s.append(id, at, &bs[1].1).unwrap_err().to_string();
+            assert!(
+                e.contains("starts at row") && e.contains("holds 50 rows"),
+                "{e}"
+            );
+        }
+        s.append(id, 50, &bs[1].1).unwrap();
+        s.seal(id).unwrap();
+        let all: RoaringBitmap = (0..100).collect();
+        let got = fetch_all(
+            &mut s,
+            id,
+            &all,
+            &RoaringBitmap::new(),
+            &parse("port > 0").unwrap(),
+            None,
+            usize::MAX,
+        )
+        .unwrap();
+        let mut want = rows_text(&bs[0].1, &(0..50).collect::<Vec<_>>());
+        want.extend(rows_text(&bs[1].1, &(0..50).collect::<Vec<_>>()));
+        assert_eq!(got, want);
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
     /// The batches of the Zeek log named by `VAST_ARCHIVE_MEASURE`, for the
     /// measurements below; `None` (with a message) when unset.
     fn measured_log() -> Option<Vec<Batch>> {

@@ -114,10 +114,24 @@ impl Message<IndexBatch> for Index {
             return;
         }
         let _span = tracing::info_span!(parent: &m.span, "index.add", partition = %m.id, rows = m.batch.rows, schema = %m.batch.schema.name).entered();
-        self.building
+        let b = self
+            .building
             .entry(m.id)
-            .or_insert_with(|| PartitionBuilder::new(m.id, m.archive))
-            .add(&m.batch, m.offset);
+            .or_insert_with(|| PartitionBuilder::new(m.id, m.archive));
+        // Rows arrive in order, as in the archive: a batch sent twice or out of
+        // place would index rows under the wrong numbers.
+        if m.offset != b.rows() {
+            let e = format!(
+                "a batch of partition {} starts at row {}, but the partition holds {} rows",
+                m.id,
+                m.offset,
+                b.rows()
+            );
+            self.building.remove(&m.id);
+            self.failed.insert(m.id, e);
+            return;
+        }
+        b.add(&m.batch, m.offset);
     }
 }
 

@@ -579,7 +579,17 @@ impl Node {
                 "partition {id} is already sealed here; sealed partitions are never sealed again"
             )));
         }
-        self.seal(id).await?;
+        if let Err(e) = self.seal(id).await {
+            // Nothing of a partition that failed to seal stays, in the archive or
+            // the index, so the sender may send it again from its first row.
+            let _ = archive
+                .tell(crate::archive::actor::DiscardPartitions(vec![id]))
+                .await;
+            if let Some(i) = self.index() {
+                let _ = i.tell(crate::index::actor::DiscardIndexes(vec![id])).await;
+            }
+            return Err(e);
+        }
         let rec = Record {
             kind: Kind::Prepare,
             txn,
