@@ -8,18 +8,7 @@
 #   tests/bench/cluster.sh [LINES]      (default 2000000)
 set -euo pipefail
 lines=${1:-2000000}
-root=$(cd "$(dirname "$0")/../.." && pwd)
-work=${BENCH_DIR:-$(mktemp -d /tmp/vast-bench.XXXXXX)}
-mkdir -p "$work"
-(cd "$root" && cargo build --release -q -p vast)
-vast="${CARGO_TARGET_DIR:-$root/target}/release/vast"
-log="$work/conn-$lines.log"
-[ -s "$log" ] || "$root/../shared/tools/gen-zeek-conn" --lines "$lines" --seed 1 > "$log"
-
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-now() { date +%s.%N; }
-elapsed() { python3 -c "print(f'{$2-$1:.3f}')"; }
-rate() { python3 -c "print(f'{$lines/$1:.0f}')"; }
+. "$(dirname "$0")/lib.sh"
 
 rm -rf "$work/c1" "$work/c2" "$work/emb.db" "$work/cluster.secret"
 # Figures count with the cluster secret on, as a real cluster runs; n1 may read

@@ -10,18 +10,7 @@
 #   tests/bench/live.sh [LINES]      (default 1000000)
 set -euo pipefail
 lines=${1:-1000000}
-root=$(cd "$(dirname "$0")/../.." && pwd)
-work=${BENCH_DIR:-$(mktemp -d /tmp/vast-bench.XXXXXX)}
-mkdir -p "$work"
-(cd "$root" && cargo build --release -q -p vast)
-vast="${CARGO_TARGET_DIR:-$root/target}/release/vast"
-log="$work/conn-$lines.log"
-[ -s "$log" ] || "$root/../shared/tools/gen-zeek-conn" --lines "$lines" --seed 1 > "$log"
-
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-now() { date +%s.%N; }
-elapsed() { python3 -c "print(f'{$2-$1:.3f}')"; }
-rate() { python3 -c "print(f'{$lines/$1:.0f}')"; }
+. "$(dirname "$0")/lib.sh"
 
 rm -rf "$work/l1" "$work/l2" "$work/cluster.secret"
 "$vast" secret --out "$work/cluster.secret" 2>/dev/null

@@ -1,0 +1,20 @@
+# Sourced by the benchmark scripts that import a generated Zeek log into running
+# nodes (after `set -euo pipefail` and setting `lines`). Sets `root`, `work`
+# (BENCH_DIR, or a fresh directory under /tmp), `vast` (a release build, made
+# here) and `log` (`gen-zeek-conn --lines $lines --seed 1`, made once per work
+# directory), and the helpers below.
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+work=${BENCH_DIR:-$(mktemp -d /tmp/vast-bench.XXXXXX)}
+mkdir -p "$work"
+(cd "$root" && cargo build --release -q -p vast)
+vast="${CARGO_TARGET_DIR:-$root/target}/release/vast"
+log="$work/conn-$lines.log"
+[ -s "$log" ] || "$root/../shared/tools/gen-zeek-conn" --lines "$lines" --seed 1 > "$log"
+
+# A free loopback port.
+port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+now() { date +%s.%N; }
+# Seconds from $1 to $2 (two `now`s).
+elapsed() { python3 -c "print(f'{$2-$1:.3f}')"; }
+# Events per second for $lines events in $1 seconds.
+rate() { python3 -c "print(f'{$lines/$1:.0f}')"; }
