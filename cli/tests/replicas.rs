@@ -162,6 +162,13 @@ fn answers_stay_whole_while_any_one_node_is_down() {
     for ep in &eps {
         whole(ep, total, "with every node up");
     }
+    // A member whose index is stopped cannot answer for its data either; the
+    // other replicas do, through any node, that one included.
+    vast_ok(&eps[0], &["--node", "n2", "kill", "index"], None);
+    whole(&eps[0], total, "while n2's index is stopped");
+    whole(&eps[1], total, "through n2 while its index is stopped");
+    vast_ok(&eps[0], &["--node", "n2", "spawn", "index"], None);
+    replicated(&all, "n2's index back");
 
     for k in 0..3 {
         let id = format!("n{}", k + 1);
