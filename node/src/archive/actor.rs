@@ -169,6 +169,72 @@ impl Message<Fetch> for Archive {
     }
 }
 
+/// Every row of one partition, in row order, a page at a time: how a partition
+/// is copied (merged by compaction, or sent to another replica). Row `k` of the
+/// pages, counted from the first, is row `k` of the partition.
+pub struct ReadAll {
+    archive: ActorRef<Archive>,
+    id: Uuid,
+    all: RoaringBitmap,
+    everything: Arc<Expr>,
+    /// The row the next page starts at; `None` once the last page was read.
+    next: Option<u32>,
+    max_bytes: usize,
+}
+
+impl ReadAll {
+    /// Reads the `rows` rows of partition `id`, pages of about `max_bytes`.
+    pub fn new(archive: ActorRef<Archive>, id: Uuid, rows: u32, max_bytes: usize) -> ReadAll {
+        let mut all = RoaringBitmap::new();
+        all.insert_range(0..rows);
+        ReadAll {
+            archive,
+            id,
+            all,
+            everything: Arc::new(Expr::And(Vec::new())),
+            next: Some(0),
+            max_bytes,
+        }
+    }
+
+    /// The batches of the next page; `None` after the last.
+    pub async fn next_page(&mut self) -> Result<Option<Vec<Batch>>, String> {
+        let (id, Some(from_row)) = (self.id, self.next) else {
+            return Ok(None);
+        };
+        let page = self
+            .archive
+            .ask(Fetch {
+                id,
+                sure: self.all.clone(),
+                maybe: RoaringBitmap::new(),
+                expr: self.everything.clone(),
+                limit: None,
+                from_row,
+                max_bytes: self.max_bytes,
+            })
+            .await
+            .map_err(|e| format!("reading partition {id}: {e}"))?;
+        self.next = match page.resume {
+            Some(r) if r > from_row => Some(r),
+            Some(_) => return Err(format!("reading partition {id}: paging made no progress")),
+            None => None,
+        };
+        Ok(Some(
+            page.selections
+                .into_iter()
+                .map(|sel| {
+                    if sel.rows.len() == sel.batch.rows as usize {
+                        sel.batch
+                    } else {
+                        sel.batch.select(&sel.rows)
+                    }
+                })
+                .collect(),
+        ))
+    }
+}
+
 /// Remove the files of uncommitted partitions (their import failed or was
 /// aborted). The caller guarantees none of them is committed.
 pub struct DiscardPartitions(pub Vec<Uuid>);

@@ -2464,19 +2464,16 @@ mod tests {
         let e = s.append(kept, 0, &bs[0].1).unwrap_err().to_string();
         assert!(e.contains("never rewritten"), "{e}");
         assert_eq!(fs::read(data_path(&dir, kept)).unwrap(), data);
-        let all: RoaringBitmap = (0..100).collect();
-        let got = fetch_all(
-            &mut s,
-            kept,
-            &all,
-            &RoaringBitmap::new(),
-            &parse("port > 0").unwrap(),
-            None,
-            usize::MAX,
-        )
-        .unwrap();
+        let got = every_row(&mut s, kept, 100);
         assert_eq!(got, rows_text(&bs[0].1, &(0..100).collect::<Vec<_>>()));
         fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// Rows `0..rows` of partition `id`, as text.
+    fn every_row(s: &mut ArchiveStore, id: Uuid, rows: u32) -> Vec<String> {
+        let all: RoaringBitmap = (0..rows).collect();
+        let expr = parse("port > 0").unwrap();
+        fetch_all(s, id, &all, &RoaringBitmap::new(), &expr, None, usize::MAX).unwrap()
     }
 
     #[test]
@@ -2498,17 +2495,7 @@ mod tests {
         }
         s.append(id, 50, &bs[1].1).unwrap();
         s.seal(id).unwrap();
-        let all: RoaringBitmap = (0..100).collect();
-        let got = fetch_all(
-            &mut s,
-            id,
-            &all,
-            &RoaringBitmap::new(),
-            &parse("port > 0").unwrap(),
-            None,
-            usize::MAX,
-        )
-        .unwrap();
+        let got = every_row(&mut s, id, 100);
         let mut want = rows_text(&bs[0].1, &(0..50).collect::<Vec<_>>());
         want.extend(rows_text(&bs[1].1, &(0..50).collect::<Vec<_>>()));
         assert_eq!(got, want);

@@ -21,13 +21,11 @@
 //! partitions merges greedily into partitions of up to `partition-size` events.
 //! Merges copy at most `max-rate` events per second.
 
-use crate::archive::actor::{Append, DiscardPartitions, Fetch, RemoveReplaced, Seal};
+use crate::archive::actor::{Append, ReadAll, RemoveReplaced, Seal};
 use crate::commit::{Kind, Record};
 use crate::index::actor::{DiscardIndexes, IndexBatch, SealIndex, Swap};
 use crate::index::partition::PartitionIndex;
 use crate::node::Node;
-use crate::query::Expr;
-use roaring::RoaringBitmap;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 use uuid::Uuid;
@@ -223,8 +221,7 @@ async fn merge(
     let rows = match sealed {
         Ok(rows) => rows,
         Err(e) => {
-            let _ = archive.tell(DiscardPartitions(vec![new])).await;
-            let _ = index.tell(DiscardIndexes(vec![new])).await;
+            node.discard(vec![new]).await;
             return Err(format!("merging {} partitions: {e}", olds.len()));
         }
     };
@@ -275,35 +272,17 @@ async fn copy(
     node: &Arc<Node>,
     opts: &CompactionOptions,
 ) -> Result<u64, String> {
-    let everything = Arc::new(Expr::And(Vec::new()));
     let archive_name = format!("{}/archive", node.id);
     let mut offset: u32 = 0;
     for p in group {
-        let id = p.meta.uuid();
-        let mut all = RoaringBitmap::new();
-        all.insert_range(0..p.meta.rows);
-        let mut from_row = 0;
+        let mut pages = ReadAll::new(archive.clone(), p.meta.uuid(), p.meta.rows, PAGE_BYTES);
         loop {
             let started = Instant::now();
-            let page = archive
-                .ask(Fetch {
-                    id,
-                    sure: all.clone(),
-                    maybe: RoaringBitmap::new(),
-                    expr: everything.clone(),
-                    limit: None,
-                    from_row,
-                    max_bytes: PAGE_BYTES,
-                })
-                .await
-                .map_err(|e| format!("reading partition {id}: {e}"))?;
+            let Some(batches) = pages.next_page().await? else {
+                break;
+            };
             let mut rows = 0u64;
-            for sel in page.selections {
-                let batch = if sel.rows.len() == sel.batch.rows as usize {
-                    sel.batch
-                } else {
-                    sel.batch.select(&sel.rows)
-                };
+            for batch in batches {
                 let n = batch.rows;
                 let batch = Arc::new(batch);
                 archive
@@ -332,11 +311,6 @@ async fn copy(
             let due = Duration::from_secs_f64(rows as f64 / opts.max_rate as f64);
             if let Some(rest) = due.checked_sub(started.elapsed()) {
                 tokio::time::sleep(rest).await;
-            }
-            match page.resume {
-                Some(r) if r > from_row => from_row = r,
-                Some(_) => return Err(format!("reading partition {id}: paging made no progress")),
-                None => break,
             }
         }
     }

@@ -298,12 +298,9 @@ impl Importer {
                 .into_iter()
                 .partition(|(_, id)| !still.contains(id));
             s.sealed = wait;
-            let mut by_id: Vec<(Uuid, Replicas)> = Vec::new();
+            let mut by_id: std::collections::BTreeMap<Uuid, Replicas> = Default::default();
             for (node, id) in ready {
-                match by_id.iter_mut().find(|(i, _)| *i == id) {
-                    Some((_, v)) => v.push((node, id)),
-                    None => by_id.push((id, vec![(node, id)])),
-                }
+                by_id.entry(id).or_default().push((node, id));
             }
             for (id, parts) in by_id {
                 if let Err(e) = self.commit(id, parts).await {

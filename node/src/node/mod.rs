@@ -316,16 +316,7 @@ impl Node {
                     Importer::new(sinks, self.opts.partition_size, self.opts.partition_timeout),
                     mailbox::bounded(4),
                 );
-                let placement = self.placement.lock().expect("lock poisoned").clone();
-                if let Some((placement, replicas, remote)) = placement {
-                    imp.ask(crate::importer::SetPlacement {
-                        placement,
-                        replicas,
-                        remote,
-                    })
-                    .await
-                    .map_err(failed)?;
-                }
+                self.apply_placement(&imp).await?;
                 *self.importer.lock().expect("lock poisoned") = Some(imp);
             }
             other => {
@@ -582,12 +573,7 @@ impl Node {
         if let Err(e) = self.seal(id).await {
             // Nothing of a partition that failed to seal stays, in the archive or
             // the index, so the sender may send it again from its first row.
-            let _ = archive
-                .tell(crate::archive::actor::DiscardPartitions(vec![id]))
-                .await;
-            if let Some(i) = self.index() {
-                let _ = i.tell(crate::index::actor::DiscardIndexes(vec![id])).await;
-            }
+            self.discard(vec![id]).await;
             return Err(e);
         }
         let rec = Record {
@@ -641,6 +627,13 @@ impl Node {
             retired: Vec::new(),
         };
         crate::commit::append(&self.commits, rec).await?;
+        self.discard(ids).await;
+        Ok(())
+    }
+
+    /// Removes uncommitted partitions from this node's archive and index, written
+    /// or not, sealed or not (the index refuses to drop a committed one).
+    pub(crate) async fn discard(&self, ids: Vec<uuid::Uuid>) {
         if let Some(a) = self.archive() {
             let _ = a
                 .tell(crate::archive::actor::DiscardPartitions(ids.clone()))
@@ -649,7 +642,6 @@ impl Node {
         if let Some(i) = self.index() {
             let _ = i.tell(crate::index::actor::DiscardIndexes(ids)).await;
         }
-        Ok(())
     }
 
     /// Only the coordinator that prepared a partition for a transaction decides it
@@ -783,9 +775,17 @@ impl Node {
         replicas: usize,
         remote: std::sync::Arc<dyn crate::importer::RemoteStore>,
     ) -> Result<(), NodeError> {
-        *self.placement.lock().expect("lock poisoned") =
-            Some((placement.clone(), replicas, remote.clone()));
+        *self.placement.lock().expect("lock poisoned") = Some((placement, replicas, remote));
         if let Some(imp) = self.importer() {
+            self.apply_placement(&imp).await?;
+        }
+        Ok(())
+    }
+
+    /// Tells importer `imp` the placement last set, if any.
+    async fn apply_placement(&self, imp: &ActorRef<Importer>) -> Result<(), NodeError> {
+        let setting = self.placement.lock().expect("lock poisoned").clone();
+        if let Some((placement, replicas, remote)) = setting {
             imp.ask(crate::importer::SetPlacement {
                 placement,
                 replicas,

@@ -17,11 +17,11 @@
 
 use super::store::ClusterStore;
 use super::{Cluster, MEMBER_TIMEOUT};
+use crate::archive::actor::ReadAll;
 use crate::commit::{Kind, Record};
 use crate::importer::RemoteStore;
 use crate::index::partition::PartitionIndex;
 use crate::proto::{DataRequest, DataResponse, WireHits};
-use roaring::RoaringBitmap;
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -149,14 +149,19 @@ impl Cluster {
         Placement { live, away }
     }
 
-    /// Partitions this node holds that have fewer live holders than `import.replicas`.
-    fn under_replicated(&self) -> Vec<Arc<PartitionIndex>> {
+    /// Partitions this node holds that have fewer live holders than
+    /// `import.replicas`, and where their replicas are.
+    fn under_replicated(&self) -> Vec<(Arc<PartitionIndex>, Placement)> {
         let Some(parts) = self.node.catalog_partitions() else {
             return vec![];
         };
         parts
             .into_iter()
-            .filter(|p| self.placement_of(&p.meta.id, true).live.len() < self.opts.replicas)
+            .map(|p| {
+                let pl = self.placement_of(&p.meta.id, true);
+                (p, pl)
+            })
+            .filter(|(_, pl)| pl.live.len() < self.opts.replicas)
             .collect()
     }
 
@@ -208,13 +213,12 @@ impl Cluster {
         let under = self.under_replicated();
         // Only what lacked replicas in the last round too: a partition that was
         // just committed may not be in its other holders' lists yet.
-        let now: HashSet<[u8; 16]> = under.iter().map(|p| p.meta.id).collect();
+        let now: HashSet<[u8; 16]> = under.iter().map(|(p, _)| p.meta.id).collect();
         let before = std::mem::replace(&mut *self.lacking.lock().expect("lock poisoned"), now);
-        for p in under {
+        for (p, pl) in under {
             if !before.contains(&p.meta.id) {
                 continue;
             }
-            let pl = self.placement_of(&p.meta.id, true);
             // A holder that is away may return with its replica: wait for it.
             let waiting = pl
                 .away
@@ -277,41 +281,17 @@ impl Cluster {
         let store = ClusterStore(Arc::downgrade(self));
         self.copying.lock().expect("lock poisoned").insert(txn);
         let sent = async {
-            let mut all = RoaringBitmap::new();
-            all.insert_range(0..p.meta.rows);
-            let everything = crate::query::Expr::And(Vec::new());
+            let (archive, _) = self
+                .node
+                .storage()
+                .ok_or("this node's archive or index stopped")?;
+            let mut pages = ReadAll::new(archive, id, p.meta.rows, self.page_bytes());
             let mut offset: u32 = 0;
-            let mut from_row = 0;
-            loop {
-                let page = self
-                    .node
-                    .fetch(
-                        id,
-                        all.clone(),
-                        RoaringBitmap::new(),
-                        everything.clone(),
-                        None,
-                        from_row,
-                        self.page_bytes(),
-                    )
-                    .await
-                    .map_err(|e| format!("reading partition {id}: {e}"))?;
-                for sel in page.selections {
-                    let batch = if sel.rows.len() == sel.batch.rows as usize {
-                        sel.batch
-                    } else {
-                        sel.batch.select(&sel.rows)
-                    };
+            while let Some(batches) = pages.next_page().await? {
+                for batch in batches {
                     let n = batch.rows;
                     store.store(target, id, offset, Arc::new(batch)).await?;
                     offset += n;
-                }
-                match page.resume {
-                    Some(r) if r > from_row => from_row = r,
-                    Some(_) => {
-                        return Err(format!("reading partition {id}: paging made no progress"))
-                    }
-                    None => break,
                 }
             }
             if offset != p.meta.rows {
@@ -320,47 +300,41 @@ impl Cluster {
                     p.meta.rows
                 ));
             }
-            store.seal(target, id, txn).await
+            store.seal(target, id, txn).await?;
+            // The decision, durable here before the target hears it: a target
+            // that misses the commit asks this node for the outcome.
+            crate::commit::append(
+                self.node.commit_log(),
+                // Only the transaction: the partition is already held here.
+                Record {
+                    kind: Kind::Commit,
+                    txn,
+                    coordinator: String::new(),
+                    partitions: Vec::new(),
+                    retired: Vec::new(),
+                },
+            )
+            .await
+            .map_err(|e| format!("recording the copy: {e}"))
         }
         .await;
-        let r = match sent {
-            Ok(()) => {
-                // The decision, durable here before the target hears it: a target
-                // that misses the commit asks this node for the outcome.
-                let decided = crate::commit::append(
-                    self.node.commit_log(),
-                    // Only the transaction: the partition is already held here.
-                    Record {
-                        kind: Kind::Commit,
-                        txn,
-                        coordinator: String::new(),
-                        partitions: Vec::new(),
-                        retired: Vec::new(),
-                    },
-                )
-                .await
-                .map_err(|e| format!("recording the copy: {e}"));
-                match decided {
-                    Ok(()) => {
-                        if let Err(e) = store.commit(target, txn, vec![id]).await {
-                            tracing::warn!(node = %self.id, target = %target, txn = %txn, error = %e, "a copy's target missed the commit; it learns the outcome when it asks");
-                        }
-                        Ok(())
-                    }
-                    Err(e) => Err(e),
-                }
-            }
-            Err(e) => Err(e),
-        };
-        if r.is_err() {
-            // Whatever reached the target goes: sealing what arrived makes it a
-            // prepared partition of this transaction, which the abort removes (a
-            // seal that fails drops it already).
-            let _ = store.seal(target, id, txn).await;
-            let _ = store.abort(target, txn, vec![id]).await;
-        }
         self.copying.lock().expect("lock poisoned").remove(&txn);
-        r
+        match sent {
+            Ok(()) => {
+                if let Err(e) = store.commit(target, txn, vec![id]).await {
+                    tracing::warn!(node = %self.id, target = %target, txn = %txn, error = %e, "a copy's target missed the commit; it learns the outcome when it asks");
+                }
+                Ok(())
+            }
+            Err(e) => {
+                // Whatever reached the target goes: sealing what arrived makes it
+                // a prepared partition of this transaction, which the abort
+                // removes (a seal that fails drops it already).
+                let _ = store.seal(target, id, txn).await;
+                let _ = store.abort(target, txn, vec![id]).await;
+                Err(e)
+            }
+        }
     }
 
     /// Whether `txn` is a copy this node is still making (a target asking for its

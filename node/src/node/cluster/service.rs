@@ -80,7 +80,6 @@ impl Cluster {
     ) -> Result<DataResponse, String> {
         let peer = self.peer_of(id)?;
         let deadline = tokio::time::Instant::now() + timeout;
-        let bytes = req.encode();
         let ask = |bytes: Vec<u8>| async move {
             let bytes = tokio::time::timeout_at(deadline, self.net.request(peer, bytes))
                 .await
@@ -88,7 +87,9 @@ impl Cluster {
                 .map_err(|e| format!("node {id} is unreachable: {e}"))?;
             DataResponse::decode(&bytes).map_err(|e| format!("node {id}: {e}"))
         };
-        let mut answer = ask(bytes.clone()).await?;
+        // Encoded again for the second ask rather than copied for every one:
+        // a request may carry a whole batch.
+        let mut answer = ask(req.encode()).await?;
         if let DataResponse::NotMember(e) = &answer {
             // A member that has just joined may not have taken our `Hello` in
             // yet (it pins our id first); introduce ourselves and ask once more.
@@ -98,7 +99,7 @@ impl Cluster {
                 .await
                 .map_err(|_| format!("node {id}: {e}"))?
                 .map_err(|h| format!("node {id}: {e} (saying hello failed: {h})"))?;
-            answer = ask(bytes).await?;
+            answer = ask(req.encode()).await?;
         }
         match answer {
             DataResponse::Error(e) | DataResponse::NotMember(e) => Err(format!("node {id}: {e}")),
