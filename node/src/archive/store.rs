@@ -1945,6 +1945,45 @@ mod tests {
     use crate::query::parse;
 
     #[test]
+    fn a_dictionary_zstd_refuses_is_an_error_and_the_decompressor_stays_usable() {
+        let mut d = Dctx::try_create().unwrap();
+        let content: Vec<u8> = (0..4096u32).flat_map(|i| (i % 251).to_le_bytes()).collect();
+        let data: Vec<u8> = content.iter().rev().copied().chain(content.clone()).collect();
+        let with_dict = zstd::bulk::Compressor::with_dictionary(1, &content)
+            .unwrap()
+            .compress(&data)
+            .unwrap();
+        let plain = zstd::bulk::compress(&data, 1).unwrap();
+        let decode = |d: &mut Dctx, z: &[u8], dict: bool| {
+            let mut out = Vec::with_capacity(data.len());
+            match dict {
+                true => d.ctx.decompress(&mut out, z).map(|_| out),
+                false => d.ctx.decompress_using_dict(&mut out, z, &[]).map(|_| out),
+            }
+        };
+        // A zstd dictionary's magic, an id, then entropy tables that are garbage.
+        let mut bad = vec![0x37, 0xa4, 0x30, 0xec, 1, 0, 0, 0];
+        bad.resize(208, 0xff);
+        let e = d.use_dict(&bad).unwrap_err();
+        assert!(
+            e.contains("compression dictionary (208 bytes) is invalid"),
+            "{e}"
+        );
+        assert!(d.dict.is_empty());
+        assert_eq!(decode(&mut d, &plain, false).unwrap(), data);
+        d.use_dict(&content).unwrap();
+        assert_eq!(decode(&mut d, &with_dict, true).unwrap(), data);
+        // Loaded once, used again; a frame without the dictionary ignores it.
+        d.use_dict(&content).unwrap();
+        assert_eq!(decode(&mut d, &with_dict, true).unwrap(), data);
+        assert_eq!(decode(&mut d, &plain, false).unwrap(), data);
+        // The same refusal after a good dictionary leaves none loaded.
+        assert!(d.use_dict(&bad).is_err());
+        assert!(d.dict.is_empty());
+        assert!(decode(&mut d, &with_dict, true).is_err());
+    }
+
+    #[test]
     fn gallop_finds_the_end_of_the_prefix_from_any_start() {
         for n in 0..40usize {
             for answer in 0..=n {
