@@ -62,14 +62,39 @@ pub fn lookup_catalog(
     expr: &Expr,
 ) -> Result<Vec<PartitionHits>, String> {
     let catalog = catalog.read().expect("catalog lock poisoned");
-    if let Some(c) = catalog.corrupt.first() {
-        return Err(format!(
+    usable(&catalog)?;
+    catalog.lookup(expr).map_err(|e| e.to_string())
+}
+
+/// Lookup on a shared catalog, each partition's candidates sent on `tx` as they
+/// are known (an error, too, ends the stream); stops when the receiver is gone.
+pub fn lookup_catalog_each(
+    catalog: &RwLock<Catalog>,
+    expr: &Expr,
+    tx: &tokio::sync::mpsc::UnboundedSender<Result<PartitionHits, String>>,
+) {
+    let catalog = catalog.read().expect("catalog lock poisoned");
+    let res = usable(&catalog).and_then(|()| {
+        catalog
+            .lookup_each(expr, |h| tx.send(Ok(h)).is_ok())
+            .map_err(|e| e.to_string())
+    });
+    if let Err(e) = res {
+        let _ = tx.send(Err(e));
+    }
+}
+
+/// Queries refuse a catalog with an unusable partition: its answer would
+/// silently miss that partition's events.
+fn usable(catalog: &Catalog) -> Result<(), String> {
+    match catalog.corrupt.first() {
+        Some(c) => Err(format!(
             "partition {} is unusable: {}",
             c.dir.display(),
             c.error
-        ));
+        )),
+        None => Ok(()),
     }
-    catalog.lookup(expr).map_err(|e| e.to_string())
 }
 
 impl Actor for Index {

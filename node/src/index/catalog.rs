@@ -117,8 +117,23 @@ impl Catalog {
 
     /// Candidates of `expr` in every partition; partitions without candidates are left out.
     pub fn lookup(&self, expr: &Expr) -> Result<Vec<PartitionHits>, StoreError> {
-        let mut resolved: HashMap<u64, Resolved> = HashMap::new();
         let mut out = Vec::new();
+        self.lookup_each(expr, |h| {
+            out.push(h);
+            true
+        })?;
+        Ok(out)
+    }
+
+    /// [`Catalog::lookup`], handing each partition's candidates to `f` as soon as
+    /// they are known, so an export fetches the first partitions while later
+    /// ones are looked up; stops early once `f` returns false.
+    pub fn lookup_each(
+        &self,
+        expr: &Expr,
+        mut f: impl FnMut(PartitionHits) -> bool,
+    ) -> Result<(), StoreError> {
+        let mut resolved: HashMap<u64, Resolved> = HashMap::new();
         for p in &self.partitions {
             let span = tracing::info_span!(
                 "index.partition",
@@ -153,11 +168,14 @@ impl Catalog {
             names.dedup();
             span.record("schema", names.join(","));
             span.record("candidates", hits.estimate());
-            out.push(PartitionHits {
+            let go_on = f(PartitionHits {
                 partition: p.clone(),
                 hits,
             });
+            if !go_on {
+                break;
+            }
         }
-        Ok(out)
+        Ok(())
     }
 }

@@ -477,8 +477,21 @@ impl Node {
         limit: Option<u64>,
         sink: impl FnMut(&Selection) -> Result<(), String>,
     ) -> Result<u64, NodeError> {
-        let (index, archive) = self.query_parts()?;
-        exec::export(&index, &archive, expr, limit, sink)
+        let (_, archive) = self.query_parts()?;
+        let catalog = self
+            .catalog
+            .lock()
+            .expect("lock poisoned")
+            .clone()
+            .ok_or_else(|| self.missing("index"))?;
+        let expr = std::sync::Arc::new(expr);
+        let (tx, hits) = tokio::sync::mpsc::unbounded_channel();
+        let (lookup_expr, span) = (expr.clone(), tracing::debug_span!("index.lookup"));
+        tokio::task::spawn_blocking(move || {
+            let _g = span.enter();
+            crate::index::actor::lookup_catalog_each(&catalog, &lookup_expr, &tx);
+        });
+        exec::export(hits, &archive, expr, limit, sink)
             .await
             .map_err(NodeError::Failed)
     }
