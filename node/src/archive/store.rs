@@ -984,8 +984,14 @@ impl PartitionReader {
             })
         };
         let meta_rows = match meta {
-            Meta::V1(m) => m.frames.last().map_or(0, |f| f.first_row.saturating_add(f.rows)),
-            Meta::V2(m) => m.groups.last().map_or(0, |g| g.first_row.saturating_add(g.rows)),
+            Meta::V1(m) => m
+                .frames
+                .last()
+                .map_or(0, |f| f.first_row.saturating_add(f.rows)),
+            Meta::V2(m) => m
+                .groups
+                .last()
+                .map_or(0, |g| g.first_row.saturating_add(g.rows)),
             Meta::V3(m) => m.rows,
         };
         // One plan per schema; version-1 partitions have one schema (`None`).
@@ -1948,7 +1954,12 @@ mod tests {
     fn a_dictionary_zstd_refuses_is_an_error_and_the_decompressor_stays_usable() {
         let mut d = Dctx::try_create().unwrap();
         let content: Vec<u8> = (0..4096u32).flat_map(|i| (i % 251).to_le_bytes()).collect();
-        let data: Vec<u8> = content.iter().rev().copied().chain(content.clone()).collect();
+        let data: Vec<u8> = content
+            .iter()
+            .rev()
+            .copied()
+            .chain(content.clone())
+            .collect();
         let with_dict = zstd::bulk::Compressor::with_dictionary(1, &content)
             .unwrap()
             .compress(&data)

@@ -439,6 +439,17 @@ impl Node {
         Ok(())
     }
 
+    /// The index's catalog, for lookups that run beside the index actor.
+    fn shared_catalog(
+        &self,
+    ) -> Result<std::sync::Arc<std::sync::RwLock<crate::index::catalog::Catalog>>, NodeError> {
+        self.catalog
+            .lock()
+            .expect("lock poisoned")
+            .clone()
+            .ok_or_else(|| self.missing("index"))
+    }
+
     fn query_parts(&self) -> Result<(ActorRef<Index>, ActorRef<Archive>), NodeError> {
         Ok((
             self.index().ok_or_else(|| self.missing("index"))?,
@@ -478,12 +489,7 @@ impl Node {
         sink: impl FnMut(&Selection) -> Result<(), String>,
     ) -> Result<u64, NodeError> {
         let (_, archive) = self.query_parts()?;
-        let catalog = self
-            .catalog
-            .lock()
-            .expect("lock poisoned")
-            .clone()
-            .ok_or_else(|| self.missing("index"))?;
+        let catalog = self.shared_catalog()?;
         let expr = std::sync::Arc::new(expr);
         let (tx, hits) = tokio::sync::mpsc::unbounded_channel();
         let (lookup_expr, span) = (expr.clone(), tracing::debug_span!("index.lookup"));
@@ -822,12 +828,7 @@ impl Node {
     /// Candidates of `expr` in this node's index, in wire form.
     #[tracing::instrument(name = "index.lookup", skip_all, fields(node = %self.id))]
     pub async fn lookup(&self, expr: Expr) -> Result<Vec<crate::proto::WireHits>, NodeError> {
-        let catalog = self
-            .catalog
-            .lock()
-            .expect("lock poisoned")
-            .clone()
-            .ok_or_else(|| self.missing("index"))?;
+        let catalog = self.shared_catalog()?;
         let span = tracing::Span::current();
         let hits = tokio::task::spawn_blocking(move || {
             let _g = span.enter();

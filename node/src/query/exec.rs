@@ -62,7 +62,9 @@ const WINDOW_CANDIDATES: u64 = 1 << 16;
 /// Fetches in flight, in partition order; those still running when an export
 /// ends early (a limit reached, an error) are aborted.
 #[derive(Default)]
-struct InFlight(std::collections::VecDeque<(u64, tokio::task::JoinHandle<Result<Fetched, String>>)>);
+struct InFlight(
+    std::collections::VecDeque<(u64, tokio::task::JoinHandle<Result<Fetched, String>>)>,
+);
 
 impl Drop for InFlight {
     fn drop(&mut self) {
