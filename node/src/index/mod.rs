@@ -3,6 +3,7 @@
 
 pub mod actor;
 pub mod catalog;
+mod key_table;
 pub mod partition;
 pub mod postings;
 pub mod synopsis;

@@ -9,6 +9,7 @@
 //! 16 KiB behind a small directory of first keys, so a point lookup reads the
 //! header, the directory and one block per column whatever the column's size.
 
+use super::key_table::KeyTable;
 use super::postings::{self, Malformed, Reader};
 use crate::data::{Column, ColumnData, Type, Value};
 use crate::query::Op;
@@ -195,8 +196,8 @@ pub struct ColumnIndexBuilder {
     /// Keys of every kind but addresses (numbers, bins, string hashes) fit 64
     /// bits: a map of those has half the entry size of a `u128` one, and its
     /// probes were the largest part of index building.
-    num: FxHashMap<u64, u32>,
-    addrs: FxHashMap<u128, u32>,
+    num: KeyTable<u64>,
+    addrs: KeyTable<u128>,
     strs: FxHashMap<String, u32>,
     /// Distinct slots handed out (keys, or bins and hashes of keys).
     slots: u32,
@@ -210,10 +211,15 @@ pub struct ColumnIndexBuilder {
     /// anything, so no key can stand for it: such rows are always candidates.
     nan: Vec<u32>,
     rows: u32,
+    /// Keys of one `add`, probed together (see `key_table`): kept to reuse the memory.
+    keys: Vec<u64>,
+    wide: Vec<u128>,
 }
 
 /// A row without a key (null or NaN): kept in `nulls` or `nan` instead.
 const NO_SLOT: u32 = u32::MAX;
+/// A row whose key is known but not yet its slot, within one `add`.
+const PENDING: u32 = u32::MAX - 1;
 
 impl ColumnIndexBuilder {
     /// A builder for a column of type `ty`, or `None` if the type is not indexed.
@@ -223,8 +229,8 @@ impl ColumnIndexBuilder {
             exact_only: ty.has_name("port"),
             shift: 0,
             hashed: false,
-            num: FxHashMap::default(),
-            addrs: FxHashMap::default(),
+            num: KeyTable::default(),
+            addrs: KeyTable::default(),
             strs: FxHashMap::default(),
             slots: 0,
             values: Vec::new(),
@@ -232,35 +238,24 @@ impl ColumnIndexBuilder {
             nulls: Vec::new(),
             nan: Vec::new(),
             rows: 0,
+            keys: Vec::new(),
+            wide: Vec::new(),
         })
     }
 
-    #[inline]
-    fn num_slot(&mut self, key: u128) -> u32 {
-        self.slot_for(key >> self.shift)
-    }
-
     /// The slot of key `k`, already shifted.
-    #[inline]
     fn slot_for(&mut self, k: u128) -> u32 {
-        let n = self.slots;
-        let slot = if self.kind == KeyKind::U128 {
-            *self.addrs.entry(k).or_insert(n)
+        if self.kind == KeyKind::U128 {
+            self.addrs.slot_or_insert(k, &mut self.slots)
         } else {
             // Below 2^64 for these kinds (see `num`).
-            *self.num.entry(k as u64).or_insert(n)
-        };
-        if slot == n {
-            self.slots += 1;
+            self.num.slot_or_insert(k as u64, &mut self.slots)
         }
-        slot
     }
 
+    /// The slot of a string while strings are kept whole (not hashed).
     #[inline]
     fn str_slot(&mut self, s: &str) -> u32 {
-        if self.hashed {
-            return self.num_slot(str_hash(s) as u128);
-        }
         match self.strs.get(s) {
             Some(slot) => *slot,
             None => {
@@ -295,7 +290,7 @@ impl ColumnIndexBuilder {
         }
         while self.num.len() > KEY_LIMIT {
             self.shift += 4;
-            let num = std::mem::take(&mut self.num);
+            let num: Vec<(u64, u32)> = self.num.drain().collect();
             let mut rename = vec![NO_SLOT; self.slots as usize];
             self.slots = 0;
             for (k, slot) in num {
@@ -317,8 +312,17 @@ impl ColumnIndexBuilder {
     /// Adds a column whose first row is partition row `base`.
     pub fn add(&mut self, col: &Column, base: u32) {
         let n = col.len() as u32;
-        self.runs.push((self.values.len() as u32, base));
+        let start = self.values.len();
+        self.runs.push((start as u32, base));
         self.values.reserve(n as usize);
+        // Rows with a key get `PENDING` here and their slots below, from one
+        // probe of the whole column's keys (see `key_table`).
+        let shift = self.shift;
+        let bin = |k: u64| k.checked_shr(shift).unwrap_or(0);
+        let mut keys = std::mem::take(&mut self.keys);
+        let mut wide = std::mem::take(&mut self.wide);
+        keys.clear();
+        wide.clear();
         for i in 0..n {
             let row = base + i;
             if !col.is_valid(i as usize) {
@@ -328,25 +332,50 @@ impl ColumnIndexBuilder {
             }
             let i = i as usize;
             let slot = match &col.data {
-                ColumnData::Bool(v) => self.num_slot(v[i] as u128),
-                ColumnData::Count(v) => self.num_slot(v[i] as u128),
+                ColumnData::Bool(v) => {
+                    keys.push(bin(v[i] as u64));
+                    PENDING
+                }
+                ColumnData::Count(v) => {
+                    keys.push(bin(v[i]));
+                    PENDING
+                }
                 ColumnData::Int(v) | ColumnData::Duration(v) | ColumnData::Time(v) => {
-                    self.num_slot(i64_key(v[i]) as u128)
+                    keys.push(bin(i64_key(v[i])));
+                    PENDING
                 }
                 ColumnData::Real(v) if v[i].is_nan() => {
                     self.nan.push(row);
                     NO_SLOT
                 }
-                ColumnData::Real(v) => self.num_slot(f64_key(v[i]) as u128),
-                ColumnData::Address(v) => self.num_slot(u128::from_be_bytes(v[i])),
-                ColumnData::Str { .. } => {
-                    let s = col.str_at(i);
-                    self.str_slot(s)
+                ColumnData::Real(v) => {
+                    keys.push(bin(f64_key(v[i])));
+                    PENDING
                 }
+                // Addresses are never binned.
+                ColumnData::Address(v) => {
+                    wide.push(u128::from_be_bytes(v[i]));
+                    PENDING
+                }
+                ColumnData::Str { .. } if self.hashed => {
+                    keys.push(bin(str_hash(col.str_at(i))));
+                    PENDING
+                }
+                ColumnData::Str { .. } => self.str_slot(col.str_at(i)),
                 _ => NO_SLOT,
             };
             self.values.push(slot);
         }
+        let mut pending = self.values[start..].iter_mut().filter(|v| **v == PENDING);
+        let mut put = |slot: u32| {
+            if let Some(v) = pending.next() {
+                *v = slot;
+            }
+        };
+        self.num.slots_of(&keys, &mut self.slots, &mut put);
+        self.addrs.slots_of(&wide, &mut self.slots, &mut put);
+        self.keys = keys;
+        self.wide = wide;
         self.rows = self.rows.max(base + n);
         if self.num.len() > KEY_LIMIT || self.strs.len() > KEY_LIMIT {
             self.rebin();
@@ -383,7 +412,13 @@ impl ColumnIndexBuilder {
     }
 
     /// Sorts keys and encodes them with their postings into the file form.
-    pub fn finish(mut self) -> ColumnIndex {
+    pub fn finish(self) -> ColumnIndex {
+        self.finish_stopping(true)
+    }
+
+    /// `finish`; `stop_early` false writes every candidate index in full (the
+    /// reference the early stop must agree with).
+    fn finish_stopping(mut self, stop_early: bool) -> ColumnIndex {
         let (all, offsets) = self.postings();
         // Partitions add their batches in row order, so each slot's rows are
         // ascending and distinct; sorted anyway if a caller ever did not.
@@ -453,14 +488,32 @@ impl ColumnIndexBuilder {
                 .collect()
         };
         keys.sort_unstable_by_key(|k| k.0);
-        let mut w = Writer::new(self.kind, false, self.shift, 0, rows);
-        for (k, rows) in &keys {
-            w.push(Key::Num(*k), rows);
+        // The exact index, or `None` once its stored blocks pass `limit` bytes.
+        let write_exact = |limit: usize| -> Option<ColumnIndex> {
+            let mut w = Writer::new(self.kind, false, self.shift, 0, rows);
+            for (k, rows) in &keys {
+                w.push(Key::Num(*k), rows);
+                if w.data.len() > limit {
+                    return None;
+                }
+            }
+            Some(w.finish(&special))
+        };
+        if self.kind != KeyKind::U64 || self.exact_only {
+            return write_exact(usize::MAX).expect("no limit");
         }
-        let exact = w.finish(&special);
-        if self.kind != KeyKind::U64 || self.exact_only || exact.len() as u64 <= rows as u64 {
-            return exact;
-        }
+        // A varied column's exact index is usually dropped for the coarse one
+        // below: it is written only until it is sure to lose (encoding and
+        // compressing the rest was a tenth of an import's CPU).
+        let limit = if stop_early {
+            rows as usize
+        } else {
+            usize::MAX
+        };
+        let exact = match write_exact(limit) {
+            Some(e) if e.len() as u64 <= rows as u64 => return e,
+            e => e,
+        };
         // Row postings cost more than a byte a row: values this varied are rarely
         // looked up exactly, and a range over them has edge bins to check against
         // the data anyway. Bins of granules answer such queries as candidates for a
@@ -483,6 +536,12 @@ impl ColumnIndexBuilder {
             w.push(Key::Num(bin[0].0 >> extra), &granules);
         }
         let coarse = w.finish(&special);
+        // Stopped early, the exact index is already longer than `rows`.
+        let exact = match exact {
+            Some(e) => e,
+            None if coarse.len() as u64 <= rows as u64 => return coarse,
+            None => write_exact(usize::MAX).expect("no limit"),
+        };
         if coarse.len() < exact.len() {
             coarse
         } else {
@@ -1401,6 +1460,51 @@ mod tests {
         "!(c < 100) && s != \"s3\"",
         "c < 10 || a == 10.0.0.200",
     ];
+
+    /// Writing a varied column's exact index only until it is sure to lose to
+    /// the coarse one gives the bytes of writing both in full: for columns
+    /// where the exact index wins, where it loses, and where it passes `rows`
+    /// bytes and still wins (a tie with the coarse one, in tiny partitions).
+    #[test]
+    fn stopping_the_exact_index_early_keeps_the_choice() {
+        let mut rng = 0x9e37_79b9_7f4a_7c15u64;
+        let mut kinds = [0usize; 3];
+        for rows in [3u32, 40, 200, 1_000, 20_000, 150_000] {
+            for distinct in [1u64, 7, 300, 5_000, u64::MAX] {
+                let vals: Vec<u64> = (0..rows)
+                    .map(|_| {
+                        rng ^= rng << 13;
+                        rng ^= rng >> 7;
+                        rng ^= rng << 17;
+                        rng % distinct.max(1)
+                    })
+                    .collect();
+                let mut bb =
+                    BatchBuilder::new(Schema::new("t.w", vec![Field::new("w", Type::Count)]));
+                for &v in &vals {
+                    bb.column(0).push_count(v);
+                    bb.finish_row();
+                }
+                let col = bb.finish().columns.remove(0);
+                let build = || {
+                    let mut b = ColumnIndexBuilder::new(&Type::Count).unwrap();
+                    b.add(&col, 0);
+                    b
+                };
+                let fast = to_bytes(&build().finish());
+                let full = to_bytes(&build().finish_stopping(false));
+                assert_eq!(fast, full, "rows {rows}, distinct {distinct}");
+                let v = access(&fast).unwrap();
+                kinds[match (v.granule > 0, fast.len() as u64 > rows as u64) {
+                    (true, _) => 1,
+                    (false, false) => 0,
+                    (false, true) => 2,
+                }] += 1;
+            }
+        }
+        // All three cases were met.
+        assert!(kinds.iter().all(|&k| k > 0), "{kinds:?}");
+    }
 
     #[test]
     fn exact_indexes_agree_with_the_data() {
