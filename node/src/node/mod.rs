@@ -777,14 +777,16 @@ impl Node {
     /// Seals a partition placed on this node.
     pub async fn seal(&self, id: uuid::Uuid) -> Result<(), NodeError> {
         let (index, archive) = self.query_parts()?;
-        archive
-            .ask(crate::archive::actor::Seal { id })
-            .await
-            .map_err(failed)?;
-        index
-            .ask(crate::index::actor::SealIndex { id })
-            .await
-            .map_err(failed)
+        // Both at once: the archive's part is mostly waiting for fsync, the
+        // index's mostly CPU, and the last seal of an import is on its critical
+        // path. Neither is visible before the prepare record that follows, and
+        // a failure of either discards both (`seal_prepared`).
+        let (a, i) = tokio::join!(
+            archive.ask(crate::archive::actor::Seal { id }),
+            index.ask(crate::index::actor::SealIndex { id }),
+        );
+        a.map_err(failed)?;
+        i.map_err(failed)
     }
 
     /// Sets where this node's importer places partitions.

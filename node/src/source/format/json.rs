@@ -113,7 +113,9 @@ impl<'de> Deserialize<'de> for J<'de> {
                 Ok(J::A(v))
             }
             fn visit_map<A: MapAccess<'de>>(self, mut a: A) -> Result<J<'de>, A::Error> {
-                let mut v = Vec::new();
+                // Events have tens of members: growing from empty reallocated
+                // and copied each line's members several times.
+                let mut v = Vec::with_capacity(a.size_hint().unwrap_or(24).min(64));
                 while let Some(k) = a.next_key::<J<'de>>()? {
                     let J::S(k) = k else {
                         return Err(de::Error::custom("object key is not a string"));
@@ -270,8 +272,14 @@ impl JsonParser {
         match self.flavor {
             Flavor::Generic => Hint::None,
             Flavor::Zeek => {
-                // Zeek writes dotted keys (`id.orig_h`): the name follows the last dot.
-                let leaf = key.rsplit('.').next().unwrap_or(key);
+                // Zeek writes dotted keys (`id.orig_h`): the name follows the last
+                // dot. A byte loop: `rsplit('.')` on these short keys was 6% of a
+                // Zeek JSON import.
+                let b = key.as_bytes();
+                let leaf = match b.iter().rposition(|&c| c == b'.') {
+                    Some(i) => &key[i + 1..],
+                    None => key,
+                };
                 if leaf == "ts" || leaf.ends_with("_ts") {
                     Hint::Timestamp
                 } else if leaf.ends_with("_h") {
