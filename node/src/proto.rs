@@ -292,6 +292,22 @@ where
     crate::data::checked::from_bytes::<T>(bytes).map_err(Malformed)
 }
 
+/// Serializes `v` into a buffer sized for `payload` bytes of batches plus the
+/// envelope and a trace trailer, so it is allocated once and never moved.
+fn encode_in<T>(v: &T, payload: usize) -> Vec<u8>
+where
+    T: for<'a> rkyv::Serialize<
+        rkyv::api::high::HighSerializer<
+            Vec<u8>,
+            rkyv::ser::allocator::ArenaHandle<'a>,
+            rkyv::rancor::Error,
+        >,
+    >,
+{
+    rkyv::api::high::to_bytes_in::<_, rkyv::rancor::Error>(v, Vec::with_capacity(payload + 1024))
+        .expect("serializing into memory cannot fail")
+}
+
 /// Appends the caller's W3C `traceparent` and its length (one byte) after the
 /// rkyv bytes, so every data-plane request carries trace context.
 fn with_trace(mut bytes: Vec<u8>) -> Vec<u8> {
@@ -347,13 +363,21 @@ impl DataRequest {
         }
     }
 
-    /// rkyv bytes plus the current span's trace context.
+    /// The bytes of the payloads this request carries.
+    fn payload_len(&self) -> usize {
+        match self {
+            DataRequest::Ingest { batch, .. }
+            | DataRequest::Store { batch, .. }
+            | DataRequest::Discard { batch, .. } => batch.len(),
+            DataRequest::Fetch { sure, maybe, .. } => sure.len() + maybe.len(),
+            _ => 0,
+        }
+    }
+
+    /// rkyv bytes plus the current span's trace context, in one allocation
+    /// (see `Batch::to_bytes`: batches of megabytes pass through here).
     pub fn encode(&self) -> Vec<u8> {
-        with_trace(
-            rkyv::to_bytes::<rkyv::rancor::Error>(self)
-                .expect("serializing into memory cannot fail")
-                .into_vec(),
-        )
+        with_trace(encode_in(self, self.payload_len()))
     }
     /// Validates and decodes untrusted bytes from a peer.
     pub fn decode(bytes: &[u8]) -> Result<Self, Malformed> {
@@ -368,9 +392,13 @@ impl DataRequest {
 
 impl DataResponse {
     pub fn encode(&self) -> Vec<u8> {
-        rkyv::to_bytes::<rkyv::rancor::Error>(self)
-            .expect("serializing into memory cannot fail")
-            .into_vec()
+        let payload = match self {
+            DataResponse::Rows(bs)
+            | DataResponse::Page { batches: bs, .. }
+            | DataResponse::Live { batches: bs, .. } => bs.iter().map(|b| b.len() + 16).sum(),
+            _ => 0,
+        };
+        encode_in(self, payload)
     }
     /// Validates and decodes untrusted bytes from a peer.
     pub fn decode(bytes: &[u8]) -> Result<Self, Malformed> {

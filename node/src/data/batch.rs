@@ -137,6 +137,34 @@ pub enum BatchError {
 }
 
 impl Column {
+    /// About the bytes this column takes serialized (a little more, never
+    /// much less), so serializing can allocate once.
+    pub fn encoded_len_hint(&self) -> usize {
+        let n = self.len();
+        let data = match &self.data {
+            ColumnData::Bool(_) => n,
+            ColumnData::Int(_)
+            | ColumnData::Count(_)
+            | ColumnData::Real(_)
+            | ColumnData::Duration(_)
+            | ColumnData::Time(_) => 8 * n,
+            ColumnData::Str { offsets, bytes } | ColumnData::Blob { offsets, bytes } => {
+                4 * offsets.len() + bytes.len()
+            }
+            ColumnData::Address(v) => 16 * v.len(),
+            ColumnData::Subnet { addrs, lens } => 16 * addrs.len() + lens.len(),
+            ColumnData::List { offsets, values } => 4 * offsets.len() + values.encoded_len_hint(),
+            ColumnData::Map {
+                offsets,
+                keys,
+                values,
+            } => 4 * offsets.len() + keys.encoded_len_hint() + values.encoded_len_hint(),
+            ColumnData::Record(cs) => cs.iter().map(Column::encoded_len_hint).sum(),
+        };
+        // Validity words, headers and alignment padding.
+        data + 8 * self.validity.words.len() + 64
+    }
+
     /// Whether [`Column::append`] can take `other`: the same storage variant all
     /// the way down, and offsets that stay within 32 bits.
     pub fn can_append(&self, other: &Column) -> bool {
@@ -503,11 +531,33 @@ impl Batch {
         &self.columns[i]
     }
 
-    /// Serializes to rkyv bytes.
+    /// About the bytes this batch takes serialized.
+    pub fn encoded_len_hint(&self) -> usize {
+        let schema: usize = self
+            .schema
+            .fields
+            .iter()
+            .map(|f| f.name.len() + 64)
+            .sum::<usize>()
+            + self.schema.name.len();
+        self.columns
+            .iter()
+            .map(Column::encoded_len_hint)
+            .sum::<usize>()
+            + 2 * schema
+            + 256
+    }
+
+    /// Serializes to rkyv bytes, into one allocation of about the right size:
+    /// growing the buffer from empty copied a batch's bytes several times over,
+    /// and then once more out of rkyv's aligned buffer. (rkyv positions are
+    /// relative to the start, so any buffer works; readers align it.)
     pub fn to_bytes(&self) -> Vec<u8> {
-        rkyv::to_bytes::<rkyv::rancor::Error>(self)
-            .expect("serializing a batch into memory cannot fail")
-            .into_vec()
+        rkyv::api::high::to_bytes_in::<_, rkyv::rancor::Error>(
+            self,
+            Vec::with_capacity(self.encoded_len_hint()),
+        )
+        .expect("serializing a batch into memory cannot fail")
     }
 
     /// Validates rkyv bytes (bytecheck) and the column structure, then deserializes.
