@@ -252,39 +252,22 @@ impl PartitionBuilder {
         let layout = &mut self.layouts[li];
         layout.rows.insert_range(offset..offset + batch.rows);
         // Index building is the costliest step of ingest; columns are independent,
-        // so two threads take alternate columns.
-        let mut work: [Vec<_>; 2] = [Vec::new(), Vec::new()];
-        for (i, ((b, syn), col)) in layout
+        // so two threads share them, the costliest (most distinct keys) first.
+        let mut work: Vec<_> = layout
             .columns
             .iter_mut()
             .zip(layout.synopses.iter_mut())
             .zip(&batch.columns)
-            .enumerate()
-        {
-            work[i % 2].push((b, syn, col));
-        }
-        let run = |items: Vec<(
-            &mut Option<ColumnIndexBuilder>,
-            &mut ColumnSynopsis,
-            &crate::data::Column,
-        )>| {
-            for (b, syn, col) in items {
-                if let Some(b) = b {
-                    b.add(col, offset);
-                }
-                syn.add(col);
+            .map(|((b, syn), col)| (b, syn, col))
+            .collect();
+        work.sort_by_key(|(b, _, _)| b.as_ref().map_or(0, |b| b.distinct()));
+        let threads = if batch.rows < 4096 { 1 } else { 2 };
+        shared_work(threads, work, |(b, syn, col)| {
+            if let Some(b) = b {
+                b.add(col, offset);
             }
-        };
-        let [even, odd] = work;
-        if batch.rows < 4096 {
-            run(even);
-            run(odd);
-        } else {
-            std::thread::scope(|s| {
-                s.spawn(|| run(odd));
-                run(even);
-            });
-        }
+            syn.add(col);
+        });
         self.rows = self.rows.max(offset + batch.rows);
     }
 
@@ -296,16 +279,15 @@ impl PartitionBuilder {
         let _ = fs::remove_dir_all(&tmp);
         fs::create_dir_all(&tmp).map_err(|e| StoreError::io(&tmp, e))?;
         let mut layouts = Vec::with_capacity(self.layouts.len());
-        // Finishing sorts and serializes every posting list: split over two threads.
-        let mut work: [Vec<((u32, u32), ColumnIndexBuilder)>; 2] = [Vec::new(), Vec::new()];
-        let mut k = 0;
+        // Finishing sorts and serializes every posting list: shared by two
+        // threads, the costliest (most distinct keys) first.
+        let mut work: Vec<((u32, u32), ColumnIndexBuilder)> = Vec::new();
         for (li, l) in self.layouts.into_iter().enumerate() {
             let prefix = String::new();
             let indexed: Vec<bool> = l.columns.iter().map(Option::is_some).collect();
             for (i, b) in l.columns.into_iter().enumerate() {
                 if let Some(b) = b {
-                    work[k % 2].push(((li as u32, i as u32), b));
-                    k += 1;
+                    work.push(((li as u32, i as u32), b));
                 }
             }
             layouts.push(LayoutMeta {
@@ -317,19 +299,13 @@ impl PartitionBuilder {
                 synopses: l.synopses,
             });
         }
-        let finish = |items: Vec<((u32, u32), ColumnIndexBuilder)>| -> Vec<((u32, u32), Vec<u8>)> {
-            items
-                .into_iter()
-                .map(|(k, b)| (k, value_index::to_bytes(&b.finish())))
-                .collect()
-        };
-        let [even, odd] = work;
-        let blobs = std::thread::scope(|s| {
-            let h = s.spawn(|| finish(odd));
-            let mut a = finish(even);
-            a.extend(h.join().expect("index writer thread panicked"));
-            a
+        work.sort_by_key(|(_, b)| b.distinct());
+        let done = Mutex::new(Vec::with_capacity(work.len()));
+        shared_work(2, work, |(k, b)| {
+            let blob = value_index::to_bytes(&b.finish());
+            done.lock().expect("lock poisoned").push((k, blob));
         });
+        let blobs = done.into_inner().expect("lock poisoned");
         durable::write_file(&tmp.join(PACKED), &pack(blobs))?;
         let meta = PartitionMeta {
             id: *self.id.as_bytes(),
@@ -345,6 +321,28 @@ impl PartitionBuilder {
         durable::sync_dir(index_dir)?;
         PartitionIndex::new(meta, final_dir)
     }
+}
+
+/// Runs `f` on every item on `threads` threads (the calling one among them),
+/// each taking the next item from the end of `items` when it is done with one:
+/// items sorted by cost, costliest last, balance the threads (the longest first).
+fn shared_work<T: Send>(threads: usize, items: Vec<T>, f: impl Fn(T) + Sync) {
+    let queue = Mutex::new(items);
+    let run = || loop {
+        let Some(item) = queue.lock().expect("lock poisoned").pop() else {
+            return;
+        };
+        f(item);
+    };
+    if threads <= 1 {
+        return run();
+    }
+    std::thread::scope(|s| {
+        for _ in 1..threads {
+            s.spawn(run);
+        }
+        run();
+    });
 }
 
 /// A sealed partition's index: the entry in memory, column indexes mapped on demand.

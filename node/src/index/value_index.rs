@@ -309,6 +309,12 @@ impl ColumnIndexBuilder {
         }
     }
 
+    /// Distinct keys (or bins and hashes) so far: what adding to and finishing
+    /// this index costs, roughly.
+    pub fn distinct(&self) -> u32 {
+        self.slots
+    }
+
     /// Adds a column whose first row is partition row `base`.
     pub fn add(&mut self, col: &Column, base: u32) {
         let n = col.len() as u32;
