@@ -20,7 +20,7 @@
 //! compressed rkyv [`Batch`]; the meta is the frame table.
 
 use super::encode::{Decoder, Encoder, Knobs, Sel, MAX_CHUNK_MEM};
-use crate::data::{Batch, Column, ColumnData, Schema};
+use crate::data::{Batch, Column, Schema};
 use crate::durable::{self, StoreError};
 use crate::query::resolve::{filter, resolve, Resolved};
 use crate::query::Expr;
@@ -640,10 +640,10 @@ impl ArchiveStore {
         let mut dict = active.dict.as_mut().and_then(|d| d.1.as_mut());
         while at < rows {
             let mut to = (at + group_rows).min(rows);
-            let mut bytes = rows_bytes(batch, at..to);
+            let mut bytes = batch.rows_bytes(at..to);
             while bytes > GROUP_BYTES && to - at > 1 {
                 to = at + (to - at) / 2;
-                bytes = rows_bytes(batch, at..to);
+                bytes = batch.rows_bytes(at..to);
             }
             if self.version >= 3 {
                 let offset = active.offset + self.pending.len() as u64;
@@ -1810,51 +1810,6 @@ fn check_groups(
         next = end;
     }
     Ok(())
-}
-
-/// About the rkyv bytes of rows `range` of `batch`.
-fn rows_bytes(batch: &Batch, range: std::ops::Range<usize>) -> usize {
-    batch
-        .columns
-        .iter()
-        .map(|c| column_bytes(c, range.clone()))
-        .sum()
-}
-
-fn column_bytes(c: &Column, range: std::ops::Range<usize>) -> usize {
-    let n = range.len();
-    let validity = if c.validity.words.is_empty() {
-        0
-    } else {
-        n / 8
-    };
-    validity
-        + match &c.data {
-            ColumnData::Bool(_) => n,
-            ColumnData::Int(_)
-            | ColumnData::Count(_)
-            | ColumnData::Real(_)
-            | ColumnData::Duration(_)
-            | ColumnData::Time(_) => 8 * n,
-            ColumnData::Str { offsets, .. } | ColumnData::Blob { offsets, .. } => {
-                4 * n + (offsets[range.end] - offsets[range.start]) as usize
-            }
-            ColumnData::Address(_) => 16 * n,
-            ColumnData::Subnet { .. } => 17 * n,
-            ColumnData::List { offsets, values } => {
-                let child = offsets[range.start] as usize..offsets[range.end] as usize;
-                4 * n + column_bytes(values, child)
-            }
-            ColumnData::Map {
-                offsets,
-                keys,
-                values,
-            } => {
-                let child = offsets[range.start] as usize..offsets[range.end] as usize;
-                4 * n + column_bytes(keys, child.clone()) + column_bytes(values, child)
-            }
-            ColumnData::Record(cs) => cs.iter().map(|c| column_bytes(c, range.clone())).sum(),
-        }
 }
 
 fn put_varint(out: &mut Vec<u8>, mut v: u64) {

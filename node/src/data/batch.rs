@@ -137,32 +137,41 @@ pub enum BatchError {
 }
 
 impl Column {
-    /// About the bytes this column takes serialized (a little more, never
-    /// much less), so serializing can allocate once.
-    pub fn encoded_len_hint(&self) -> usize {
-        let n = self.len();
-        let data = match &self.data {
-            ColumnData::Bool(_) => n,
-            ColumnData::Int(_)
-            | ColumnData::Count(_)
-            | ColumnData::Real(_)
-            | ColumnData::Duration(_)
-            | ColumnData::Time(_) => 8 * n,
-            ColumnData::Str { offsets, bytes } | ColumnData::Blob { offsets, bytes } => {
-                4 * offsets.len() + bytes.len()
-            }
-            ColumnData::Address(v) => 16 * v.len(),
-            ColumnData::Subnet { addrs, lens } => 16 * addrs.len() + lens.len(),
-            ColumnData::List { offsets, values } => 4 * offsets.len() + values.encoded_len_hint(),
-            ColumnData::Map {
-                offsets,
-                keys,
-                values,
-            } => 4 * offsets.len() + keys.encoded_len_hint() + values.encoded_len_hint(),
-            ColumnData::Record(cs) => cs.iter().map(Column::encoded_len_hint).sum(),
+    /// About the rkyv bytes of the values of rows `range` (not the headers
+    /// around them): what the archive's row groups and serialization budget on.
+    pub fn rows_bytes(&self, range: std::ops::Range<usize>) -> usize {
+        let n = range.len();
+        // Offsets of validated columns cover every row; a hint never panics.
+        let span = |o: &[u32]| {
+            let at = |i: usize| o.get(i).copied().unwrap_or(0) as usize;
+            at(range.start)..at(range.end).max(at(range.start))
         };
-        // Validity words, headers and alignment padding.
-        data + 8 * self.validity.words.len() + 64
+        let validity = if self.validity.words.is_empty() {
+            0
+        } else {
+            n / 8
+        };
+        validity
+            + match &self.data {
+                ColumnData::Bool(_) => n,
+                ColumnData::Int(_)
+                | ColumnData::Count(_)
+                | ColumnData::Real(_)
+                | ColumnData::Duration(_)
+                | ColumnData::Time(_) => 8 * n,
+                ColumnData::Str { offsets, .. } | ColumnData::Blob { offsets, .. } => {
+                    4 * n + span(offsets).len()
+                }
+                ColumnData::Address(_) => 16 * n,
+                ColumnData::Subnet { .. } => 17 * n,
+                ColumnData::List { offsets, values } => 4 * n + values.rows_bytes(span(offsets)),
+                ColumnData::Map {
+                    offsets,
+                    keys,
+                    values,
+                } => 4 * n + keys.rows_bytes(span(offsets)) + values.rows_bytes(span(offsets)),
+                ColumnData::Record(cs) => cs.iter().map(|c| c.rows_bytes(range.clone())).sum(),
+            }
     }
 
     /// Whether [`Column::append`] can take `other`: the same storage variant all
@@ -531,7 +540,16 @@ impl Batch {
         &self.columns[i]
     }
 
-    /// About the bytes this batch takes serialized.
+    /// About the rkyv bytes of rows `range` (see [`Column::rows_bytes`]).
+    pub fn rows_bytes(&self, range: std::ops::Range<usize>) -> usize {
+        self.columns
+            .iter()
+            .map(|c| c.rows_bytes(range.clone()))
+            .sum()
+    }
+
+    /// About the bytes this batch takes serialized: its values plus headers,
+    /// padding and the schema.
     pub fn encoded_len_hint(&self) -> usize {
         let schema: usize = self
             .schema
@@ -540,12 +558,7 @@ impl Batch {
             .map(|f| f.name.len() + 64)
             .sum::<usize>()
             + self.schema.name.len();
-        self.columns
-            .iter()
-            .map(Column::encoded_len_hint)
-            .sum::<usize>()
-            + 2 * schema
-            + 256
+        self.rows_bytes(0..self.rows as usize) + 64 * self.columns.len() + 2 * schema + 256
     }
 
     /// Serializes to rkyv bytes, into one allocation of about the right size:
