@@ -113,9 +113,10 @@ impl<'de> Deserialize<'de> for J<'de> {
                 Ok(J::A(v))
             }
             fn visit_map<A: MapAccess<'de>>(self, mut a: A) -> Result<J<'de>, A::Error> {
-                // Events have tens of members: growing from empty reallocated
-                // and copied each line's members several times.
-                let mut v = Vec::with_capacity(a.size_hint().unwrap_or(24).min(64));
+                // Grown as members arrive: a fixed preallocation would let a line
+                // of many tiny objects (`[{},{},...]`) claim hundreds of times
+                // its size in memory.
+                let mut v = Vec::new();
                 while let Some(k) = a.next_key::<J<'de>>()? {
                     let J::S(k) = k else {
                         return Err(de::Error::custom("object key is not a string"));
