@@ -12,7 +12,7 @@ use super::{LineParser, Sink};
 use crate::data::{Address, ColumnBuilder, Field, Schema, Subnet, Type};
 use crate::source::{ReadError, ReadStats, Reader};
 use rustc_hash::FxHashMap;
-use scan::{JsonError, Scan, J};
+use scan::{JsonError, Num, Scan, J};
 use std::borrow::Cow;
 use std::fmt::Write as _;
 use std::io::BufRead;
@@ -255,18 +255,42 @@ impl JsonParser {
 
     /// Exact nanoseconds of a JSON number of seconds: from the number's own
     /// text where it is a plain decimal, else via its shortest decimal form.
-    fn seconds(&mut self, j: &J) -> Option<i64> {
-        self.num.clear();
-        match j {
-            J::U(u) => write!(self.num, "{u}").ok()?,
-            J::I(i) => write!(self.num, "{i}").ok()?,
-            J::F(_, text) if !text.iter().any(|&c| c == b'e' || c == b'E') => {
-                return parse_seconds_ns(text)
+    fn seconds(&mut self, n: Num) -> Option<i64> {
+        match n {
+            Num::U(u) => i64::try_from(u).ok()?.checked_mul(1_000_000_000),
+            Num::I(i) => i.checked_mul(1_000_000_000),
+            Num::F(_, text) if !text.iter().any(|&c| c == b'e' || c == b'E') => {
+                parse_seconds_ns(text)
             }
-            J::F(f, _) => write!(self.num, "{f}").ok()?,
-            _ => return None,
+            Num::F(f, _) => {
+                self.num.clear();
+                write!(self.num, "{f}").ok()?;
+                parse_seconds_ns(self.num.as_bytes())
+            }
         }
-        parse_seconds_ns(self.num.as_bytes())
+    }
+
+    /// The typed leaf of a number.
+    #[inline(always)]
+    fn num_leaf<'a>(&mut self, hint: Hint, n: Num<'a>) -> Leaf<'a> {
+        match (hint, n) {
+            (Hint::Timestamp | Hint::Time | Hint::Duration, _) => {
+                if let Some(ns) = self.seconds(n) {
+                    return match hint {
+                        Hint::Timestamp => Leaf::Timestamp(ns),
+                        Hint::Time => Leaf::Time(ns),
+                        _ => Leaf::Duration(ns),
+                    };
+                }
+            }
+            (Hint::Port, Num::U(p)) => return Leaf::Port(p),
+            _ => {}
+        }
+        match n {
+            Num::U(u) => Leaf::Count(u),
+            Num::I(i) => Leaf::Int(i),
+            Num::F(f, _) => Leaf::Real(f),
+        }
     }
 
     /// The typed leaf of a string.
@@ -294,33 +318,15 @@ impl JsonParser {
     /// cost store-forwarding stalls worth a tenth of a Zeek JSON import.
     #[inline(always)]
     fn leaf<'a>(&mut self, hint: Hint, j: J<'a>) -> Leaf<'a> {
-        let time = |ns| match hint {
-            Hint::Timestamp => Leaf::Timestamp(ns),
-            _ => Leaf::Time(ns),
-        };
-        match (hint, &j) {
-            (Hint::Timestamp | Hint::Time, J::U(_) | J::I(_) | J::F(..)) => {
-                if let Some(ns) = self.seconds(&j) {
-                    return time(ns);
-                }
-            }
-            (Hint::Port, J::U(p)) => return Leaf::Port(*p),
-            (Hint::Duration, J::U(_) | J::I(_) | J::F(..)) => {
-                if let Some(ns) = self.seconds(&j) {
-                    return Leaf::Duration(ns);
-                }
-            }
-            _ => {}
-        }
         match j {
             J::Null => Leaf::Null,
             J::Bool(b) => Leaf::Bool(b),
-            J::U(u) => Leaf::Count(u),
-            J::I(i) => Leaf::Int(i),
-            J::F(f, _) => Leaf::Real(f),
+            J::U(u) => self.num_leaf(hint, Num::U(u)),
+            J::I(i) => self.num_leaf(hint, Num::I(i)),
+            J::F(f, text) => self.num_leaf(hint, Num::F(f, text)),
             J::S(s) => self.str_leaf(hint, s),
             J::A(xs) => self.list_leaf(hint, xs),
-            J::O(_) => Leaf::Str(Cow::Owned(to_json(&j))),
+            o @ J::O(_) => Leaf::Str(Cow::Owned(to_json(&o))),
         }
     }
 
@@ -478,7 +484,7 @@ impl JsonParser {
                         }
                         Some(b'-' | b'0'..=b'9') => {
                             let n = sc.number()?;
-                            self.leaf(hint, n)
+                            self.num_leaf(hint, n)
                         }
                         _ => {
                             let v = sc.value()?;

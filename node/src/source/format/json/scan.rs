@@ -33,6 +33,25 @@ pub(super) enum J<'a> {
     O(Vec<(Cow<'a, str>, J<'a>)>),
 }
 
+/// A JSON number, as [`Scan::number`] reads it (a `Copy` type: numbers stay
+/// in registers on their way to a column).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(super) enum Num<'a> {
+    U(u64),
+    I(i64),
+    F(f64, &'a [u8]),
+}
+
+impl<'a> From<Num<'a>> for J<'a> {
+    fn from(n: Num<'a>) -> Self {
+        match n {
+            Num::U(u) => J::U(u),
+            Num::I(i) => J::I(i),
+            Num::F(f, text) => J::F(f, text),
+        }
+    }
+}
+
 /// Why a line is not JSON, and where.
 #[derive(Debug, PartialEq)]
 pub(super) struct JsonError {
@@ -387,7 +406,7 @@ impl<'a> Scan<'a> {
     /// A number starting at the cursor (a digit or `-`), as serde_json reads
     /// it: integers that fit are exact, the rest (and `-0`) are floats.
     #[inline(always)]
-    pub(super) fn number(&mut self) -> Result<J<'a>, JsonError> {
+    pub(super) fn number(&mut self) -> Result<Num<'a>, JsonError> {
         let start = self.i;
         let neg = self.b.get(self.i) == Some(&b'-');
         if neg {
@@ -425,17 +444,17 @@ impl<'a> Scan<'a> {
             let digits = &self.b[int_start..int_end];
             if let Some(u) = super::super::util::parse_u64(digits) {
                 if !neg {
-                    return Ok(J::U(u));
+                    return Ok(Num::U(u));
                 }
                 if u != 0 && u <= i64::MAX as u64 + 1 {
-                    return Ok(J::I((u as i64).wrapping_neg()));
+                    return Ok(Num::I((u as i64).wrapping_neg()));
                 }
             }
         }
         // SAFETY: the number grammar above admits only ASCII.
         let s = unsafe { std::str::from_utf8_unchecked(text) };
         match s.parse::<f64>() {
-            Ok(f) if f.is_finite() => Ok(J::F(f, text)),
+            Ok(f) if f.is_finite() => Ok(Num::F(f, text)),
             _ => Err(JsonError {
                 what: "number out of range",
                 column: start + 1,
@@ -493,7 +512,7 @@ impl<'a> Scan<'a> {
                 self.leave();
                 Ok(J::A(elems))
             }
-            Some(b'-' | b'0'..=b'9') => self.number(),
+            Some(b'-' | b'0'..=b'9') => self.number().map(J::from),
             Some(b't') => self.literal(b"true", J::Bool(true)),
             Some(b'f') => self.literal(b"false", J::Bool(false)),
             Some(b'n') => self.literal(b"null", J::Null),
