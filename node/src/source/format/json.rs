@@ -463,44 +463,46 @@ impl JsonParser {
                 if let J::S(p) = sc.value()? {
                     event.get_or_insert(p);
                 }
-            } else {
+            } else if nested {
                 let len = prefix.len();
                 if !prefix.is_empty() {
                     prefix.push('.');
                 }
                 prefix.push_str(&k);
-                if nested {
-                    self.members(sc, prefix, false, out, event)?;
-                } else {
-                    // Scalars are read straight into leaves (see `leaf`).
-                    let leaf = match sc.peek() {
-                        Some(b'"') => {
-                            sc.bump();
-                            let s = sc.string()?;
-                            if names_event && event.is_none() {
-                                *event = Some(s.clone());
-                            }
-                            self.str_leaf(hint, s)
-                        }
-                        Some(b'-' | b'0'..=b'9') => {
-                            let n = sc.number()?;
-                            self.num_leaf(hint, n)
-                        }
-                        _ => {
-                            let v = sc.value()?;
-                            self.leaf(hint, v)
-                        }
-                    };
-                    let kind = leaf.kind();
-                    let list = matches!(leaf, Leaf::List(..));
-                    if !self.in_shape {
-                        self.names.push_str(prefix);
-                        self.names.push('\0');
-                    }
-                    self.leaves.push((kind, list as usize));
-                    out.push(leaf);
-                }
+                self.members(sc, prefix, false, out, event)?;
                 prefix.truncate(len);
+            } else {
+                // Scalars are read straight into leaves (see `leaf`).
+                let leaf = match sc.peek() {
+                    Some(b'"') => {
+                        sc.bump();
+                        let s = sc.string()?;
+                        if names_event && event.is_none() {
+                            *event = Some(s.clone());
+                        }
+                        self.str_leaf(hint, s)
+                    }
+                    Some(b'-' | b'0'..=b'9') => {
+                        let n = sc.number()?;
+                        self.num_leaf(hint, n)
+                    }
+                    _ => {
+                        let v = sc.value()?;
+                        self.leaf(hint, v)
+                    }
+                };
+                let kind = leaf.kind();
+                let list = matches!(leaf, Leaf::List(..));
+                if !self.in_shape {
+                    self.names.push_str(prefix);
+                    if !prefix.is_empty() {
+                        self.names.push('.');
+                    }
+                    self.names.push_str(&k);
+                    self.names.push('\0');
+                }
+                self.leaves.push((kind, list as usize));
+                out.push(leaf);
             }
             if !sc.more(b'}')? {
                 break;
