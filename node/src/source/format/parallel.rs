@@ -478,6 +478,48 @@ mod tests {
         }
     }
 
+    /// Lines longer than a block's buffer grow it; such buffers go back to
+    /// the feeder and are let go or reused, and no line loses a byte.
+    #[test]
+    fn lines_longer_than_a_buffer_arrive_whole() {
+        let mut text = String::new();
+        let mut want = Vec::new();
+        for i in 0..300u64 {
+            // Every 7th line is 70 to 350 KB: past a buffer of a 1,000-byte
+            // block (65 KiB more), up to past twice that.
+            let pad = if i % 7 == 3 {
+                70_000 * (1 + (i as usize / 7) % 5)
+            } else {
+                i as usize % 40
+            };
+            text.push_str(&format!("{{\"i\": {i}, \"s\": \"{}\"}}\n", "x".repeat(pad)));
+            want.push((i, pad));
+        }
+        let mut r = reader(text, 1000);
+        let (bs, err) = read_all(&mut r, 50);
+        assert!(err.is_none(), "{err:?}");
+        let mut got = Vec::new();
+        for b in &bs {
+            let (i, s) = (
+                b.schema.field_index("i").unwrap(),
+                b.schema.field_index("s").unwrap(),
+            );
+            for row in 0..b.rows as usize {
+                let Value::Count(n) = b.columns[i].value(row, &b.schema.fields[i].ty) else {
+                    panic!("i is a count");
+                };
+                let Value::String(x) = b.columns[s].value(row, &b.schema.fields[s].ty) else {
+                    panic!("s is a string");
+                };
+                assert!(x.bytes().all(|c| c == b'x'), "line {n}");
+                got.push((n, x.len()));
+            }
+        }
+        got.sort_unstable();
+        assert_eq!(got, want);
+        assert_eq!((r.stats().events, r.stats().skipped), (300, 0));
+    }
+
     #[test]
     fn only_the_first_line_of_the_input_decides_the_format() {
         let r = |text: &str| {
