@@ -393,13 +393,7 @@ impl JsonParser {
         out: &mut Vec<Leaf<'a>>,
         event: &mut Option<Cow<'a, str>>,
     ) -> Result<(), JsonError> {
-        sc.enter()?;
-        if sc.peek() == Some(b'}') {
-            sc.bump();
-            sc.leave();
-            return Ok(());
-        }
-        loop {
+        sc.items(b'}', |sc| {
             let m = self.member_no;
             self.member_no += 1;
             // The member as the last lines had it, if the line follows them.
@@ -504,12 +498,8 @@ impl JsonParser {
                 self.leaves.push((kind, list as usize));
                 out.push(leaf);
             }
-            if !sc.more(b'}')? {
-                break;
-            }
-        }
-        sc.leave();
-        Ok(())
+            Ok(())
+        })
     }
 
     /// The line stops following the last lines' members at member `m`: the
@@ -716,34 +706,21 @@ impl JsonParser {
     /// The events of a valid top-level array, its `[` at the cursor.
     fn array_events(&mut self, sc: &mut Scan<'_>, no: u64, sink: &mut Sink) {
         // Checked by the caller: no step below can fail.
-        let _ = sc.enter();
-        if sc.peek() == Some(b']') {
-            return;
-        }
         let mut i = 0;
-        loop {
+        let _ = sc.items(b']', |sc| {
             i += 1;
             if sc.peek() == Some(b'{') {
-                match self.event(sc) {
-                    Ok(ev) => self.emit(ev, no, sink),
-                    Err(e) => {
-                        sink.skip(no, format_args!("invalid json: {e}"));
-                        return;
-                    }
-                }
+                let ev = self.event(sc)?;
+                self.emit(ev, no, sink);
             } else {
-                if sc.value().is_err() {
-                    return;
-                }
+                sc.value()?;
                 sink.skip(
                     no,
                     format_args!("element {i} of the array is not a json object"),
                 );
             }
-            if !matches!(sc.more(b']'), Ok(true)) {
-                return;
-            }
-        }
+            Ok(())
+        });
     }
 
     /// Appends one event of line `no` to the builder of its schema.
@@ -760,16 +737,15 @@ impl JsonParser {
         // Lines mostly repeat the layout of the line before: then the schema
         // is known without building and hashing its key.
         let event = ev.event.as_deref();
-        let names = if ev.names_held {
-            &self.shape_names
-        } else {
-            &self.names
-        };
+        // A line that held the shape has the names of the line before it,
+        // which was the last one emitted (a line with no fields has no
+        // successor that holds the shape with fields; a failed one clears it).
+        debug_assert!(!ev.names_held || self.shape_names == self.last_names);
         let idx = if self
             .last
             .as_ref()
             .is_some_and(|(e, _)| e.as_deref() == event)
-            && *names == self.last_names
+            && (ev.names_held || self.names == self.last_names)
             && self.leaves == self.last_leaves
         {
             self.last.as_ref().map_or(0, |(_, i)| *i)

@@ -472,6 +472,30 @@ impl<'a> Scan<'a> {
         }
     }
 
+    /// Reads the object or array whose opening byte is at the cursor, handing
+    /// the cursor to `item` at each member's key or element's value, and
+    /// checking the commas and the closing byte (`}` or `]`) between them.
+    #[inline(always)]
+    pub(super) fn items(
+        &mut self,
+        close: u8,
+        mut item: impl FnMut(&mut Self) -> Result<(), JsonError>,
+    ) -> Result<(), JsonError> {
+        self.enter()?;
+        if self.peek() == Some(close) {
+            self.i += 1;
+        } else {
+            loop {
+                item(self)?;
+                if !self.more(close)? {
+                    break;
+                }
+            }
+        }
+        self.leave();
+        Ok(())
+    }
+
     /// Any value after whitespace, built in full.
     pub(super) fn value(&mut self) -> Result<J<'a>, JsonError> {
         match self.peek() {
@@ -480,36 +504,20 @@ impl<'a> Scan<'a> {
                 self.string().map(J::S)
             }
             Some(b'{') => {
-                self.enter()?;
                 let mut members = Vec::new();
-                if self.peek() == Some(b'}') {
-                    self.i += 1;
-                } else {
-                    loop {
-                        let (k, _) = self.key()?;
-                        members.push((k, self.value()?));
-                        if !self.more(b'}')? {
-                            break;
-                        }
-                    }
-                }
-                self.leave();
+                self.items(b'}', |s| {
+                    let (k, _) = s.key()?;
+                    members.push((k, s.value()?));
+                    Ok(())
+                })?;
                 Ok(J::O(members))
             }
             Some(b'[') => {
-                self.enter()?;
                 let mut elems = Vec::new();
-                if self.peek() == Some(b']') {
-                    self.i += 1;
-                } else {
-                    loop {
-                        elems.push(self.value()?);
-                        if !self.more(b']')? {
-                            break;
-                        }
-                    }
-                }
-                self.leave();
+                self.items(b']', |s| {
+                    elems.push(s.value()?);
+                    Ok(())
+                })?;
                 Ok(J::A(elems))
             }
             Some(b'-' | b'0'..=b'9') => self.number().map(J::from),
