@@ -1,6 +1,7 @@
 //! The `vast` command line: clap definitions here, one module per command.
 
 mod commands;
+mod tune;
 
 /// mimalloc instead of glibc's allocator: ingest makes and frees many small
 /// values across threads, where glibc's free lists and arena trims took a fifth
@@ -126,6 +127,8 @@ pub enum Command {
 }
 
 fn main() -> ExitCode {
+    // First, before any thread exists: it may re-execute the process.
+    tune::tune_memcpy();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => without_hidden_suggestions(e).exit(),

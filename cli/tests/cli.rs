@@ -454,3 +454,111 @@ fn a_single_node_starts_quietly_and_dial_failures_are_one_line() {
         "{err}"
     );
 }
+
+/// On an AMD CPU with fast short `rep movsb` under glibc before 2.40, `vast`
+/// re-executes itself once with glibc's `rep movsb` threshold raised (see
+/// `cli/src/tune.rs`); anywhere else, and where the user set that tunable, the
+/// environment stays as it was. Checked on the running process: its arguments,
+/// and its environment once its runtime threads exist (after any re-exec).
+#[test]
+fn memcpy_tunable_is_set_once_where_rep_movsb_is_slow() {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let amd = cpuinfo
+        .lines()
+        .any(|l| l.starts_with("vendor_id") && l.contains("AuthenticAMD"));
+    let fsrm = cpuinfo
+        .lines()
+        .any(|l| l.starts_with("flags") && l.split_whitespace().any(|f| f == "fsrm"));
+    extern "C" {
+        fn gnu_get_libc_version() -> *const std::ffi::c_char;
+    }
+    // SAFETY: glibc returns a static NUL-terminated string.
+    let glibc = unsafe { std::ffi::CStr::from_ptr(gnu_get_libc_version()) }
+        .to_string_lossy()
+        .into_owned();
+    let mut parts = glibc.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
+    let old_glibc = (parts.next().unwrap(), parts.next().unwrap_or(0)) < (2, 40);
+    let affected = amd && fsrm && old_glibc && cfg!(target_arch = "x86_64");
+    eprintln!("amd {amd}, fsrm {fsrm}, glibc {glibc}: affected {affected}");
+    const SET: &str = "glibc.cpu.x86_rep_movsb_threshold=1073741824";
+
+    let cases: [(Option<&str>, Option<String>); 3] = [
+        (None, affected.then(|| SET.to_string())),
+        (
+            Some("glibc.malloc.check=0"),
+            // glibc before 2.38 cuts its own copy of the variable (the one /proc
+            // shows) after the first tunable it applied; ours comes first.
+            Some(if affected {
+                SET.to_string()
+            } else {
+                "glibc.malloc.check=0".to_string()
+            }),
+        ),
+        (
+            Some("glibc.cpu.x86_rep_movsb_threshold=4096"),
+            Some("glibc.cpu.x86_rep_movsb_threshold=4096".to_string()),
+        ),
+    ];
+    for (given, want) in cases {
+        let db = TempDb::new("tune");
+        let dbs = db.path().to_str().unwrap().to_string();
+        let mut cmd = Command::new(bin());
+        cmd.args(["-N", "-d", &dbs, "import", "zeek"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .env_remove("GLIBC_TUNABLES");
+        if let Some(g) = given {
+            cmd.env("GLIBC_TUNABLES", g);
+        }
+        let mut child = cmd.spawn().unwrap();
+        let proc = format!("/proc/{}", child.id());
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        let threads = || {
+            std::fs::read_to_string(format!("{proc}/status"))
+                .unwrap_or_default()
+                .lines()
+                .find_map(|l| {
+                    l.strip_prefix("Threads:")
+                        .map(|n| n.trim().parse::<u32>().unwrap_or(0))
+                })
+                .unwrap_or(0)
+        };
+        while threads() < 2 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "vast never started its runtime"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let environ = std::fs::read(format!("{proc}/environ")).unwrap();
+        let cmdline = std::fs::read(format!("{proc}/cmdline")).unwrap();
+        drop(child.stdin.take());
+        assert!(child.wait().unwrap().success());
+        let got = environ
+            .split(|&b| b == 0)
+            .filter_map(|e| std::str::from_utf8(e).ok())
+            .find_map(|e| e.strip_prefix("GLIBC_TUNABLES="))
+            .map(str::to_string);
+        match (&got, &want) {
+            (Some(g), Some(w)) => assert!(
+                g == w || g.starts_with(&format!("{w}:")),
+                "given {given:?}: got {g:?}, want {w:?}"
+            ),
+            _ => assert_eq!(got, want, "given {given:?}"),
+        }
+        let args: Vec<&[u8]> = cmdline
+            .split(|&b| b == 0)
+            .filter(|a| !a.is_empty())
+            .collect();
+        let want_args: Vec<&[u8]> = vec![
+            bin().as_bytes(),
+            b"-N",
+            b"-d",
+            dbs.as_bytes(),
+            b"import",
+            b"zeek",
+        ];
+        assert_eq!(args, want_args, "the arguments survive the re-exec");
+    }
+}

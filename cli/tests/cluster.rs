@@ -484,3 +484,81 @@ fn fields_no_schema_has_are_reported_across_the_cluster() {
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "66");
     assert!(!String::from_utf8_lossy(&out.stderr).contains("no schema"));
 }
+
+/// Established TCP sockets whose local port is `port` (IPv4, /proc/net/tcp).
+fn established_at(port: u16) -> usize {
+    let tcp = std::fs::read_to_string("/proc/net/tcp").unwrap_or_default();
+    tcp.lines()
+        .skip(1)
+        .filter(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            f.len() > 3
+                && f[3] == "01"
+                && f[1]
+                    .rsplit(':')
+                    .next()
+                    .and_then(|p| u16::from_str_radix(p, 16).ok())
+                    == Some(port)
+        })
+        .count()
+}
+
+/// A member joining and a CLI each open `cluster.connections` connections to the
+/// node they dial (2 by default), and an import over several connections arrives
+/// whole.
+#[test]
+fn peers_open_the_configured_connections_and_imports_cross_them() {
+    let _serial = serial();
+    let root = TempDb::new("conns");
+    std::fs::create_dir_all(root.path()).unwrap();
+    let (p1, p2) = (free_port(), free_port());
+    let n1 = NodeProc::start("n1", &root.path().join("n1"), p1, &[], None);
+    let _n2 = NodeProc::start("n2", &root.path().join("n2"), p2, &[&n1.endpoint], Some(""));
+    eventually(20, "n2's two connections to n1", || established_at(p1) == 2);
+
+    let mut cli = std::process::Command::new(env!("CARGO_BIN_EXE_vast"))
+        .args(["-e", &n1.endpoint, "import", "--batch-size", "500", "zeek"])
+        .env("VAST_CLUSTER__CONNECTIONS", "3")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    eventually(20, "the CLI's three connections to n1", || {
+        established_at(p1) == 5
+    });
+    // Many small batches, so that requests take turns over the connections.
+    {
+        use std::io::Write;
+        let mut stdin = cli.stdin.take().unwrap();
+        stdin.write_all(conn_log("c", 20_000).as_bytes()).unwrap();
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(s) = cli.try_wait().unwrap() {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "the import did not finish");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut err = String::new();
+    std::io::Read::read_to_string(cli.stderr.as_mut().unwrap(), &mut err).unwrap();
+    assert!(status.success(), "{err}");
+    assert_eq!(count_at(&n1.endpoint, "#type == \"zeek.conn\""), 20_000);
+    eventually(20, "the CLI's connections closed", || {
+        established_at(p1) == 2
+    });
+
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_vast"))
+        .args(["-e", &n1.endpoint, "status"])
+        .env("VAST_CLUSTER__CONNECTIONS", "9")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("cluster.connections 9 must be between 1 and 8"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

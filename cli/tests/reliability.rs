@@ -474,7 +474,7 @@ fn a_participant_learns_a_missed_outcome_when_it_returns() {
         .block_on(vast_node::net::start(
             key,
             None,
-            vast_node::net::NetOptions::client(None, 32 << 20),
+            vast_node::net::NetOptions::client(None, 32 << 20, 1),
         ))
         .unwrap();
     let client = net.client.clone();

@@ -64,6 +64,9 @@ pub struct ClusterConfig {
     pub max_inflight_requests: usize,
     /// Established connections a node accepts from others.
     pub max_connections: u32,
+    /// TCP connections opened to each node dialed (the CLI's endpoint, members
+    /// joined); data-plane requests take turns over them.
+    pub connections: u32,
     /// Open export cursors per client.
     pub max_cursors_per_peer: usize,
     /// Seconds after which an export cursor (or live tap) nobody pulls is closed.
@@ -168,6 +171,7 @@ cluster:
   max-inflight-bytes: 268435456
   max-inflight-requests: 512
   max-connections: 256
+  connections: 2
   max-cursors-per-peer: 16
   cursor-idle-timeout: 60
   live-buffer: 16777216
@@ -326,6 +330,12 @@ impl Config {
             return Err(ConfigError::Invalid(format!(
                 "cluster.live-buffer {} must be between 64 KiB and 4 GiB",
                 c.live_buffer
+            )));
+        }
+        if !(1..=8).contains(&c.connections) {
+            return Err(ConfigError::Invalid(format!(
+                "cluster.connections {} must be between 1 and 8",
+                c.connections
             )));
         }
         if c.max_inflight_requests == 0 || c.max_connections == 0 || c.max_cursors_per_peer == 0 {

@@ -30,7 +30,11 @@ pub async fn connect(cfg: &vast_config::Config) -> Result<Conn> {
     let endpoint = cfg.endpoint.as_str();
     let addr = net::parse_endpoint(endpoint).map_err(|e| anyhow!(e))?;
     let key = libp2p::identity::Keypair::generate_ed25519();
-    let opts = net::NetOptions::client(load_secret(cfg)?, cfg.cluster.max_frame);
+    let opts = net::NetOptions::client(
+        load_secret(cfg)?,
+        cfg.cluster.max_frame,
+        cfg.cluster.connections,
+    );
     let network = net::start(key, None, opts).await.map_err(|e| anyhow!(e))?;
     let client = network.client;
     // Nobody serves requests to a CLI; drop what arrives.

@@ -1,8 +1,9 @@
 //! The data-plane codec: one length-prefixed frame of raw bytes per request and
 //! per response. The bytes are rkyv envelopes, validated by the receiver.
 //!
-//! A peer's claimed length is never trusted for allocation: frames over the cap
-//! are refused outright, and the buffer grows only as bytes arrive. Inbound
+//! A peer's claimed length is never trusted for memory: frames over the cap are
+//! refused outright, and at most 1 MiB of a claim (or four times what arrived)
+//! is reserved ahead of its bytes, untouched until they come. Inbound
 //! requests also take permits from a node-wide byte budget as they are read, so
 //! the sum of what all peers can make a node hold is bounded; a reader waits (and
 //! yamux stops the sender) while the budget is spent.
@@ -19,6 +20,8 @@ pub const PROTOCOL: StreamProtocol = StreamProtocol::new("/vast/data/2");
 
 /// Bytes read between budget checks.
 const CHUNK: usize = 64 << 10;
+/// The most of a claimed length reserved before its bytes arrive.
+const RESERVE: usize = 1 << 20;
 
 /// An inbound request's bytes and the share of the byte budget they hold until
 /// the request is answered.
@@ -64,10 +67,17 @@ async fn read_frame<T: AsyncRead + Unpin + Send>(
             format!("peer sent a frame of {len} bytes (limit {max})"),
         ));
     }
-    let mut buf = Vec::new();
+    // Up to RESERVE of a claim is reserved at once (address space, not memory:
+    // pages are touched only as bytes arrive); past it the buffer grows fourfold
+    // at a time. Growing from empty by doubling copied a 0.5 MiB frame about three
+    // times over, a tenth of a receiving node's CPU on the data plane.
+    let mut buf = Vec::with_capacity(len.min(RESERVE));
     let mut permit: Option<OwnedSemaphorePermit> = None;
     while buf.len() < len {
         let n = CHUNK.min(len - buf.len());
+        if buf.len() + n > buf.capacity() {
+            buf.reserve_exact(len.min(buf.capacity().saturating_mul(4)) - buf.len());
+        }
         if let Some(b) = budget {
             let p = b
                 .clone()

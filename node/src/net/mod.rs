@@ -61,16 +61,19 @@ pub struct NetOptions {
     pub max_inflight_bytes: Option<usize>,
     /// Established inbound connections accepted.
     pub max_connections: u32,
+    /// Connections opened to each address dialed (see `Client::dial`).
+    pub connections: u32,
 }
 
 impl NetOptions {
     /// Options for a short-lived client (the CLI, tests).
-    pub fn client(secret: Option<Secret>, max_frame: usize) -> NetOptions {
+    pub fn client(secret: Option<Secret>, max_frame: usize, connections: u32) -> NetOptions {
         NetOptions {
             secret,
             max_frame,
             max_inflight_bytes: None,
             max_connections: 16,
+            connections,
         }
     }
 }
@@ -189,7 +192,11 @@ impl Client {
         rx.await.map_err(|_| "network task stopped".to_string())
     }
 
-    /// Dials `addr`; resolves once connected, with the remote PeerId.
+    /// Dials `addr`; resolves once connected, with the remote PeerId. The network
+    /// then opens `NetOptions::connections - 1` more connections to that peer at
+    /// `addr`: libp2p runs each connection's framing and cipher on one task, and
+    /// data-plane requests take turns over a peer's connections, so one peer's
+    /// traffic can use more than one core.
     pub async fn dial(&self, addr: Multiaddr) -> Result<PeerId, String> {
         self.call(|tx| Command::Dial(addr, tx)).await?
     }
@@ -232,6 +239,7 @@ pub async fn start(
         .with_max_pending_incoming(Some((opts.max_connections / 4).max(4)))
         .with_max_established_per_peer(Some(8));
     let kameo_max = opts.max_frame;
+    let connections = opts.connections.max(1);
     let mut swarm = SwarmBuilder::with_existing_identity(key)
         .with_tokio()
         .with_tcp(
@@ -309,7 +317,7 @@ pub async fn start(
     let (in_tx, in_rx) = mpsc::channel::<Inbound>(256);
     let (ev_tx, ev_rx) = mpsc::unbounded_channel::<NetEvent>();
     tokio::spawn(async move {
-        let mut dials: HashMap<ConnectionId, oneshot::Sender<Result<PeerId, String>>> =
+        let mut dials: HashMap<ConnectionId, (Multiaddr, oneshot::Sender<Result<PeerId, String>>)> =
             HashMap::new();
         let mut requests: HashMap<OutboundRequestId, oneshot::Sender<Result<Vec<u8>, String>>> =
             HashMap::new();
@@ -327,7 +335,7 @@ pub async fn start(
                             let opts = DialOpts::unknown_peer_id().address(addr.clone()).build();
                             let id = opts.connection_id();
                             match swarm.dial(opts) {
-                                Ok(()) => { dials.insert(id, reply); }
+                                Ok(()) => { dials.insert(id, (addr, reply)); }
                                 Err(e) => { let _ = reply.send(Err(format!("cannot dial {addr}: {e}"))); }
                             }
                         }
@@ -349,15 +357,25 @@ pub async fn start(
                 ev = swarm.select_next_some() => match ev {
                     SwarmEvent::ConnectionEstablished { peer_id, connection_id, endpoint, .. } => {
                         tracing::debug!(peer = %peer_id, addr = %endpoint.get_remote_address(), "connected");
-                        if let Some(r) = dials.remove(&connection_id) {
+                        if let Some((addr, r)) = dials.remove(&connection_id) {
                             let _ = r.send(Ok(peer_id));
+                            for _ in 1..connections {
+                                let more = DialOpts::peer_id(peer_id)
+                                    .addresses(vec![addr.clone()])
+                                    .condition(libp2p::swarm::dial_opts::PeerCondition::Always)
+                                    .build();
+                                if let Err(e) = swarm.dial(more) {
+                                    tracing::debug!(peer = %peer_id, error = %e, "no extra connection");
+                                }
+                            }
                         }
                         let _ = ev_tx.send(NetEvent::Connected(peer_id));
                     }
                     SwarmEvent::OutgoingConnectionError { connection_id, error, .. } => {
                         let why = describe_dial_error(&error, has_secret);
-                        if let Some(r) = dials.remove(&connection_id) {
-                            let _ = r.send(Err(why));
+                        match dials.remove(&connection_id) {
+                            Some((_, r)) => { let _ = r.send(Err(why)); }
+                            None => tracing::debug!(error = %why, "an extra connection failed"),
                         }
                     }
                     SwarmEvent::IncomingConnectionError { send_back_addr, error, .. } => {
