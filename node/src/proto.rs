@@ -2,6 +2,7 @@
 //! kameo remote messages (serde); data-plane envelopes are rkyv bytes on our own
 //! request-response protocol, validated before use.
 
+pub use crate::net::codec::Frame;
 use rkyv::{Archive, Deserialize as RkyvDeserialize, Serialize as RkyvSerialize};
 use serde::{Deserialize, Serialize};
 
@@ -363,30 +364,88 @@ impl DataRequest {
         }
     }
 
-    /// The bytes of the payloads this request carries.
-    fn payload_len(&self) -> usize {
+    /// The one payload (a batch's rkyv bytes) this request carries, if it is of a
+    /// kind that carries one.
+    fn payload_mut(&mut self) -> Option<&mut Vec<u8>> {
         match self {
             DataRequest::Ingest { batch, .. }
             | DataRequest::Store { batch, .. }
-            | DataRequest::Discard { batch, .. } => batch.len(),
-            DataRequest::Fetch { sure, maybe, .. } => sure.len() + maybe.len(),
-            _ => 0,
+            | DataRequest::Discard { batch, .. } => Some(batch),
+            _ => None,
         }
     }
 
-    /// rkyv bytes plus the current span's trace context, in one allocation
-    /// (see `Batch::to_bytes`: batches of megabytes pass through here).
-    pub fn encode(&self) -> Vec<u8> {
-        with_trace(encode_in(self, self.payload_len()))
+    /// The request as sent: its payload is moved, not copied, ahead of the
+    /// envelope, and written to the stream as it is. On the wire:
+    /// `payload, zeros to a multiple of 16, rkyv envelope (payload left empty),
+    /// payload length (u32 LE), traceparent, traceparent length (u8)`. The
+    /// receiver reads the frame into one buffer, which becomes the payload
+    /// (see `decode_frame`), so a batch is copied by neither side.
+    pub fn into_frame(mut self) -> Frame {
+        let body = self.payload_mut().map(std::mem::take).unwrap_or_default();
+        self.into_frame_with(body.into())
     }
+
+    /// `into_frame` with a payload given apart (shared, for sending the same
+    /// bytes often); the request's own payload, if any, must be empty.
+    pub fn into_frame_with(self, body: bytes::Bytes) -> Frame {
+        let envelope = encode_in(&self, 0);
+        let pad = body.len().next_multiple_of(16) - body.len();
+        let mut head = Vec::with_capacity(pad + envelope.len() + 4 + 64);
+        head.resize(pad, 0);
+        head.extend_from_slice(&envelope);
+        head.extend_from_slice(&(body.len() as u32).to_le_bytes());
+        Frame::new(body, with_trace(head))
+    }
+
+    /// `into_frame` as one buffer (small requests, tests).
+    pub fn encode(&self) -> Vec<u8> {
+        self.clone().into_frame().to_vec()
+    }
+
     /// Validates and decodes untrusted bytes from a peer.
     pub fn decode(bytes: &[u8]) -> Result<Self, Malformed> {
-        Self::decode_traced(bytes).map(|(r, _)| r)
+        Self::decode_frame(bytes.to_vec()).map(|(r, _)| r)
     }
-    /// `decode`, also returning the sender's `traceparent` (empty if none).
-    pub fn decode_traced(bytes: &[u8]) -> Result<(Self, String), Malformed> {
-        let (body, tp) = split_trace(bytes)?;
-        Ok((decode(body)?, tp))
+
+    /// Validates and decodes a frame from a peer, returning the sender's
+    /// `traceparent` too (empty if none). A payload keeps the frame's buffer,
+    /// cut to its length, so it is not copied (and, at its start, is aligned).
+    pub fn decode_frame(mut bytes: Vec<u8>) -> Result<(Self, String), Malformed> {
+        let (rest, tp) = split_trace(&bytes)?;
+        let rest = rest.len();
+        let footer = rest
+            .checked_sub(4)
+            .ok_or_else(|| Malformed("no payload length".into()))?;
+        let len = u32::from_le_bytes(bytes[footer..rest].try_into().expect("4 bytes")) as usize;
+        let start = len.next_multiple_of(16);
+        if start > footer {
+            return Err(Malformed(format!(
+                "a payload of {len} bytes does not fit in a message of {} bytes",
+                bytes.len()
+            )));
+        }
+        let mut req: DataRequest = decode(&bytes[start..footer])?;
+        if len > 0 {
+            let kind = req.kind();
+            match req.payload_mut() {
+                Some(p) if p.is_empty() => {
+                    bytes.truncate(len);
+                    *p = bytes;
+                }
+                Some(_) => {
+                    return Err(Malformed(
+                        "a payload both beside and inside the envelope".into(),
+                    ))
+                }
+                None => {
+                    return Err(Malformed(format!(
+                        "a {kind} request carries no payload, but {len} bytes came with it"
+                    )))
+                }
+            }
+        }
+        Ok((req, tp))
     }
 }
 
@@ -437,5 +496,90 @@ mod tests {
         );
         // Every tag and relative pointer out of range.
         assert!(DataRequest::decode(&vec![0xff; bytes.len()]).is_err());
+    }
+
+    #[test]
+    fn a_payload_travels_beside_its_envelope_and_becomes_the_frame_buffer() {
+        for len in [0usize, 1, 15, 16, 17, 100_003] {
+            let batch: Vec<u8> = (0..len).map(|i| (i * 7) as u8).collect();
+            let frame = DataRequest::Ingest {
+                node: "n2".into(),
+                session: [3; 16],
+                seq: 9,
+                batch: batch.clone(),
+                forwarded: true,
+            }
+            .into_frame();
+            // The payload is not copied into the frame: it is sent first, as is.
+            assert_eq!(&frame.body[..], &batch[..]);
+            let wire = frame.to_vec();
+            let at = wire.as_ptr();
+            let (r, _) = DataRequest::decode_frame(wire).unwrap();
+            match r {
+                DataRequest::Ingest {
+                    node,
+                    seq,
+                    batch: got,
+                    forwarded,
+                    ..
+                } => {
+                    assert_eq!((node.as_str(), seq, forwarded), ("n2", 9, true));
+                    assert_eq!(got, batch);
+                    if len > 0 {
+                        assert_eq!(got.as_ptr(), at, "the payload is the received buffer");
+                    }
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        // Shared payloads frame the same bytes as owned ones.
+        let shared = bytes::Bytes::from(vec![5u8; 40]);
+        let a = DataRequest::Discard {
+            seq: 1,
+            batch: vec![],
+        }
+        .into_frame_with(shared.clone());
+        let b = DataRequest::Discard {
+            seq: 1,
+            batch: vec![5; 40],
+        }
+        .into_frame();
+        assert_eq!(a.to_vec(), b.to_vec());
+    }
+
+    #[test]
+    fn payload_lengths_and_kinds_from_a_peer_are_checked() {
+        let lookup = DataRequest::Lookup { expr: "x".into() };
+        // A payload for a request that carries none.
+        let wire = lookup
+            .clone()
+            .into_frame_with(bytes::Bytes::from(vec![1u8; 32]))
+            .to_vec();
+        let e = DataRequest::decode_frame(wire).unwrap_err().to_string();
+        assert!(e.contains("lookup request carries no payload"), "{e}");
+        // A payload both beside and inside the envelope.
+        let wire = DataRequest::Discard {
+            seq: 1,
+            batch: vec![1],
+        }
+        .into_frame_with(bytes::Bytes::from(vec![2u8; 8]))
+        .to_vec();
+        let e = DataRequest::decode_frame(wire).unwrap_err().to_string();
+        assert!(e.contains("both beside and inside"), "{e}");
+        // A claimed payload length past the frame, and every length field value
+        // that does not fit: an error, never a panic.
+        let good = lookup.encode();
+        let tp_len = *good.last().unwrap() as usize;
+        let footer = good.len() - 1 - tp_len - 4;
+        for claim in [u32::MAX, good.len() as u32, footer as u32 + 1, 17] {
+            let mut bad = good.clone();
+            bad[footer..footer + 4].copy_from_slice(&claim.to_le_bytes());
+            let e = DataRequest::decode_frame(bad).unwrap_err().to_string();
+            assert!(e.contains("malformed"), "{claim}: {e}");
+        }
+        for cut in 0..good.len() {
+            let _ = DataRequest::decode_frame(good[..cut].to_vec());
+        }
+        assert!(DataRequest::decode_frame(vec![0]).is_err());
     }
 }

@@ -28,13 +28,13 @@ pub async fn dataplane(conn: &Conn, mib: usize) -> Result<ExitCode> {
     let n = (mib << 20) / bytes.len();
     let total = (n * bytes.len()) as f64;
 
+    let shared = bytes::Bytes::from(bytes.clone());
     let start = Instant::now();
     let mut in_flight = FuturesUnordered::new();
     for seq in 0..n as u64 {
-        in_flight.push(conn.data(DataRequest::Discard {
-            seq,
-            batch: bytes.clone(),
-        }));
+        // The same batch each time, shared like the raw TCP writes below.
+        let frame = DataRequest::Discard { seq, batch: vec![] }.into_frame_with(shared.clone());
+        in_flight.push(conn.data_frame(frame));
         while in_flight.len() >= 16 {
             if let Some(r) = in_flight.next().await {
                 anyhow::ensure!(matches!(r?, DataResponse::Ack { .. }), "unexpected answer");

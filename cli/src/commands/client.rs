@@ -57,7 +57,7 @@ pub async fn connect(cfg: &vast_config::Config) -> Result<Conn> {
         },
     };
     let bytes = client
-        .request(peer, hello.encode())
+        .request(peer, hello.into_frame())
         .await
         .map_err(|e| anyhow!("node at {endpoint}: {e}"))?;
     match DataResponse::decode(&bytes)? {
@@ -92,9 +92,14 @@ impl Conn {
 
     /// A data-plane request to the endpoint.
     pub async fn data(&self, req: DataRequest) -> Result<DataResponse> {
+        self.data_frame(req.into_frame()).await
+    }
+
+    /// `data` with the request already framed.
+    pub async fn data_frame(&self, frame: vast_node::proto::Frame) -> Result<DataResponse> {
         let bytes = self
             .client
-            .request(self.peer, req.encode())
+            .request(self.peer, frame)
             .await
             .map_err(|e| anyhow!("node {}: {e}", self.node))?;
         match DataResponse::decode(&bytes).context("answer from the endpoint")? {

@@ -16,32 +16,66 @@ use std::sync::Arc;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// Protocol name of the data plane.
-pub const PROTOCOL: StreamProtocol = StreamProtocol::new("/vast/data/2");
+pub const PROTOCOL: StreamProtocol = StreamProtocol::new("/vast/data/3");
 
 /// Bytes read between budget checks.
 const CHUNK: usize = 64 << 10;
 /// The most of a claimed length reserved before its bytes arrive.
 const RESERVE: usize = 1 << 20;
 
-/// An inbound request's bytes and the share of the byte budget they hold until
-/// the request is answered.
+/// A data-plane request: sent as `body` then `head` (so a payload is written
+/// from where it lies, not copied into the frame); received as one buffer in
+/// `head`, with the share of the node's byte budget it holds until answered.
 pub struct Frame {
-    pub bytes: Vec<u8>,
+    /// Sent first, as it is; empty on receipt.
+    pub body: bytes::Bytes,
+    /// Sent after `body`; on receipt, the whole frame.
+    pub head: Vec<u8>,
+    /// On receipt, the frame's share of the byte budget.
     pub permit: Option<OwnedSemaphorePermit>,
+}
+
+impl Frame {
+    pub fn new(body: bytes::Bytes, head: Vec<u8>) -> Frame {
+        Frame {
+            body,
+            head,
+            permit: None,
+        }
+    }
+
+    /// Bytes on the wire.
+    pub fn len(&self) -> usize {
+        self.body.len() + self.head.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The frame's bytes in one buffer.
+    pub fn to_vec(&self) -> Vec<u8> {
+        let mut v = Vec::with_capacity(self.len());
+        v.extend_from_slice(&self.body);
+        v.extend_from_slice(&self.head);
+        v
+    }
+
+    /// Another frame of the same bytes, sharing the body (to send again).
+    pub fn share(&self) -> Frame {
+        Frame::new(self.body.clone(), self.head.clone())
+    }
 }
 
 impl std::fmt::Debug for Frame {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Frame({} bytes)", self.bytes.len())
+        write!(f, "Frame({} bytes)", self.len())
     }
 }
 
 impl From<Vec<u8>> for Frame {
-    fn from(bytes: Vec<u8>) -> Self {
-        Frame {
-            bytes,
-            permit: None,
-        }
+    fn from(head: Vec<u8>) -> Self {
+        Frame::new(bytes::Bytes::new(), head)
     }
 }
 
@@ -93,22 +127,29 @@ async fn read_frame<T: AsyncRead + Unpin + Send>(
         buf.resize(at + n, 0);
         io.read_exact(&mut buf[at..]).await?;
     }
-    Ok(Frame { bytes: buf, permit })
+    Ok(Frame {
+        body: bytes::Bytes::new(),
+        head: buf,
+        permit,
+    })
 }
 
 async fn write_frame<T: AsyncWrite + Unpin + Send>(
     io: &mut T,
-    bytes: &[u8],
+    parts: [&[u8]; 2],
     max: usize,
 ) -> io::Result<()> {
-    if bytes.len() > max {
+    let len = parts[0].len() + parts[1].len();
+    if len > max {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
-            format!("frame of {} bytes exceeds the limit of {max}", bytes.len()),
+            format!("frame of {len} bytes exceeds the limit of {max}"),
         ));
     }
-    io.write_all(&(bytes.len() as u32).to_le_bytes()).await?;
-    io.write_all(bytes).await?;
+    io.write_all(&(len as u32).to_le_bytes()).await?;
+    for p in parts {
+        io.write_all(p).await?;
+    }
     io.close().await
 }
 
@@ -132,7 +173,7 @@ impl libp2p::request_response::Codec for RawCodec {
         io: &mut T,
     ) -> io::Result<Vec<u8>> {
         // Answers to our own requests: capped, but not charged to the budget.
-        read_frame(io, self.max_frame, None).await.map(|f| f.bytes)
+        read_frame(io, self.max_frame, None).await.map(|f| f.head)
     }
 
     async fn write_request<T: AsyncWrite + Unpin + Send>(
@@ -141,7 +182,7 @@ impl libp2p::request_response::Codec for RawCodec {
         io: &mut T,
         req: Frame,
     ) -> io::Result<()> {
-        write_frame(io, &req.bytes, self.max_frame).await
+        write_frame(io, [&req.body, &req.head], self.max_frame).await
     }
 
     async fn write_response<T: AsyncWrite + Unpin + Send>(
@@ -150,7 +191,7 @@ impl libp2p::request_response::Codec for RawCodec {
         io: &mut T,
         res: Vec<u8>,
     ) -> io::Result<()> {
-        write_frame(io, &res, self.max_frame).await
+        write_frame(io, [&[], &res], self.max_frame).await
     }
 }
 
@@ -178,7 +219,7 @@ mod tests {
             let f = read_frame(&mut futures::io::Cursor::new(ok), 1 << 20, Some(&budget))
                 .await
                 .unwrap();
-            assert_eq!(f.bytes.len(), 100_000);
+            assert_eq!(f.head.len(), 100_000);
             assert_eq!(budget.available_permits(), (1 << 20) - 100_000);
             drop(f);
             assert_eq!(budget.available_permits(), 1 << 20);

@@ -142,7 +142,7 @@ impl RefusalLog {
 
 enum Command {
     Dial(Multiaddr, oneshot::Sender<Result<PeerId, String>>),
-    Request(PeerId, Vec<u8>, oneshot::Sender<Result<Vec<u8>, String>>),
+    Request(PeerId, Frame, oneshot::Sender<Result<Vec<u8>, String>>),
     Respond(ResponseChannel<Vec<u8>>, Vec<u8>),
     ListenAddrs(oneshot::Sender<Vec<Multiaddr>>),
     Connected(oneshot::Sender<Vec<PeerId>>),
@@ -202,8 +202,9 @@ impl Client {
     }
 
     /// Sends a data-plane request and waits for the response.
-    pub async fn request(&self, peer: PeerId, bytes: Vec<u8>) -> Result<Vec<u8>, String> {
-        self.call(|tx| Command::Request(peer, bytes, tx)).await?
+    pub async fn request(&self, peer: PeerId, frame: impl Into<Frame>) -> Result<Vec<u8>, String> {
+        let frame = frame.into();
+        self.call(|tx| Command::Request(peer, frame, tx)).await?
     }
 
     pub async fn respond(&self, channel: ResponseChannel<Vec<u8>>, bytes: Vec<u8>) {
@@ -339,8 +340,8 @@ pub async fn start(
                                 Err(e) => { let _ = reply.send(Err(format!("cannot dial {addr}: {e}"))); }
                             }
                         }
-                        Command::Request(peer, bytes, reply) => {
-                            let id = swarm.behaviour_mut().data.send_request(&peer, Frame::from(bytes));
+                        Command::Request(peer, frame, reply) => {
+                            let id = swarm.behaviour_mut().data.send_request(&peer, frame);
                             requests.insert(id, reply);
                         }
                         Command::Respond(ch, bytes) => {
@@ -396,7 +397,7 @@ pub async fn start(
                     SwarmEvent::Behaviour(BehaviourEvent::Data(ev)) => match ev {
                         request_response::Event::Message { peer, message, .. } => match message {
                             request_response::Message::Request { request, channel, .. } => {
-                                let Frame { bytes, permit } = request;
+                                let Frame { head: bytes, permit, .. } = request;
                                 if in_tx.try_send(Inbound { peer, bytes, channel, permit }).is_err() {
                                     tracing::warn!(peer = %peer, "data-plane request dropped: handler busy");
                                 }

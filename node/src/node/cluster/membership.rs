@@ -118,7 +118,7 @@ impl Cluster {
 
     pub(super) async fn hello(&self, peer: PeerId) -> Result<String, String> {
         let req = DataRequest::Hello { from: self.me() };
-        let bytes = self.net.request(peer, req.encode()).await?;
+        let bytes = self.net.request(peer, req.into_frame()).await?;
         match DataResponse::decode(&bytes).map_err(|e| e.to_string())? {
             DataResponse::Hello { me, members } => {
                 self.authenticate(&me, peer)?;

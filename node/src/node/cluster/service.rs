@@ -43,9 +43,8 @@ impl Cluster {
                     channel,
                     permit,
                 } = req;
-                let resp = match DataRequest::decode_traced(&bytes) {
+                let resp = match DataRequest::decode_frame(bytes) {
                     Ok((r, tp)) => {
-                        drop(bytes);
                         let span =
                             tracing::info_span!("data.request", node = %this.id, kind = r.kind());
                         crate::telemetry::set_remote_parent(&span, &tp);
@@ -80,16 +79,16 @@ impl Cluster {
     ) -> Result<DataResponse, String> {
         let peer = self.peer_of(id)?;
         let deadline = tokio::time::Instant::now() + timeout;
-        let ask = |bytes: Vec<u8>| async move {
-            let bytes = tokio::time::timeout_at(deadline, self.net.request(peer, bytes))
+        let ask = |frame: crate::proto::Frame| async move {
+            let bytes = tokio::time::timeout_at(deadline, self.net.request(peer, frame))
                 .await
                 .map_err(|_| format!("node {id} did not answer within {}s", timeout.as_secs_f64()))?
                 .map_err(|e| format!("node {id} is unreachable: {e}"))?;
             DataResponse::decode(&bytes).map_err(|e| format!("node {id}: {e}"))
         };
-        // Encoded again for the second ask rather than copied for every one:
-        // a request may carry a whole batch.
-        let mut answer = ask(req.encode()).await?;
+        // The second ask shares the first one's payload.
+        let frame = req.into_frame();
+        let mut answer = ask(frame.share()).await?;
         if let DataResponse::NotMember(e) = &answer {
             // A member that has just joined may not have taken our `Hello` in
             // yet (it pins our id first); introduce ourselves and ask once more.
@@ -99,7 +98,7 @@ impl Cluster {
                 .await
                 .map_err(|_| format!("node {id}: {e}"))?
                 .map_err(|h| format!("node {id}: {e} (saying hello failed: {h})"))?;
-            answer = ask(req.encode()).await?;
+            answer = ask(frame).await?;
         }
         match answer {
             DataResponse::Error(e) | DataResponse::NotMember(e) => Err(format!("node {id}: {e}")),
