@@ -1,9 +1,10 @@
-//! The network: one libp2p swarm per process (TCP + noise + yamux, identify, kameo's
+//! The network: one libp2p swarm per process (TCP + noise + yamux (`mux`), identify, kameo's
 //! remote-actor behaviour, and our data-plane protocol), owned by a task. The rest
 //! of the code holds a [`Client`] and never touches the `Swarm`.
 
 pub mod codec;
 pub mod identity;
+pub mod mux;
 pub mod secret;
 
 use codec::{Frame, RawCodec};
@@ -11,7 +12,7 @@ use futures::StreamExt;
 use libp2p::identity::Keypair;
 use libp2p::request_response::{self, OutboundRequestId, ProtocolSupport, ResponseChannel};
 use libp2p::swarm::{dial_opts::DialOpts, ConnectionId, NetworkBehaviour, SwarmEvent};
-use libp2p::{identify, noise, tcp, yamux, Multiaddr, PeerId, SwarmBuilder};
+use libp2p::{identify, noise, tcp, Multiaddr, PeerId, SwarmBuilder};
 pub use secret::Secret;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -249,7 +250,7 @@ pub async fn start(
             move |k: &Keypair| {
                 noise::Config::new(k).map(|c| c.with_prologue(prologue.clone().unwrap_or_default()))
             },
-            yamux::Config::default,
+            mux::Config::default,
         )
         .map_err(|e| format!("tcp transport: {e}"))?
         .with_dns()
