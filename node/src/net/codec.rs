@@ -2,8 +2,8 @@
 //! per response. The bytes are rkyv envelopes, validated by the receiver.
 //!
 //! A peer's claimed length is never trusted for memory: frames over the cap are
-//! refused outright, and at most 1 MiB of a claim (or four times what arrived)
-//! is reserved ahead of its bytes, untouched until they come. Inbound
+//! refused outright, and a frame's buffer reserves at most 16 times the bytes
+//! that arrived (64 KiB before any), untouched until they come. Inbound
 //! requests also take permits from a node-wide byte budget as they are read, so
 //! the sum of what all peers can make a node hold is bounded; a reader waits (and
 //! yamux stops the sender) while the budget is spent.
@@ -20,8 +20,8 @@ pub const PROTOCOL: StreamProtocol = StreamProtocol::new("/vast/data/3");
 
 /// Bytes read between budget checks.
 const CHUNK: usize = 64 << 10;
-/// The most of a claimed length reserved before its bytes arrive.
-const RESERVE: usize = 1 << 20;
+/// How far ahead of the bytes that arrived a frame's buffer may reach.
+const GROWTH: usize = 16;
 
 /// A data-plane request: sent as `body` then `head` (so a payload is written
 /// from where it lies, not copied into the frame); received as one buffer in
@@ -101,16 +101,17 @@ async fn read_frame<T: AsyncRead + Unpin + Send>(
             format!("peer sent a frame of {len} bytes (limit {max})"),
         ));
     }
-    // Up to RESERVE of a claim is reserved at once (address space, not memory:
-    // pages are touched only as bytes arrive); past it the buffer grows fourfold
-    // at a time. Growing from empty by doubling copied a 0.5 MiB frame about three
-    // times over, a tenth of a receiving node's CPU on the data plane.
-    let mut buf = Vec::with_capacity(len.min(RESERVE));
+    // A claim is honoured in proportion to the bytes behind it: the buffer
+    // grows to at most GROWTH times what has arrived (address space, touched
+    // only as bytes come). Growing from empty by doubling copied a 0.5 MiB frame
+    // about three times over, a tenth of a receiving node's CPU on the data plane.
+    let mut buf = Vec::with_capacity(len.min(CHUNK));
     let mut permit: Option<OwnedSemaphorePermit> = None;
     while buf.len() < len {
         let n = CHUNK.min(len - buf.len());
         if buf.len() + n > buf.capacity() {
-            buf.reserve_exact(len.min(buf.capacity().saturating_mul(4)) - buf.len());
+            let want = len.min(buf.len().max(CHUNK).saturating_mul(GROWTH));
+            buf.reserve_exact(want - buf.len());
         }
         if let Some(b) = budget {
             let p = b
@@ -223,6 +224,18 @@ mod tests {
             assert_eq!(budget.available_permits(), (1 << 20) - 100_000);
             drop(f);
             assert_eq!(budget.available_permits(), 1 << 20);
+            // Large frames end in a buffer of exactly their length (grown at most
+            // twice past the first chunk, never beyond the claim).
+            for len in [70_000usize, 574_456, 5 << 20] {
+                let mut framed = (len as u32).to_le_bytes().to_vec();
+                framed.extend((0..len).map(|i| i as u8));
+                let f = read_frame(&mut futures::io::Cursor::new(framed), 8 << 20, None)
+                    .await
+                    .unwrap();
+                assert_eq!(f.head.len(), len);
+                assert_eq!(f.head.capacity(), len);
+                assert!(f.head.iter().enumerate().all(|(i, &b)| b == i as u8));
+            }
         });
     }
 }
