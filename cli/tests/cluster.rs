@@ -18,6 +18,18 @@ fn try_count(ep: &str, q: &str) -> Option<u64> {
     String::from_utf8_lossy(&out.stdout).trim().parse().ok()
 }
 
+/// The exit status of `child`, which must exit within `secs` (else fails with `what`).
+fn exit_within(child: &mut std::process::Child, secs: u64, what: &str) -> std::process::ExitStatus {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            return st;
+        }
+        assert!(Instant::now() < deadline, "{what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// Multi-node tests start several debug-build processes each; one at a time keeps
 /// a two-core machine from starving them past the 2 s member timeout.
 static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
@@ -232,15 +244,7 @@ fn three_node_cluster() {
     vast_ok(&e3, &["stop"], None);
     let mut n3 = n3;
     let mut child = n3.child.take().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        if let Some(st) = child.try_wait().unwrap() {
-            assert!(st.success());
-            break;
-        }
-        assert!(Instant::now() < deadline, "n3 did not stop");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    assert!(exit_within(&mut child, 15, "n3 did not stop").success());
 }
 
 /// n1 and n2 under `root`, n1 placing every partition on n2, meshed.
@@ -326,17 +330,7 @@ fn a_peer_vanishing_mid_import_fails_the_import() {
             && !String::from_utf8_lossy(&s.stdout).contains("\"active-partitions\": 0")
     });
     n2.sigkill();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let status = loop {
-        if let Some(st) = import.try_wait().unwrap() {
-            break st;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "import did not notice that n2 vanished"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let status = exit_within(&mut import, 60, "import did not notice that n2 vanished");
     let mut err = String::new();
     std::io::Read::read_to_string(import.stderr.as_mut().unwrap(), &mut err).unwrap();
     assert!(
@@ -533,14 +527,7 @@ fn peers_open_the_configured_connections_and_imports_cross_them() {
         let mut stdin = cli.stdin.take().unwrap();
         stdin.write_all(conn_log("c", 20_000).as_bytes()).unwrap();
     }
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let status = loop {
-        if let Some(s) = cli.try_wait().unwrap() {
-            break s;
-        }
-        assert!(Instant::now() < deadline, "the import did not finish");
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let status = exit_within(&mut cli, 60, "the import did not finish");
     let mut err = String::new();
     std::io::Read::read_to_string(cli.stderr.as_mut().unwrap(), &mut err).unwrap();
     assert!(status.success(), "{err}");

@@ -36,6 +36,16 @@ impl Default for Config {
     }
 }
 
+impl Config {
+    /// Both upgrades: yamux needs nothing negotiated beyond the side it is on.
+    fn muxer<C>(self, io: C, mode: yamux::Mode) -> future::Ready<io::Result<Muxer<C>>>
+    where
+        C: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+    {
+        future::ready(Ok(Muxer::new(yamux::Connection::new(io, self.0, mode))))
+    }
+}
+
 impl UpgradeInfo for Config {
     type Info = &'static str;
     type InfoIter = std::iter::Once<Self::Info>;
@@ -54,11 +64,7 @@ where
     type Future = future::Ready<Result<Self::Output, Self::Error>>;
 
     fn upgrade_inbound(self, io: C, _: Self::Info) -> Self::Future {
-        future::ready(Ok(Muxer::new(yamux::Connection::new(
-            io,
-            self.0,
-            yamux::Mode::Server,
-        ))))
+        self.muxer(io, yamux::Mode::Server)
     }
 }
 
@@ -71,11 +77,7 @@ where
     type Future = future::Ready<Result<Self::Output, Self::Error>>;
 
     fn upgrade_outbound(self, io: C, _: Self::Info) -> Self::Future {
-        future::ready(Ok(Muxer::new(yamux::Connection::new(
-            io,
-            self.0,
-            yamux::Mode::Client,
-        ))))
+        self.muxer(io, yamux::Mode::Client)
     }
 }
 
