@@ -421,7 +421,11 @@ fn dictionary<T: std::hash::Hash + Eq + Copy>(
 ) -> Option<(Vec<T>, Vec<u32>)> {
     const SAMPLE: usize = 256;
     let limit = (n / 4).max(1);
-    let mut map: FxHashMap<T, u32> = FxHashMap::default();
+    // Sized for the most values it holds before giving up: growing from empty
+    // rehashed it several times for every string and address column of every
+    // row group.
+    let mut map: FxHashMap<T, u32> =
+        FxHashMap::with_capacity_and_hasher((limit + 1).min(SAMPLE / 2 + 1), Default::default());
     let mut dict = Vec::new();
     let mut idx = Vec::with_capacity(n);
     for (i, v) in values.enumerate() {

@@ -126,12 +126,24 @@ impl<K: TableKey> KeyTable<K> {
 
     /// Each key's slot (new keys numbered from `next` in order), written to
     /// `out` in the keys' order.
+    ///
+    /// A key equal to the one before takes its slot without a probe: times
+    /// arrive in order, so a binned time column repeats its key for long runs.
     pub fn slots_of(&mut self, keys: &[K], next: &mut u32, out: &mut impl FnMut(u32)) {
+        let mut last: Option<(K, u32)> = None;
         for (i, &k) in keys.iter().enumerate() {
+            if let Some((lk, slot)) = last {
+                if lk == k {
+                    out(slot);
+                    continue;
+                }
+            }
             if let Some(&ahead) = keys.get(i + AHEAD) {
                 self.prefetch(ahead);
             }
-            out(self.slot_or_insert(k, next));
+            let slot = self.slot_or_insert(k, next);
+            last = Some((k, slot));
+            out(slot);
         }
     }
 

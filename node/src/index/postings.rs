@@ -141,32 +141,36 @@ fn ef_bytes(m: u64, universe: u64) -> u64 {
 }
 
 /// Appends the Elias-Fano bits of `vals`, all in `base..base + universe`.
+///
+/// The bits are set in place in zeroed bytes of the final length: writing the
+/// high part's unary zeros bit group by bit group, a byte push at a time, was
+/// most of this function's cost when sealing an index (4% of an import).
 fn put_ef(out: &mut Vec<u8>, vals: &[u32], base: u32, universe: u64) {
     let m = vals.len() as u64;
     let l = ef_low_bits(m, universe);
-    let mut w = BitWriter::new(out);
-    for &v in vals {
-        w.put((v - base) as u64 & ((1u64 << l) - 1), l);
-    }
-    // High parts in unary: value i sets bit (high_i + i).
-    let mut pos = 0u64;
-    for (i, &v) in vals.iter().enumerate() {
-        let target = ((v - base) as u64 >> l) + i as u64;
-        while pos < target {
-            let n = (target - pos).min(32) as u32;
-            w.put(0, n);
-            pos += n as u64;
+    let at = out.len();
+    out.resize(at + ef_bytes(m, universe) as usize, 0);
+    let bits = &mut out[at..];
+    if l > 0 {
+        let mask = (1u64 << l) - 1;
+        for (i, &v) in vals.iter().enumerate() {
+            let p = i as u64 * l as u64;
+            // At most 32 + 7 bits: five bytes, all inside the low part.
+            let mut x = ((v - base) as u64 & mask) << (p % 8);
+            let mut b = (p / 8) as usize;
+            while x != 0 {
+                bits[b] |= x as u8;
+                x >>= 8;
+                b += 1;
+            }
         }
-        w.put(1, 1);
-        pos += 1;
     }
-    let total = m + (universe >> l) + 1;
-    while pos < total {
-        let n = (total - pos).min(32) as u32;
-        w.put(0, n);
-        pos += n as u64;
+    // High parts in unary: value i sets bit (high_i + i) of the high part.
+    let high = m * l as u64;
+    for (i, &v) in vals.iter().enumerate() {
+        let p = high + ((v - base) as u64 >> l) + i as u64;
+        bits[(p / 8) as usize] |= 1 << (p % 8);
     }
-    w.finish();
 }
 
 /// Reads `m` Elias-Fano coded values below `universe`, adding `base` to each.
@@ -271,25 +275,37 @@ pub fn encode(out: &mut Vec<u8>, vals: &[u32], universe: u32) {
     let last = *vals.last().unwrap();
     let span = (last - first) as u64; // offsets from `first` lie in 0..=span
     let head = varint_len(first as u64) as u64;
-    // Sizes without collecting the runs: sealing a partition encodes a list per
-    // key, most of them short, and a vector of runs per list was a visible part
-    // of an import. `Runs` is the one definition of the runs, sized here and
-    // written below.
-    let list = head
-        + vals
-            .windows(2)
-            .map(|w| varint_len((w[1] - w[0] - 1) as u64) as u64)
-            .sum::<u64>();
-    let (mut n_runs, mut runs_body) = (0u64, 0u64);
-    for (gap, len) in Runs::new(vals) {
-        runs_body += (varint_len(gap as u64) + varint_len(len as u64)) as u64;
-        n_runs += 1;
-    }
-    let runs_len = head + varint_len(n_runs) as u64 + runs_body;
     let bitmap = head + varint_len(span) as u64 + (span + 1).div_ceil(8);
     let ef = head + varint_len(span) as u64 + ef_bytes(m, span + 1);
     // Elias-Fano over the whole universe needs neither first value nor span.
     let ef_full = ef_bytes(m, universe as u64);
+    // The list and the runs encodings are sized exactly only when a bound
+    // does not already put them above a cheaper candidate: summing a varint
+    // length per value was most of this function's cost on the long lists of
+    // columns with few distinct values. A skipped candidate is strictly larger
+    // than another, so the choice below is the one the exact sizes make.
+    let cheap = bitmap.min(ef).min(ef_full);
+    let n_runs = 1 + vals.windows(2).filter(|w| w[1] != w[0] + 1).count() as u64;
+    let runs_len = if head + varint_len(n_runs) as u64 + 2 * n_runs > cheap {
+        u64::MAX
+    } else {
+        // Sizes without collecting the runs: sealing a partition encodes a
+        // list per key, most of them short, and a vector of runs per list was
+        // a visible part of an import. `Runs` is the one definition of the
+        // runs, sized here and written below.
+        let body: u64 = Runs::new(vals)
+            .map(|(gap, len)| (varint_len(gap as u64) + varint_len(len as u64)) as u64)
+            .sum();
+        head + varint_len(n_runs) as u64 + body
+    };
+    let list = if head + (m - 1) > cheap.min(runs_len) {
+        u64::MAX
+    } else {
+        head + vals
+            .windows(2)
+            .map(|w| varint_len((w[1] - w[0] - 1) as u64) as u64)
+            .sum::<u64>()
+    };
     let best = list.min(runs_len).min(bitmap).min(ef).min(ef_full);
     if best == ef_full {
         out.push(EF_FULL);
@@ -478,42 +494,6 @@ pub fn skip(r: &mut Reader<'_>, universe: u32) -> Result<(), Malformed> {
     Ok(())
 }
 
-struct BitWriter<'a> {
-    out: &'a mut Vec<u8>,
-    acc: u64,
-    bits: u32,
-}
-
-impl<'a> BitWriter<'a> {
-    fn new(out: &'a mut Vec<u8>) -> Self {
-        BitWriter {
-            out,
-            acc: 0,
-            bits: 0,
-        }
-    }
-
-    /// Appends the low `n` (<= 32) bits of `v`, least significant first.
-    fn put(&mut self, v: u64, n: u32) {
-        if n == 0 {
-            return;
-        }
-        self.acc |= (v & ((1u64 << n) - 1)) << self.bits;
-        self.bits += n;
-        while self.bits >= 8 {
-            self.out.push(self.acc as u8);
-            self.acc >>= 8;
-            self.bits -= 8;
-        }
-    }
-
-    fn finish(self) {
-        if self.bits > 0 {
-            self.out.push(self.acc as u8);
-        }
-    }
-}
-
 /// Reads bits least significant first; reads past the end yield zeros (callers
 /// size their input so a valid list never reads past it).
 struct BitReader<'a> {
@@ -633,6 +613,194 @@ mod tests {
                 roundtrip(&v, 100_000);
             }
         }
+    }
+
+    /// The Elias-Fano writer `put_ef` replaced, bit group by bit group: the
+    /// file form must not change.
+    fn put_ef_by_groups(out: &mut Vec<u8>, vals: &[u32], base: u32, universe: u64) {
+        let m = vals.len() as u64;
+        let l = ef_low_bits(m, universe);
+        let mut w = BitWriter::new(out);
+        for &v in vals {
+            w.put((v - base) as u64 & ((1u64 << l) - 1), l);
+        }
+        let mut pos = 0u64;
+        for (i, &v) in vals.iter().enumerate() {
+            let target = ((v - base) as u64 >> l) + i as u64;
+            while pos < target {
+                let n = (target - pos).min(32) as u32;
+                w.put(0, n);
+                pos += n as u64;
+            }
+            w.put(1, 1);
+            pos += 1;
+        }
+        let total = m + (universe >> l) + 1;
+        while pos < total {
+            let n = (total - pos).min(32) as u32;
+            w.put(0, n);
+            pos += n as u64;
+        }
+        w.finish();
+    }
+
+    struct BitWriter<'a> {
+        out: &'a mut Vec<u8>,
+        acc: u64,
+        bits: u32,
+    }
+
+    impl<'a> BitWriter<'a> {
+        fn new(out: &'a mut Vec<u8>) -> Self {
+            BitWriter {
+                out,
+                acc: 0,
+                bits: 0,
+            }
+        }
+
+        /// Appends the low `n` (<= 32) bits of `v`, least significant first.
+        fn put(&mut self, v: u64, n: u32) {
+            if n == 0 {
+                return;
+            }
+            self.acc |= (v & ((1u64 << n) - 1)) << self.bits;
+            self.bits += n;
+            while self.bits >= 8 {
+                self.out.push(self.acc as u8);
+                self.acc >>= 8;
+                self.bits -= 8;
+            }
+        }
+
+        fn finish(self) {
+            if self.bits > 0 {
+                self.out.push(self.acc as u8);
+            }
+        }
+    }
+
+    /// Setting bits in place writes the bytes the bit-group writer wrote, for
+    /// zero-bit and 32-bit low parts, bases, and lists dense and sparse.
+    #[test]
+    fn elias_fano_bytes_are_those_of_the_bit_group_writer() {
+        let mut x = 11u64;
+        let mut next = || {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            x >> 32
+        };
+        let mut cases: Vec<(Vec<u32>, u32, u64)> = vec![
+            (vec![0, u32::MAX - 1], 0, u32::MAX as u64),
+            (vec![3, 4], 0, 5),
+            ((0..64).map(|i| i * 2).collect(), 0, 128),
+            (vec![7], 7, 1),
+        ];
+        for m in [1usize, 2, 3, 9, 64, 1000, 5000] {
+            for universe in [m as u64 + 1, 1000, 1 << 20, u32::MAX as u64] {
+                let base = (next() % 1000) as u32;
+                let universe = universe.min((u32::MAX - base) as u64);
+                let mut v: Vec<u32> = (0..m).map(|_| base + (next() % universe) as u32).collect();
+                v.sort_unstable();
+                v.dedup();
+                cases.push((v, base, universe));
+            }
+        }
+        for (vals, base, universe) in cases {
+            let (mut a, mut b) = (vec![0xAB], vec![0xAB]);
+            put_ef(&mut a, &vals, base, universe);
+            put_ef_by_groups(&mut b, &vals, base, universe);
+            assert_eq!(a, b, "{} values from {base} in {universe}", vals.len());
+        }
+    }
+
+    /// The encoding the exact sizes of all five choose, in `encode`'s order
+    /// of precedence: what skipping the sizes a bound rules out must keep.
+    fn tag_by_exact_sizes(vals: &[u32], universe: u32) -> u8 {
+        let m = vals.len() as u64;
+        let (first, last) = (vals[0], *vals.last().unwrap());
+        let span = (last - first) as u64;
+        let head = varint_len(first as u64) as u64;
+        let list = head
+            + vals
+                .windows(2)
+                .map(|w| varint_len((w[1] - w[0] - 1) as u64) as u64)
+                .sum::<u64>();
+        let runs: Vec<(u32, u32)> = Runs::new(vals).collect();
+        let runs = head
+            + varint_len(runs.len() as u64) as u64
+            + runs
+                .iter()
+                .map(|&(g, l)| (varint_len(g as u64) + varint_len(l as u64)) as u64)
+                .sum::<u64>();
+        let bitmap = head + varint_len(span) as u64 + (span + 1).div_ceil(8);
+        let ef = head + varint_len(span) as u64 + ef_bytes(m, span + 1);
+        let ef_full = ef_bytes(m, universe as u64);
+        let best = list.min(runs).min(bitmap).min(ef).min(ef_full);
+        [
+            (ef_full, EF_FULL),
+            (runs, RUNS),
+            (list, LIST),
+            (bitmap, BITMAP),
+            (ef, EF),
+        ]
+        .into_iter()
+        .find(|&(size, _)| size == best)
+        .unwrap()
+        .1
+    }
+
+    /// Lists of every density and run structure get the encoding their exact
+    /// sizes choose.
+    #[test]
+    fn bounds_choose_what_exact_sizes_choose() {
+        let mut x = 5u64;
+        let mut next = || {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            x >> 33
+        };
+        let mut cases: Vec<(Vec<u32>, u32)> = vec![
+            ((0..50).map(|i| i * 20_011 + 3).collect(), 1 << 20),
+            ((0..50).map(|i| 500_000 + i * 211).collect(), 1 << 20),
+            (vec![5, 9, 200], 1 << 20),
+            ((1000..5000).chain(9000..9100).collect(), 10_000),
+            (
+                (0..5000).filter(|i| i % 3 != 0 && i % 7 != 0).collect(),
+                5000,
+            ),
+            ((0..1 << 20).collect(), 1 << 20),
+        ];
+        for universe in [16u32, 300, 5000, 1 << 20] {
+            for permille in [1u64, 20, 200, 500, 900, 999, 1000] {
+                for run in [1u64, 3, 50] {
+                    let mut vals = Vec::new();
+                    let mut v = 0u64;
+                    while v < universe as u64 {
+                        if next() % 1000 < permille {
+                            let end = (v + 1 + next() % run).min(universe as u64);
+                            vals.extend(v as u32..end as u32);
+                            v = end;
+                        }
+                        v += 1;
+                    }
+                    if vals.len() >= 2 {
+                        cases.push((vals, universe));
+                    }
+                }
+            }
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for (vals, universe) in cases {
+            let mut buf = Vec::new();
+            encode(&mut buf, &vals, universe);
+            let want = tag_by_exact_sizes(&vals, universe);
+            assert_eq!(tag(&buf), want, "{} values in {universe}", vals.len());
+            seen.insert(want);
+        }
+        assert_eq!(seen.len(), 5, "every encoding chosen somewhere: {seen:?}");
     }
 
     #[test]

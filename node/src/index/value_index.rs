@@ -193,6 +193,12 @@ pub struct ColumnIndexBuilder {
     exact_only: bool,
     shift: u32,
     hashed: bool,
+    /// Once hashed, each string row's hash and granule. Hashes of strings
+    /// this varied are mostly distinct, so a map from hash to slot held an
+    /// entry per row, outgrew the cache and grew again and again: the one
+    /// such column of a Zeek conn log (`uid`) was a fifth of its index
+    /// building. A sort at the seal groups these instead (`sort_hashed`).
+    hashed_rows: Vec<(u64, u32)>,
     /// Keys of every kind but addresses (numbers, bins, string hashes) fit 64
     /// bits: a map of those has half the entry size of a `u128` one, and its
     /// probes were the largest part of index building.
@@ -229,6 +235,7 @@ impl ColumnIndexBuilder {
             exact_only: ty.has_name("port"),
             shift: 0,
             hashed: false,
+            hashed_rows: Vec::new(),
             num: KeyTable::default(),
             addrs: KeyTable::default(),
             strs: FxHashMap::default(),
@@ -277,12 +284,23 @@ impl ColumnIndexBuilder {
         if self.kind == KeyKind::Str && !self.hashed {
             self.hashed = true;
             let strs = std::mem::take(&mut self.strs);
-            let mut rename = vec![NO_SLOT; self.slots as usize];
-            self.slots = 0;
+            let mut hash_of = vec![0u64; self.slots as usize];
             for (s, slot) in strs {
-                rename[slot as usize] = self.slot_for(str_hash(&s) as u128);
+                hash_of[slot as usize] = str_hash(&s);
             }
-            self.rename(&rename);
+            let values = std::mem::take(&mut self.values);
+            let runs = std::mem::take(&mut self.runs);
+            self.hashed_rows.reserve(values.len());
+            for (r, &(first, row)) in runs.iter().enumerate() {
+                let last = runs.get(r + 1).map_or(values.len(), |n| n.0 as usize);
+                for (j, &v) in values[first as usize..last].iter().enumerate() {
+                    if v != NO_SLOT {
+                        let g = (row + j as u32) >> GRANULE_BITS;
+                        self.hashed_rows.push((hash_of[v as usize], g));
+                    }
+                }
+            }
+            self.slots = 0;
             return;
         }
         if self.hashed {
@@ -312,12 +330,30 @@ impl ColumnIndexBuilder {
     /// Distinct keys (or bins and hashes) so far: what adding to and finishing
     /// this index costs, roughly.
     pub fn distinct(&self) -> u32 {
-        self.slots
+        if self.hashed {
+            self.hashed_rows.len() as u32
+        } else {
+            self.slots
+        }
     }
 
     /// Adds a column whose first row is partition row `base`.
     pub fn add(&mut self, col: &Column, base: u32) {
         let n = col.len() as u32;
+        if self.hashed {
+            self.hashed_rows.reserve(n as usize);
+            for i in 0..n as usize {
+                let row = base + i as u32;
+                if col.is_valid(i) {
+                    self.hashed_rows
+                        .push((str_hash(col.str_at(i)), row >> GRANULE_BITS));
+                } else {
+                    self.nulls.push(row);
+                }
+            }
+            self.rows = self.rows.max(base + n);
+            return;
+        }
         let start = self.values.len();
         self.runs.push((start as u32, base));
         self.values.reserve(n as usize);
@@ -329,48 +365,63 @@ impl ColumnIndexBuilder {
         let mut wide = std::mem::take(&mut self.wide);
         keys.clear();
         wide.clear();
-        for i in 0..n {
-            let row = base + i;
-            if !col.is_valid(i as usize) {
-                self.nulls.push(row);
-                self.values.push(NO_SLOT);
-                continue;
+        // One loop per column type, not a type match per row; a column without
+        // nulls (most) takes its keys in one pass.
+        let all_valid = col.validity.words.is_empty();
+        macro_rules! gather {
+            ($out:expr, $key:expr) => {{
+                let key = $key;
+                if all_valid {
+                    $out.extend((0..n as usize).map(key));
+                    self.values.resize(start + n as usize, PENDING);
+                } else {
+                    for i in 0..n as usize {
+                        if col.is_valid(i) {
+                            $out.push(key(i));
+                            self.values.push(PENDING);
+                        } else {
+                            self.nulls.push(base + i as u32);
+                            self.values.push(NO_SLOT);
+                        }
+                    }
+                }
+            }};
+        }
+        match &col.data {
+            ColumnData::Bool(v) => gather!(keys, |i: usize| bin(v[i] as u64)),
+            ColumnData::Count(v) => gather!(keys, |i: usize| bin(v[i])),
+            ColumnData::Int(v) | ColumnData::Duration(v) | ColumnData::Time(v) => {
+                gather!(keys, |i: usize| bin(i64_key(v[i])))
             }
-            let i = i as usize;
-            let slot = match &col.data {
-                ColumnData::Bool(v) => {
-                    keys.push(bin(v[i] as u64));
-                    PENDING
+            // Reals need a NaN check per value only where one is there.
+            ColumnData::Real(v) if !v.iter().any(|x| x.is_nan()) => {
+                gather!(keys, |i: usize| bin(f64_key(v[i])))
+            }
+            // Addresses are never binned.
+            ColumnData::Address(v) => gather!(wide, |i: usize| u128::from_be_bytes(v[i])),
+            data => {
+                for i in 0..n as usize {
+                    let row = base + i as u32;
+                    if !col.is_valid(i) {
+                        self.nulls.push(row);
+                        self.values.push(NO_SLOT);
+                        continue;
+                    }
+                    let slot = match data {
+                        ColumnData::Real(v) if v[i].is_nan() => {
+                            self.nan.push(row);
+                            NO_SLOT
+                        }
+                        ColumnData::Real(v) => {
+                            keys.push(bin(f64_key(v[i])));
+                            PENDING
+                        }
+                        ColumnData::Str { .. } => self.str_slot(col.str_at(i)),
+                        _ => NO_SLOT,
+                    };
+                    self.values.push(slot);
                 }
-                ColumnData::Count(v) => {
-                    keys.push(bin(v[i]));
-                    PENDING
-                }
-                ColumnData::Int(v) | ColumnData::Duration(v) | ColumnData::Time(v) => {
-                    keys.push(bin(i64_key(v[i])));
-                    PENDING
-                }
-                ColumnData::Real(v) if v[i].is_nan() => {
-                    self.nan.push(row);
-                    NO_SLOT
-                }
-                ColumnData::Real(v) => {
-                    keys.push(bin(f64_key(v[i])));
-                    PENDING
-                }
-                // Addresses are never binned.
-                ColumnData::Address(v) => {
-                    wide.push(u128::from_be_bytes(v[i]));
-                    PENDING
-                }
-                ColumnData::Str { .. } if self.hashed => {
-                    keys.push(bin(str_hash(col.str_at(i))));
-                    PENDING
-                }
-                ColumnData::Str { .. } => self.str_slot(col.str_at(i)),
-                _ => NO_SLOT,
-            };
-            self.values.push(slot);
+            }
         }
         let mut pending = self.values[start..].iter_mut().filter(|v| **v == PENDING);
         let mut put = |slot: u32| {
@@ -459,29 +510,20 @@ impl ColumnIndexBuilder {
         if self.hashed {
             // Truncate hashes to what the number of strings needs and point at
             // granules; colliding hashes merge.
-            let distinct = self.num.len().max(1) as u64;
+            let pairs = sort_hashed(std::mem::take(&mut self.hashed_rows));
+            let distinct = pairs.chunk_by(|a, b| a.0 == b.0).count().max(1) as u64;
             let bits = (64 - distinct.leading_zeros() + HASH_SPARE_BITS).min(64);
             let shift = 64 - bits;
-            let mut pairs: Vec<(u64, u32)> = Vec::with_capacity(rows as usize);
-            for (k, slot) in self.num.drain() {
-                let key = k.checked_shr(shift).unwrap_or(0);
-                let mut last = None;
-                for &row in tidy(slot).iter() {
-                    let g = row >> GRANULE_BITS;
-                    if last != Some(g) {
-                        pairs.push((key, g));
-                        last = Some(g);
-                    }
-                }
-            }
-            pairs.sort_unstable();
-            pairs.dedup();
+            let key = |k: u64| k.checked_shr(shift).unwrap_or(0);
             let mut w = Writer::new(self.kind, true, shift, GRANULE_BITS, rows);
             let mut granules = Vec::new();
-            for chunk in pairs.chunk_by(|a, b| a.0 == b.0) {
+            for chunk in pairs.chunk_by(|a, b| key(a.0) == key(b.0)) {
                 granules.clear();
                 granules.extend(chunk.iter().map(|p| p.1));
-                w.push(Key::Num(chunk[0].0 as u128), &granules);
+                // Hashes that differ only below the cut interleave their granules.
+                granules.sort_unstable();
+                granules.dedup();
+                w.push(Key::Num(key(chunk[0].0) as u128), &granules);
             }
             return w.finish(&special);
         }
@@ -597,6 +639,55 @@ enum Key<'a> {
     Str(&'a [u8]),
 }
 
+/// `pairs` sorted: a counting sort on the top bits of the hashes (spread
+/// evenly, being hashes), then each small bucket sorted. A comparison sort of
+/// a million pairs cost several times this.
+fn sort_hashed(pairs: Vec<(u64, u32)>) -> Vec<(u64, u32)> {
+    let n = pairs.len();
+    if n < 1 << 12 {
+        let mut pairs = pairs;
+        pairs.sort_unstable();
+        return pairs;
+    }
+    // About eight pairs a bucket.
+    let bits = (usize::BITS - n.leading_zeros() - 3).min(20);
+    let shift = 64 - bits;
+    let mut at = vec![0u32; (1 << bits) + 1];
+    for &(h, _) in &pairs {
+        at[(h >> shift) as usize + 1] += 1;
+    }
+    for i in 1..at.len() {
+        at[i] += at[i - 1];
+    }
+    let bounds = at.clone();
+    let mut out = vec![(0u64, 0u32); n];
+    for &p in &pairs {
+        let b = (p.0 >> shift) as usize;
+        out[at[b] as usize] = p;
+        at[b] += 1;
+    }
+    for b in bounds.windows(2) {
+        out[b[0] as usize..b[1] as usize].sort_unstable();
+    }
+    out
+}
+
+/// zstd of one index block, with a compressor kept per thread: a fresh one per
+/// block (`zstd::bulk::compress`) allocated and cleared its tables every time:
+/// 1.5% of a Zeek import's CPU (`ZSTD_createCCtx`, memset, page clearing).
+fn compress_block(raw: &[u8]) -> Option<Vec<u8>> {
+    thread_local! {
+        static CCTX: std::cell::RefCell<Option<zstd::bulk::Compressor<'static>>> =
+            const { std::cell::RefCell::new(None) };
+    }
+    CCTX.with_borrow_mut(|c| {
+        if c.is_none() {
+            *c = zstd::bulk::Compressor::new(ZSTD_LEVEL).ok();
+        }
+        c.as_mut()?.compress(raw).ok()
+    })
+}
+
 struct Writer {
     kind: KeyKind,
     hashed: bool,
@@ -641,9 +732,7 @@ impl Writer {
     fn store(&mut self, raw: &[u8], first: [u8; 16]) {
         let offset = self.data.len();
         let packed = if raw.len() >= 64 {
-            zstd::bulk::compress(raw, ZSTD_LEVEL)
-                .ok()
-                .filter(|z| z.len() + 8 < raw.len() - raw.len() / 8)
+            compress_block(raw).filter(|z| z.len() + 8 < raw.len() - raw.len() / 8)
         } else {
             None
         };
@@ -1321,6 +1410,89 @@ mod tests {
     use super::*;
     use crate::data::{Address, Batch, BatchBuilder, Field, Schema};
     use crate::query::{filter, parse, resolve, Resolved};
+
+    /// The bucket sort of hashed rows sorts as a comparison sort does, for
+    /// sizes below and above its cutoff, with repeated hashes and hashes that
+    /// share their top bits.
+    #[test]
+    fn hashed_rows_sort_like_a_comparison_sort() {
+        let mut x = 3u64;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for n in [0usize, 1, 100, 4095, 4096, 50_000, 300_000] {
+            let pairs: Vec<(u64, u32)> = (0..n)
+                .map(|i| match i % 5 {
+                    0 => (42, (next() % 50) as u32),
+                    1 => (next() >> 40, i as u32),
+                    _ => (next(), (next() % 128) as u32),
+                })
+                .collect();
+            let mut want = pairs.clone();
+            want.sort_unstable();
+            assert_eq!(sort_hashed(pairs), want, "{n} pairs");
+        }
+    }
+
+    /// Where a partition's index building goes, column by column: `add` and
+    /// `finish` times of each indexed column of the first million rows of a
+    /// Zeek log. A profiling aid, not a check; run with
+    /// `VAST_INDEX_PROBE=LOG cargo test --release -p vast-node --lib index_cost -- --ignored --nocapture`.
+    #[test]
+    #[ignore]
+    fn index_cost_by_column() {
+        use crate::source::format::{make_reader, open_input, Format, ReaderOptions};
+        let path = std::env::var_os("VAST_INDEX_PROBE")
+            .expect("set VAST_INDEX_PROBE to the path of a Zeek TSV log");
+        let input = open_input(Some(std::path::Path::new(&path))).unwrap();
+        let mut r = make_reader(Format::Zeek, input, &ReaderOptions::default()).unwrap();
+        let mut batches = Vec::new();
+        let mut rows = 0;
+        while rows < 1 << 20 {
+            let Some(bs) = r.read(4096).unwrap() else {
+                break;
+            };
+            rows += bs.iter().map(|b| b.rows as usize).sum::<usize>();
+            batches.extend(bs);
+        }
+        let schema = &batches[0].schema;
+        let mut total = std::time::Duration::ZERO;
+        for (i, f) in schema.fields.iter().enumerate() {
+            if ColumnIndexBuilder::new(&f.ty).is_none() {
+                continue;
+            }
+            // The fastest of five: the machine is noisy.
+            let (mut added, mut all, mut distinct, mut len) =
+                (std::time::Duration::MAX, std::time::Duration::MAX, 0, 0);
+            for _ in 0..5 {
+                let mut b = ColumnIndexBuilder::new(&f.ty).unwrap();
+                let t = std::time::Instant::now();
+                let mut base = 0;
+                for batch in batches.iter().filter(|b| &b.schema == schema) {
+                    b.add(&batch.columns[i], base);
+                    base += batch.rows;
+                }
+                let a = t.elapsed();
+                distinct = b.distinct();
+                len = b.finish().len();
+                if t.elapsed() < all {
+                    (added, all) = (a, t.elapsed());
+                }
+            }
+            total += all;
+            eprintln!(
+                "{:<16} add {:>7.1} ms  finish {:>7.1} ms  slots {distinct:>8}  {:>9} bytes",
+                f.name,
+                added.as_secs_f64() * 1e3,
+                (all - added).as_secs_f64() * 1e3,
+                len
+            );
+        }
+        eprintln!("total {:.1} ms", total.as_secs_f64() * 1e3);
+    }
 
     /// Sure rows must match and matching rows must be sure or maybe: checked against
     /// the evaluator on the data for many predicates, on exact and binned columns.
