@@ -355,6 +355,18 @@ impl Column {
         self.validity.is_valid(row)
     }
 
+    /// The bytes of a string cell (empty for other columns): for callers that
+    /// hash or compare them, which need no UTF-8 check.
+    #[inline]
+    pub fn bytes_at(&self, row: usize) -> &[u8] {
+        match &self.data {
+            ColumnData::Str { offsets, bytes } => {
+                &bytes[offsets[row] as usize..offsets[row + 1] as usize]
+            }
+            _ => &[],
+        }
+    }
+
     /// String cell without validity check; callers check validity first.
     #[inline]
     pub fn str_at(&self, row: usize) -> &str {
