@@ -559,6 +559,17 @@ impl<'a> BitReader<'a> {
 mod tests {
     use super::*;
 
+    /// A deterministic stream of pseudo-random numbers from `seed` (an LCG;
+    /// its high bits are the random ones).
+    fn lcg(mut x: u64) -> impl FnMut() -> u64 {
+        move || {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            x
+        }
+    }
+
     fn roundtrip(vals: &[u32], universe: u32) -> Vec<u8> {
         let mut buf = Vec::new();
         encode(&mut buf, vals, universe);
@@ -597,16 +608,9 @@ mod tests {
         roundtrip(&[3, 4], 5);
         let packed: Vec<u32> = (0..64).map(|i| i * 2).collect();
         roundtrip(&packed, 128);
-        let mut x = 7u64;
+        let mut next = lcg(7);
         for m in [2usize, 3, 10, 100, 1000] {
-            let mut v: Vec<u32> = (0..m)
-                .map(|_| {
-                    x = x
-                        .wrapping_mul(6364136223846793005)
-                        .wrapping_add(1442695040888963407);
-                    (x >> 40) as u32 % 100_000
-                })
-                .collect();
+            let mut v: Vec<u32> = (0..m).map(|_| (next() >> 40) as u32 % 100_000).collect();
             v.sort_unstable();
             v.dedup();
             if v.len() > 1 {
@@ -684,12 +688,9 @@ mod tests {
     /// zero-bit and 32-bit low parts, bases, and lists dense and sparse.
     #[test]
     fn elias_fano_bytes_are_those_of_the_bit_group_writer() {
-        let mut x = 11u64;
-        let mut next = || {
-            x = x
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            x >> 32
+        let mut next = {
+            let mut next = lcg(11);
+            move || next() >> 32
         };
         let mut cases: Vec<(Vec<u32>, u32, u64)> = vec![
             (vec![0, u32::MAX - 1], 0, u32::MAX as u64),
@@ -755,12 +756,9 @@ mod tests {
     /// sizes choose.
     #[test]
     fn bounds_choose_what_exact_sizes_choose() {
-        let mut x = 5u64;
-        let mut next = || {
-            x = x
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            x >> 33
+        let mut next = {
+            let mut next = lcg(5);
+            move || next() >> 33
         };
         let mut cases: Vec<(Vec<u32>, u32)> = vec![
             ((0..50).map(|i| i * 20_011 + 3).collect(), 1 << 20),

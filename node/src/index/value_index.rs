@@ -294,15 +294,10 @@ impl ColumnIndexBuilder {
             let values = std::mem::take(&mut self.values);
             let runs = std::mem::take(&mut self.runs);
             self.hashed_rows.reserve(values.len());
-            for (r, &(first, row)) in runs.iter().enumerate() {
-                let last = runs.get(r + 1).map_or(values.len(), |n| n.0 as usize);
-                for (j, &v) in values[first as usize..last].iter().enumerate() {
-                    if v != NO_SLOT {
-                        let g = (row + j as u32) >> GRANULE_BITS;
-                        self.hashed_rows.push((hash_of[v as usize], g));
-                    }
-                }
-            }
+            for_each_slotted(&values, &runs, |row, slot| {
+                self.hashed_rows
+                    .push((hash_of[slot as usize], row >> GRANULE_BITS));
+            });
             self.slots = 0;
             return;
         }
@@ -460,15 +455,10 @@ impl ColumnIndexBuilder {
         let mut rows = vec![0u32; *offsets.last().unwrap_or(&0) as usize];
         let values = std::mem::take(&mut self.values);
         let runs = std::mem::take(&mut self.runs);
-        for (r, &(first, row)) in runs.iter().enumerate() {
-            let last = runs.get(r + 1).map_or(values.len(), |n| n.0 as usize);
-            for (j, &v) in values[first as usize..last].iter().enumerate() {
-                if v != NO_SLOT {
-                    rows[at[v as usize] as usize] = row + j as u32;
-                    at[v as usize] += 1;
-                }
-            }
-        }
+        for_each_slotted(&values, &runs, |row, slot| {
+            rows[at[slot as usize] as usize] = row;
+            at[slot as usize] += 1;
+        });
         (rows, offsets)
     }
 
@@ -641,6 +631,20 @@ const ZSTD: u8 = 1;
 enum Key<'a> {
     Num(u128),
     Str(&'a [u8]),
+}
+
+/// Calls `f(row, slot)` for every value added with a slot, in the order added:
+/// `values` holds the slots, `runs` where each `add` began and its first row.
+#[inline]
+fn for_each_slotted(values: &[u32], runs: &[(u32, u32)], mut f: impl FnMut(u32, u32)) {
+    for (r, &(first, row)) in runs.iter().enumerate() {
+        let last = runs.get(r + 1).map_or(values.len(), |n| n.0 as usize);
+        for (j, &v) in values[first as usize..last].iter().enumerate() {
+            if v != NO_SLOT {
+                f(row + j as u32, v);
+            }
+        }
+    }
 }
 
 /// `pairs` sorted: a counting sort on the top bits of the hashes (spread
