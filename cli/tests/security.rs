@@ -8,9 +8,10 @@ use common::*;
 use futures::StreamExt;
 use libp2p::request_response::{self, ProtocolSupport};
 use libp2p::swarm::SwarmEvent;
-use libp2p::{noise, tcp, yamux, Multiaddr, PeerId, StreamProtocol, Swarm};
+use libp2p::{tcp, yamux, Multiaddr, PeerId, StreamProtocol, Swarm};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
+use vast_node::net::noise;
 use vast_node::proto::{DataRequest, DataResponse, Member};
 
 /// Multi-node tests start several debug-build processes each; one at a time.
@@ -133,8 +134,8 @@ impl request_response::Codec for HostileCodec {
 
 type Hostile = Swarm<request_response::Behaviour<HostileCodec>>;
 
-/// A peer of our own making: tcp, noise with the given prologue, yamux, and the
-/// data-plane protocol with a codec that writes whatever it is told.
+/// A peer of our own making: tcp, our noise upgrade with the given prologue, yamux,
+/// and the data-plane protocol with a codec that writes whatever it is told.
 fn hostile(prologue: Option<Vec<u8>>) -> Hostile {
     libp2p::SwarmBuilder::with_new_identity()
         .with_tokio()

@@ -1,10 +1,12 @@
-//! The network: one libp2p swarm per process (TCP + noise + yamux (`mux`), identify, kameo's
-//! remote-actor behaviour, and our data-plane protocol), owned by a task. The rest
-//! of the code holds a [`Client`] and never touches the `Swarm`.
+//! The network: one libp2p swarm per process (TCP + our noise upgrade (`noise`) +
+//! yamux (`mux`), identify, kameo's remote-actor behaviour, and our data-plane
+//! protocol), owned by a task. The rest of the code holds a [`Client`] and never
+//! touches the `Swarm`.
 
 pub mod codec;
 pub mod identity;
 pub mod mux;
+pub mod noise;
 pub mod secret;
 
 use codec::{Frame, RawCodec};
@@ -12,7 +14,7 @@ use futures::StreamExt;
 use libp2p::identity::Keypair;
 use libp2p::request_response::{self, OutboundRequestId, ProtocolSupport, ResponseChannel};
 use libp2p::swarm::{dial_opts::DialOpts, ConnectionId, NetworkBehaviour, SwarmEvent};
-use libp2p::{identify, noise, tcp, Multiaddr, PeerId, SwarmBuilder};
+use libp2p::{identify, tcp, Multiaddr, PeerId, SwarmBuilder};
 pub use secret::Secret;
 use std::collections::HashMap;
 use std::sync::Arc;

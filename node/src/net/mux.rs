@@ -17,7 +17,7 @@ use std::task::{Context, Poll, Waker};
 
 /// The largest noise message's payload (65,535 bytes less the 16-byte tag), less
 /// yamux's 12-byte frame header: one yamux frame, one noise message.
-pub const FRAME: usize = 65_535 - 16 - 12;
+pub const FRAME: usize = super::noise::MAX_PAYLOAD - 12;
 
 /// Inbound streams held for the swarm to take, as libp2p-yamux does.
 const MAX_BUFFERED_INBOUND_STREAMS: usize = 256;
