@@ -1086,3 +1086,47 @@ fn abandoned_exports_release_their_cursors() {
         "RSS grew from {after_one} to {after_four} KiB"
     );
 }
+
+/// Sockets that connect and never speak are dropped after
+/// `cluster.handshake-timeout`, so they cannot hold the node's pending-connection
+/// slots (a quarter of `max-connections`, at least 4) and keep the CLI out.
+#[test]
+fn silent_connections_are_dropped_after_the_handshake_timeout() {
+    use std::io::Read;
+    let _serial = serial();
+    let root = TempDb::new("silent");
+    std::fs::create_dir_all(root.path()).unwrap();
+    let env = [
+        ("VAST_CLUSTER__HANDSHAKE_TIMEOUT", "2"),
+        ("VAST_CLUSTER__MAX_CONNECTIONS", "8"),
+    ];
+    let n = NodeProc::start_env("n1", &root.path().join("db"), free_port(), &[], None, &env);
+    vast_ok(&n.endpoint, &["status"], None);
+    let opened = Instant::now();
+    let silent: Vec<std::net::TcpStream> = (0..6)
+        .map(|_| std::net::TcpStream::connect(&n.endpoint).unwrap())
+        .collect();
+    for mut s in silent {
+        // Without a deadline on the handshake the read below would time out.
+        s.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+        let mut buf = [0u8; 256];
+        loop {
+            match s.read(&mut buf) {
+                Ok(0) => break,
+                Ok(_) => continue,
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break,
+                Err(e) => panic!(
+                    "a silent socket is still open after {:?}: {e}",
+                    opened.elapsed()
+                ),
+            }
+        }
+    }
+    // libp2p's own default is 10 s: the key must have been honoured.
+    assert!(
+        opened.elapsed() < Duration::from_secs(7),
+        "{:?}",
+        opened.elapsed()
+    );
+    vast_ok(&n.endpoint, &["status"], None);
+}

@@ -64,6 +64,10 @@ pub struct ClusterConfig {
     pub max_inflight_requests: usize,
     /// Established connections a node accepts from others.
     pub max_connections: u32,
+    /// Seconds a new connection has to finish its handshake (protocol choice,
+    /// noise, muxer) before it is dropped, so silent peers cannot hold the
+    /// pending-connection slots for long (libp2p's default was 10).
+    pub handshake_timeout: u64,
     /// TCP connections opened to each node dialed (the CLI's endpoint, members
     /// joined); data-plane requests take turns over them.
     pub connections: u32,
@@ -171,6 +175,7 @@ cluster:
   max-inflight-bytes: 268435456
   max-inflight-requests: 512
   max-connections: 256
+  handshake-timeout: 10
   connections: 2
   max-cursors-per-peer: 16
   cursor-idle-timeout: 60
@@ -338,9 +343,13 @@ impl Config {
                 c.connections
             )));
         }
-        if c.max_inflight_requests == 0 || c.max_connections == 0 || c.max_cursors_per_peer == 0 {
+        if c.max_inflight_requests == 0
+            || c.max_connections == 0
+            || c.max_cursors_per_peer == 0
+            || c.handshake_timeout == 0
+        {
             return Err(ConfigError::Invalid(
-                "cluster.max-inflight-requests, max-connections and max-cursors-per-peer must be positive"
+                "cluster.max-inflight-requests, max-connections, max-cursors-per-peer and handshake-timeout must be positive"
                     .into(),
             ));
         }

@@ -69,6 +69,7 @@ pub async fn run(cfg: &vast_config::Config) -> Result<ExitCode> {
             max_frame: cfg.cluster.max_frame,
             max_inflight_bytes: Some(cfg.cluster.max_inflight_bytes),
             max_connections: cfg.cluster.max_connections,
+            handshake_timeout: std::time::Duration::from_secs(cfg.cluster.handshake_timeout),
             connections: cfg.cluster.connections,
         },
     )

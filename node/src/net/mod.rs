@@ -64,6 +64,8 @@ pub struct NetOptions {
     pub max_inflight_bytes: Option<usize>,
     /// Established inbound connections accepted.
     pub max_connections: u32,
+    /// Time a new connection has to finish its handshake.
+    pub handshake_timeout: Duration,
     /// Connections opened to each address dialed (see `Client::dial`).
     pub connections: u32,
 }
@@ -76,6 +78,7 @@ impl NetOptions {
             max_frame,
             max_inflight_bytes: None,
             max_connections: 16,
+            handshake_timeout: Duration::from_secs(10),
             connections,
         }
     }
@@ -283,6 +286,9 @@ pub async fn start(
         .map_err(|e| format!("behaviour: {e}"))?
         // Quiet connections must stay up: membership relies on them.
         .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(24 * 3600)))
+        // A connection that has not finished its upgrade by then is dropped, so
+        // peers that connect and stay silent cannot hold the pending slots.
+        .with_connection_timeout(opts.handshake_timeout)
         .build();
     swarm
         .behaviour()
