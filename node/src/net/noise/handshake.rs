@@ -12,6 +12,7 @@ use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use libp2p::identity;
 use snow::HandshakeState;
 use std::sync::LazyLock;
+use zeroize::Zeroize;
 
 static PARAMS: LazyLock<snow::params::NoiseParams> = LazyLock::new(|| {
     "Noise_XX_25519_AESGCM_SHA256"
@@ -87,9 +88,12 @@ fn finish<T>(
         return Err(Error::BadSignature);
     }
     // Noise's split: the first key carries initiator-to-responder traffic.
-    let (k1, k2) = hs.dangerously_get_raw_split();
-    let (send, recv) = if initiator { (k1, k2) } else { (k2, k1) };
-    Ok((id, Output::new(io, &send, &recv)?))
+    let (mut k1, mut k2) = hs.dangerously_get_raw_split();
+    let (send, recv) = if initiator { (&k1, &k2) } else { (&k2, &k1) };
+    let out = Output::new(io, send, recv);
+    k1.zeroize();
+    k2.zeroize();
+    Ok((id, out?))
 }
 
 fn identity_payload(keys: &AuthenticKeypair) -> Vec<u8> {
