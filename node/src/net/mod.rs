@@ -8,6 +8,8 @@ pub mod identity;
 pub mod mux;
 pub mod noise;
 pub mod secret;
+#[cfg(test)]
+mod test_io;
 
 use codec::{Frame, RawCodec};
 use futures::StreamExt;

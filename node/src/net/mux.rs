@@ -230,44 +230,7 @@ impl From<Error> for io::Error {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::{Arc, Mutex};
     use std::time::Duration;
-
-    /// A connection that records the size of each write.
-    struct Recorder<T> {
-        inner: T,
-        writes: Arc<Mutex<Vec<usize>>>,
-    }
-
-    impl<T: AsyncRead + Unpin> AsyncRead for Recorder<T> {
-        fn poll_read(
-            mut self: Pin<&mut Self>,
-            cx: &mut Context<'_>,
-            buf: &mut [u8],
-        ) -> Poll<io::Result<usize>> {
-            Pin::new(&mut self.inner).poll_read(cx, buf)
-        }
-    }
-
-    impl<T: AsyncWrite + Unpin> AsyncWrite for Recorder<T> {
-        fn poll_write(
-            mut self: Pin<&mut Self>,
-            cx: &mut Context<'_>,
-            buf: &[u8],
-        ) -> Poll<io::Result<usize>> {
-            let r = Pin::new(&mut self.inner).poll_write(cx, buf);
-            if let Poll::Ready(Ok(n)) = r {
-                self.writes.lock().unwrap().push(n);
-            }
-            r
-        }
-        fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-            Pin::new(&mut self.inner).poll_flush(cx)
-        }
-        fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-            Pin::new(&mut self.inner).poll_close(cx)
-        }
-    }
 
     /// Polls a muxer for good, handing its inbound streams to `tx`.
     async fn drive<C>(mut m: Muxer<C>, tx: futures::channel::mpsc::UnboundedSender<Stream>)
@@ -297,15 +260,8 @@ mod tests {
     #[tokio::test]
     async fn data_frames_fill_a_noise_message_and_bytes_arrive_whole() {
         let t = Duration::from_secs(20);
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let (c, s) = tokio::join!(tokio::net::TcpStream::connect(addr), listener.accept());
-        let writes = Arc::new(Mutex::new(Vec::new()));
-        let client = Recorder {
-            inner: libp2p::tcp::tokio::TcpStream(c.unwrap()),
-            writes: writes.clone(),
-        };
-        let server = libp2p::tcp::tokio::TcpStream(s.unwrap().0);
+        let (client, server) = crate::net::test_io::tcp_pair().await;
+        let (client, writes) = crate::net::test_io::wire(client, None);
         let mut client = Config::default()
             .upgrade_outbound(client, "/yamux/1.0.0")
             .await

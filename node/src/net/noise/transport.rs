@@ -255,13 +255,8 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Output<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::net::test_io::pattern;
     use futures::{AsyncReadExt, AsyncWriteExt};
-
-    fn pattern(n: usize, seed: u32) -> Vec<u8> {
-        (0..n as u32)
-            .map(|i| (i.wrapping_mul(2_654_435_761).wrapping_add(seed) >> 13) as u8)
-            .collect()
-    }
 
     /// Our messages are noise transport messages: snow, handed the same handshake,
     /// opens what we seal and we open what it seals, in both directions.

@@ -599,7 +599,7 @@ mod tests {
         )
         .with_block_bytes(1 << 16);
         assert!(r.read(100).unwrap().is_some());
-        // This reader's threads, and any another test started meanwhile:
+        // This reader's threads, and any other test's started meanwhile:
         // counting all of the process's threads failed on a loaded machine,
         // where other tests' readers outlived the wait.
         let ours: std::collections::HashSet<_> = threads().difference(&before).cloned().collect();
