@@ -578,11 +578,13 @@ impl Batch {
     /// and then once more out of rkyv's aligned buffer. (rkyv positions are
     /// relative to the start, so any buffer works; readers align it.)
     pub fn to_bytes(&self) -> Vec<u8> {
-        rkyv::api::high::to_bytes_in::<_, rkyv::rancor::Error>(
-            self,
-            Vec::with_capacity(self.encoded_len_hint()),
-        )
-        .expect("serializing a batch into memory cannot fail")
+        // A kept buffer when there is one (`pool`): a fresh one of a batch's
+        // size is fresh pages, faulted in as rkyv writes them.
+        let hint = self.encoded_len_hint();
+        let mut buf = super::pool::Pool::global().take(hint);
+        buf.reserve_exact(super::pool::rounded(hint));
+        rkyv::api::high::to_bytes_in::<_, rkyv::rancor::Error>(self, buf)
+            .expect("serializing a batch into memory cannot fail")
     }
 
     /// Validates rkyv bytes (bytecheck) and the column structure, then deserializes.

@@ -3,6 +3,7 @@
 pub mod batch;
 pub mod builder;
 pub mod checked;
+pub mod pool;
 pub mod types;
 pub mod value;
 

@@ -3,7 +3,8 @@
 //!
 //! A peer's claimed length is never trusted for memory: frames over the cap are
 //! refused outright, and a frame's buffer reserves at most 16 times the bytes
-//! that arrived (64 KiB before any), untouched until they come. Inbound
+//! that arrived (64 KiB before any), untouched until they come; a large frame
+//! may instead fill a kept buffer (`data::pool`), which costs no new memory. Inbound
 //! requests also take permits from a node-wide byte budget as they are read, so
 //! the sum of what all peers can make a node hold is bounded; a reader waits (and
 //! yamux stops the sender) while the budget is spent.
@@ -14,6 +15,8 @@ use libp2p::StreamProtocol;
 use std::io;
 use std::sync::Arc;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use crate::data::pool::{self, Pool};
 
 /// Protocol name of the data plane.
 pub const PROTOCOL: StreamProtocol = StreamProtocol::new("/vast/data/3");
@@ -91,6 +94,7 @@ async fn read_frame<T: AsyncRead + Unpin + Send>(
     io: &mut T,
     max: usize,
     budget: Option<&Arc<Semaphore>>,
+    pool: &Pool,
 ) -> io::Result<Frame> {
     let mut len = [0u8; 4];
     io.read_exact(&mut len).await?;
@@ -105,12 +109,28 @@ async fn read_frame<T: AsyncRead + Unpin + Send>(
     // grows to at most GROWTH times what has arrived (address space, touched
     // only as bytes come). Growing from empty by doubling copied a 0.5 MiB frame
     // about three times over, a tenth of a receiving node's CPU on the data plane.
-    let mut buf = Vec::with_capacity(len.min(CHUNK));
+    // A kept buffer is reused whole (it costs no new memory); a new one starts
+    // at one chunk.
+    let mut buf = if len >= pool::MIN_CAPACITY {
+        pool.take(len)
+    } else {
+        Vec::new()
+    };
+    if buf.capacity() == 0 {
+        buf.reserve_exact(len.min(CHUNK));
+    }
     let mut permit: Option<OwnedSemaphorePermit> = None;
     while buf.len() < len {
         let n = CHUNK.min(len - buf.len());
         if buf.len() + n > buf.capacity() {
             let want = len.min(buf.len().max(CHUNK).saturating_mul(GROWTH));
+            // The last step reserves a little past the claim, so the buffer
+            // fits the next frame too once it is kept for reuse.
+            let want = if want == len {
+                pool::rounded(len)
+            } else {
+                want
+            };
             buf.reserve_exact(want - buf.len());
         }
         if let Some(b) = budget {
@@ -165,7 +185,7 @@ impl libp2p::request_response::Codec for RawCodec {
         _: &StreamProtocol,
         io: &mut T,
     ) -> io::Result<Frame> {
-        read_frame(io, self.max_frame, self.budget.as_ref()).await
+        read_frame(io, self.max_frame, self.budget.as_ref(), Pool::global()).await
     }
 
     async fn read_response<T: AsyncRead + Unpin + Send>(
@@ -174,7 +194,9 @@ impl libp2p::request_response::Codec for RawCodec {
         io: &mut T,
     ) -> io::Result<Vec<u8>> {
         // Answers to our own requests: capped, but not charged to the budget.
-        read_frame(io, self.max_frame, None).await.map(|f| f.head)
+        read_frame(io, self.max_frame, None, Pool::global())
+            .await
+            .map(|f| f.head)
     }
 
     async fn write_request<T: AsyncWrite + Unpin + Send>(
@@ -183,7 +205,10 @@ impl libp2p::request_response::Codec for RawCodec {
         io: &mut T,
         req: Frame,
     ) -> io::Result<()> {
-        write_frame(io, [&req.body, &req.head], self.max_frame).await
+        write_frame(io, [&req.body, &req.head], self.max_frame).await?;
+        // The batch is on the wire: its buffer can take the next one.
+        Pool::global().put_bytes(req.body);
+        Ok(())
     }
 
     async fn write_response<T: AsyncWrite + Unpin + Send>(
@@ -202,40 +227,97 @@ mod tests {
 
     #[test]
     fn claimed_lengths_allocate_nothing_and_budgets_hold() {
+        // A pool that keeps nothing: every buffer here is new.
+        let none = Pool::new(0, 0);
         futures::executor::block_on(async {
             // A claim over the cap is refused before any allocation.
             let mut huge = futures::io::Cursor::new((u32::MAX).to_le_bytes().to_vec());
-            let e = read_frame(&mut huge, 1 << 20, None).await.err().unwrap();
+            let e = read_frame(&mut huge, 1 << 20, None, &none)
+                .await
+                .err()
+                .unwrap();
             assert!(e.to_string().contains("limit"), "{e}");
             // A claim under the cap with few bytes behind it fails on the short read
             // having allocated only what arrived (one chunk at most).
             let mut short = (1u32 << 20).to_le_bytes().to_vec();
             short.extend_from_slice(&[1, 2, 3]);
             let mut short = futures::io::Cursor::new(short);
-            assert!(read_frame(&mut short, 1 << 20, None).await.is_err());
+            assert!(read_frame(&mut short, 1 << 20, None, &none).await.is_err());
             // Permits are held while the frame is, and returned after.
             let budget = Arc::new(Semaphore::new(1 << 20));
             let mut ok = 100_000u32.to_le_bytes().to_vec();
             ok.extend(vec![9u8; 100_000]);
-            let f = read_frame(&mut futures::io::Cursor::new(ok), 1 << 20, Some(&budget))
-                .await
-                .unwrap();
+            let f = read_frame(
+                &mut futures::io::Cursor::new(ok),
+                1 << 20,
+                Some(&budget),
+                &none,
+            )
+            .await
+            .unwrap();
             assert_eq!(f.head.len(), 100_000);
             assert_eq!(budget.available_permits(), (1 << 20) - 100_000);
             drop(f);
             assert_eq!(budget.available_permits(), 1 << 20);
-            // Large frames end in a buffer of exactly their length (grown at most
-            // twice past the first chunk, never beyond the claim).
-            for len in [70_000usize, 574_456, 5 << 20] {
+            // Frames end in a buffer of their length, rounded up past 1 MiB
+            // (grown at most twice past the first chunk, never by more than
+            // the rounding beyond the claim).
+            for (len, cap) in [
+                (70_000usize, 70_000),
+                (574_456, 574_456),
+                (5 << 20, 6 << 20),
+                ((4 << 20) + 1, 6 << 20),
+            ] {
                 let mut framed = (len as u32).to_le_bytes().to_vec();
                 framed.extend((0..len).map(|i| i as u8));
-                let f = read_frame(&mut futures::io::Cursor::new(framed), 8 << 20, None)
+                let f = read_frame(&mut futures::io::Cursor::new(framed), 8 << 20, None, &none)
                     .await
                     .unwrap();
                 assert_eq!(f.head.len(), len);
-                assert_eq!(f.head.capacity(), len);
+                assert_eq!(f.head.capacity(), cap);
                 assert!(f.head.iter().enumerate().all(|(i, &b)| b == i as u8));
             }
+        });
+    }
+
+    #[test]
+    fn large_frames_reuse_kept_buffers_and_hand_them_back_once_written() {
+        futures::executor::block_on(async {
+            let pool = Pool::new(2, 64 << 20);
+            let len = 3 << 20;
+            let mut framed = (len as u32).to_le_bytes().to_vec();
+            framed.extend((0..len).map(|i| (i % 251) as u8));
+            // A kept buffer, larger than the frame and full of other bytes.
+            let mut kept = vec![0xEEu8; 4 << 20];
+            let at = kept.as_ptr();
+            kept.truncate(10);
+            pool.put(kept);
+            let f = read_frame(
+                &mut futures::io::Cursor::new(framed.clone()),
+                8 << 20,
+                None,
+                &pool,
+            )
+            .await
+            .unwrap();
+            assert!(pool.is_empty());
+            assert_eq!((f.head.as_ptr(), f.head.len()), (at, len));
+            assert!(f
+                .head
+                .iter()
+                .enumerate()
+                .all(|(i, &b)| b == (i % 251) as u8));
+            // Small frames take nothing from the pool.
+            pool.put(f.head);
+            let small = read_frame(
+                &mut futures::io::Cursor::new(vec![1, 0, 0, 0, 9]),
+                8 << 20,
+                None,
+                &pool,
+            )
+            .await
+            .unwrap();
+            assert_eq!((small.head, pool.len()), (vec![9], 1));
         });
     }
 }

@@ -99,6 +99,10 @@ impl Cluster {
                 .map_err(|_| format!("node {id}: {e}"))?
                 .map_err(|h| format!("node {id}: {e} (saying hello failed: {h})"))?;
             answer = ask(frame).await?;
+        } else {
+            // Answered, so the written copy is gone and this one holds the
+            // payload alone: its buffer can take the next frame.
+            crate::data::pool::Pool::global().put_bytes(frame.body);
         }
         match answer {
             DataResponse::Error(e) | DataResponse::NotMember(e) => Err(format!("node {id}: {e}")),
@@ -346,10 +350,14 @@ impl Cluster {
                     },
                 }
             }
-            DataRequest::Discard { seq, batch } => match Batch::check_bytes(&batch) {
-                Ok(_) => DataResponse::Ack { seq },
-                Err(e) => err(e),
-            },
+            DataRequest::Discard { seq, batch } => {
+                let checked = Batch::check_bytes(&batch);
+                crate::data::pool::Pool::global().put(batch);
+                match checked {
+                    Ok(_) => DataResponse::Ack { seq },
+                    Err(e) => err(e),
+                }
+            }
             r @ (DataRequest::LiveOpen { .. }
             | DataRequest::LiveNext { .. }
             | DataRequest::LiveClose { .. }) => self.serve_tap(&peer.to_string(), r).await,

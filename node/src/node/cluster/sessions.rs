@@ -143,10 +143,14 @@ impl Cluster {
             Err(e) => return err(e),
         };
         match (route, local) {
-            (Route::Local(s), Some(batch)) => match self.node.ingest(s, batch).await {
-                Ok(()) => DataResponse::Ack { seq },
-                Err(e) => err(e),
-            },
+            (Route::Local(s), Some(decoded)) => {
+                // Decoded: the frame's buffer can take the next frame.
+                crate::data::pool::Pool::global().put(batch);
+                match self.node.ingest(s, decoded).await {
+                    Ok(()) => DataResponse::Ack { seq },
+                    Err(e) => err(e),
+                }
+            }
             (Route::Relayed(t), _) => self
                 .ask_member(
                     &t,
