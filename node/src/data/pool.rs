@@ -7,7 +7,9 @@
 //! bytes are written or decoded, and the next frame reads into one.
 //!
 //! The pool is bounded in count and bytes, so it never holds more than one
-//! window of frames; what does not fit is freed as before. A buffer comes out
+//! window of frames (128 MiB, kept while the process runs: the price of an
+//! import that never waits on fresh pages); what does not fit is freed as
+//! before. A buffer comes out
 //! empty (length 0), so no stale byte from an earlier frame can be read, and
 //! only for a need of at least a quarter of its size, so a small batch never
 //! pins a large allocation.
