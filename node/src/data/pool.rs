@@ -3,25 +3,24 @@
 //! a fresh allocation, and the allocator handed back fresh pages for most of
 //! them, so every byte cost a page fault and the kernel's zeroing on top of its
 //! copy: 16% of a relaying node's CPU and 3% of the receiving one's
-//! (BENCHMARKS.md, "Recycled frame buffers"). Buffers go back here once their
+//! (BENCHMARKS.md, "Recycled batch buffers"). Buffers go back here once their
 //! bytes are written or decoded, and the next frame reads into one.
 //!
 //! The pool is bounded in count and bytes, so it never holds more than one
 //! window of frames (128 MiB, kept while the process runs: the price of an
-//! import that never waits on fresh pages); what does not fit is freed as
-//! before. A buffer comes out
-//! empty (length 0), so no stale byte from an earlier frame can be read, and
-//! only for a need of at least a quarter of its size, so a small batch never
-//! pins a large allocation.
+//! import that does not wait on fresh pages); what does not fit is freed as
+//! before. A buffer comes out empty (length 0), so no stale byte from an
+//! earlier frame can be read, and only for a need of at least a quarter of its
+//! size, so a small batch never pins a large allocation.
 
 use std::sync::{Mutex, OnceLock};
 
 /// Buffers smaller than this are left to the allocator, which reuses them well.
 pub const MIN_CAPACITY: usize = 1 << 20;
 
-/// What to reserve for `n` bytes that may end up in the pool: at least 1 MiB
-/// rounded up to a multiple of 2 MiB, so the next batch, a little larger or
-/// smaller than this one, fits the same buffer.
+/// What to reserve for `n` bytes that may end up in the pool: from 1 MiB up,
+/// `n` rounded up to a multiple of 2 MiB, so the next batch, a little larger
+/// than this one, fits the same buffer.
 pub fn rounded(n: usize) -> usize {
     if n < MIN_CAPACITY {
         n
@@ -48,8 +47,8 @@ impl Pool {
         }
     }
 
-    /// The process's pool: eight buffers, 128 MiB at most (a client's window of
-    /// 8 MiB batches, or a relay's).
+    /// The process's pool: eight buffers, 128 MiB at most (a client's window
+    /// of eight batches of 65,536 conn rows, about 9 MB each, or a relay's).
     pub fn global() -> &'static Pool {
         static POOL: OnceLock<Pool> = OnceLock::new();
         POOL.get_or_init(|| Pool::new(8, 128 << 20))

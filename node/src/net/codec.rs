@@ -88,6 +88,8 @@ pub struct RawCodec {
     pub max_frame: usize,
     /// Node-wide budget for inbound request bytes (`None` for a CLI).
     pub budget: Option<Arc<Semaphore>>,
+    /// Where large frames are read into and their payloads go once written.
+    pub pool: &'static Pool,
 }
 
 async fn read_frame<T: AsyncRead + Unpin + Send>(
@@ -185,7 +187,7 @@ impl libp2p::request_response::Codec for RawCodec {
         _: &StreamProtocol,
         io: &mut T,
     ) -> io::Result<Frame> {
-        read_frame(io, self.max_frame, self.budget.as_ref(), Pool::global()).await
+        read_frame(io, self.max_frame, self.budget.as_ref(), self.pool).await
     }
 
     async fn read_response<T: AsyncRead + Unpin + Send>(
@@ -194,7 +196,7 @@ impl libp2p::request_response::Codec for RawCodec {
         io: &mut T,
     ) -> io::Result<Vec<u8>> {
         // Answers to our own requests: capped, but not charged to the budget.
-        read_frame(io, self.max_frame, None, Pool::global())
+        read_frame(io, self.max_frame, None, self.pool)
             .await
             .map(|f| f.head)
     }
@@ -207,7 +209,7 @@ impl libp2p::request_response::Codec for RawCodec {
     ) -> io::Result<()> {
         write_frame(io, [&req.body, &req.head], self.max_frame).await?;
         // The batch is on the wire: its buffer can take the next one.
-        Pool::global().put_bytes(req.body);
+        self.pool.put_bytes(req.body);
         Ok(())
     }
 
@@ -281,7 +283,7 @@ mod tests {
     }
 
     #[test]
-    fn large_frames_reuse_kept_buffers_and_hand_them_back_once_written() {
+    fn large_frames_fill_kept_buffers_and_small_ones_new_ones() {
         futures::executor::block_on(async {
             let pool = Pool::new(2, 64 << 20);
             let len = 3 << 20;
@@ -318,6 +320,43 @@ mod tests {
             .await
             .unwrap();
             assert_eq!((small.head, pool.len()), (vec![9], 1));
+        });
+    }
+
+    #[test]
+    fn a_written_payload_goes_back_to_the_pool_unless_shared() {
+        use libp2p::request_response::Codec;
+        futures::executor::block_on(async {
+            let pool: &'static Pool = Box::leak(Box::new(Pool::new(4, 64 << 20)));
+            let mut codec = RawCodec {
+                max_frame: 8 << 20,
+                budget: None,
+                pool,
+            };
+            let body = bytes::Bytes::from(vec![5u8; 2 << 20]);
+            let at = body.as_ptr();
+            let mut wire = futures::io::Cursor::new(Vec::new());
+            // Shared with a frame kept for sending again: left alone.
+            let again = body.clone();
+            codec
+                .write_request(&PROTOCOL, &mut wire, Frame::new(body, vec![1, 2]))
+                .await
+                .unwrap();
+            assert!(pool.is_empty());
+            // The last holder's bytes are kept once written, and the frame on
+            // the wire is whole.
+            codec
+                .write_request(&PROTOCOL, &mut wire, Frame::new(again, vec![3]))
+                .await
+                .unwrap();
+            let kept = pool.take(2 << 20);
+            assert_eq!((kept.as_ptr(), kept.capacity()), (at, 2 << 20));
+            let wire = wire.into_inner();
+            assert_eq!(wire.len(), 2 * (4 + (2 << 20)) + 3);
+            let mut r = futures::io::Cursor::new(wire);
+            let first = read_frame(&mut r, 8 << 20, None, pool).await.unwrap();
+            assert!(first.head[..2 << 20].iter().all(|&b| b == 5));
+            assert_eq!(&first.head[2 << 20..], &[1, 2]);
         });
     }
 }

@@ -242,6 +242,7 @@ pub async fn start(
         budget: opts
             .max_inflight_bytes
             .map(|b| Arc::new(Semaphore::new(b.min(Semaphore::MAX_PERMITS)))),
+        pool: crate::data::pool::Pool::global(),
     };
     let limits = libp2p::connection_limits::ConnectionLimits::default()
         .with_max_established_incoming(Some(opts.max_connections))
