@@ -8,7 +8,8 @@
 #   tests/bench/dataplane-ab.sh ROUNDS BIN [BIN...]
 set -euo pipefail
 rounds=$1; shift
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+# shellcheck source=tests/bench/pair.sh
+source "$(dirname "$0")/pair.sh"
 cpu() { awk '{print ($14+$15)/100}' /proc/$1/stat; }
 for _ in $(seq "$rounds"); do
   for b in "$@"; do

@@ -7,7 +7,8 @@
 set -euo pipefail
 log=$1; shift
 mkdir -p "${BENCH_DIR:-/tmp/vast-bench}"
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+# shellcheck source=tests/bench/pair.sh
+source "$(dirname "$0")/pair.sh"
 for round in 1 2 3; do
   for b in "$@"; do
     for how in client node; do

@@ -11,8 +11,9 @@ vast="${CARGO_TARGET_DIR:-$root/target}/release/vast"
 log="$work/conn-$lines.log"
 [ -s "$log" ] || "$root/../shared/tools/gen-zeek-conn" --lines "$lines" --seed 1 > "$log"
 
-# A free loopback port.
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+# port, start_pair
+# shellcheck source=tests/bench/pair.sh
+source "$root/tests/bench/pair.sh"
 now() { date +%s.%N; }
 # Seconds from $1 to $2 (two `now`s).
 elapsed() { python3 -c "print(f'{$2-$1:.3f}')"; }

@@ -8,18 +8,14 @@
 #   tests/bench/relay-cpu.sh LOG ROUNDS BIN [BIN...]
 set -euo pipefail
 log=$1; rounds=$2; shift 2
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+# shellcheck source=tests/bench/pair.sh
+source "$(dirname "$0")/pair.sh"
 # utime+stime in seconds and minor faults of a running process
 stat() { awk -v hz="$(getconf CLK_TCK)" '{printf "%.2f %d\n", ($14+$15)/hz, $10}' "/proc/$1/stat"; }
 for _ in $(seq "$rounds"); do
   for b in "$@"; do
     w=$(mktemp -d /tmp/vast-relay-cpu.XXXXXX)
-    "$b" secret --out "$w/secret" 2>/dev/null
-    export VAST_CLUSTER__SECRET_FILE="$w/secret" VAST_COMPACTION__INTERVAL=0
-    p1=$(port); p2=$(port)
-    RUST_LOG=warn "$b" -i n1 -d "$w/c1" -e 127.0.0.1:$p1 start 2>"$w/n1.log" & n1=$!
-    RUST_LOG=warn "$b" -i n2 -d "$w/c2" -e 127.0.0.1:$p2 start --peer 127.0.0.1:$p1 2>"$w/n2.log" & n2=$!
-    for p in $p1 $p2; do for _ in $(seq 100); do "$b" -e 127.0.0.1:$p status >/dev/null 2>&1 && break; sleep 0.2; done; done
+    start_pair "$b" "$w"
     sleep 1
     read -r c1 f1 < <(stat $n1); read -r c2 f2 < <(stat $n2)
     client=$(/usr/bin/time -f "%e %U %S %R" "$b" -e 127.0.0.1:$p1 --node n2 import -r "$log" zeek 2>&1 >/dev/null | tail -1)

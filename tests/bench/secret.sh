@@ -15,7 +15,8 @@ work=$(mktemp -d /tmp/vast-secret-bench.XXXXXX)
 (cd "$root" && cargo build --release -q -p vast)
 (cd "$root" && cargo build --release -q --manifest-path tests/bench/transport-cost/Cargo.toml)
 vast="${CARGO_TARGET_DIR:-$root/target}/release/vast"
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+# shellcheck source=tests/bench/pair.sh
+source "$(dirname "$0")/pair.sh"
 "$vast" secret --out "$work/s" 2>/dev/null
 pa=$(port); pb=$(port)
 RUST_LOG=warn "$vast" -i a -d "$work/a" -e 127.0.0.1:$pa start 2>"$work/a.log" & a=$!

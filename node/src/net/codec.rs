@@ -111,13 +111,9 @@ async fn read_frame<T: AsyncRead + Unpin + Send>(
     // grows to at most GROWTH times what has arrived (address space, touched
     // only as bytes come). Growing from empty by doubling copied a 0.5 MiB frame
     // about three times over, a tenth of a receiving node's CPU on the data plane.
-    // A kept buffer is reused whole (it costs no new memory); a new one starts
-    // at one chunk.
-    let mut buf = if len >= pool::MIN_CAPACITY {
-        pool.take(len)
-    } else {
-        Vec::new()
-    };
+    // A kept buffer is reused whole (it costs no new memory; small frames get
+    // none); a new one starts at one chunk.
+    let mut buf = pool.take(len);
     if buf.capacity() == 0 {
         buf.reserve_exact(len.min(CHUNK));
     }
