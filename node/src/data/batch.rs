@@ -573,33 +573,40 @@ impl Batch {
         self.rows_bytes(0..self.rows as usize) + 64 * self.columns.len() + 2 * schema + 256
     }
 
-    /// Serializes to rkyv bytes, into one allocation of about the right size:
-    /// growing the buffer from empty copied a batch's bytes several times over,
-    /// and then once more out of rkyv's aligned buffer. (rkyv positions are
+    /// Serializes to the wire form (rkyv of [`super::wire::WireBatch`], the
+    /// columns narrowed), into one allocation of about the right size: growing
+    /// the buffer from empty copied a batch's bytes several times over, and
+    /// then once more out of rkyv's aligned buffer. (rkyv positions are
     /// relative to the start, so any buffer works; readers align it.)
     pub fn to_bytes(&self) -> Vec<u8> {
+        let wire = super::wire::encode(self);
         // A kept buffer when there is one (`pool`): a fresh one of a batch's
-        // size is fresh pages, faulted in as rkyv writes them.
+        // size is fresh pages, faulted in as rkyv writes them. The hint is that
+        // of the unnarrowed batch, an upper bound.
         let hint = self.encoded_len_hint();
         let mut buf = super::pool::Pool::global().take(hint);
         buf.reserve_exact(super::pool::rounded(hint));
-        rkyv::api::high::to_bytes_in::<_, rkyv::rancor::Error>(self, buf)
+        rkyv::api::high::to_bytes_in::<_, rkyv::rancor::Error>(&wire, buf)
             .expect("serializing a batch into memory cannot fail")
     }
 
-    /// Validates rkyv bytes (bytecheck) and the column structure, then deserializes.
-    /// Bytes from disk and from peers are untrusted and always come through here.
+    /// Validates wire bytes (bytecheck), decodes them and validates the column
+    /// structure. Bytes from peers are untrusted and always come through here.
     pub fn from_bytes(bytes: &[u8]) -> Result<Batch, BatchError> {
-        let batch = super::checked::from_bytes::<Batch>(bytes).map_err(BatchError::Archive)?;
+        let batch = with_aligned(bytes, |b| {
+            let wire = super::checked::access::<super::wire::ArchivedWireBatch>(b)
+                .map_err(BatchError::Archive)?;
+            super::wire::decode(wire)
+        })?;
         batch.validate()?;
         Ok(batch)
     }
 
-    /// Validates rkyv bytes (bytecheck) without deserializing: enough for a hop
+    /// Validates wire bytes (bytecheck) without decoding: enough for a hop
     /// that only forwards or drops the batch.
     pub fn check_bytes(bytes: &[u8]) -> Result<u32, BatchError> {
         with_aligned(bytes, |b| {
-            super::checked::access::<ArchivedBatch>(b)
+            super::checked::access::<super::wire::ArchivedWireBatch>(b)
                 .map(|a| a.rows.to_native())
                 .map_err(BatchError::Archive)
         })

@@ -6,6 +6,7 @@ pub mod checked;
 pub mod pool;
 pub mod types;
 pub mod value;
+pub mod wire;
 
 pub use batch::{Batch, BatchError, Column, ColumnData, ValueRef};
 pub use builder::{BatchBuilder, ColumnBuilder};
