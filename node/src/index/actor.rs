@@ -20,8 +20,15 @@ pub struct Index {
     sealed: HashMap<Uuid, PartitionIndex>,
     /// The first failure of each partition being built, reported by its seal.
     failed: HashMap<Uuid, String>,
+    /// The most keys each column's table held in the last partition of each schema,
+    /// which the next one's key tables expect.
+    key_counts: crate::index::partition::KeyCounts,
     retired: bool,
 }
+
+/// Schemas whose key counts are kept; past it the counts start over (they
+/// only save rehashing).
+const KEY_COUNT_SCHEMAS: usize = 1024;
 
 impl Index {
     /// Opens the catalog under `dir` with the committed partitions of `commits`.
@@ -43,6 +50,7 @@ impl Index {
             building: HashMap::new(),
             sealed: HashMap::new(),
             failed: HashMap::new(),
+            key_counts: Default::default(),
             retired: false,
         })
     }
@@ -139,10 +147,19 @@ impl Message<IndexBatch> for Index {
             return;
         }
         let _span = tracing::info_span!(parent: &m.span, "index.add", partition = %m.id, rows = m.batch.rows, schema = %m.batch.schema.name).entered();
-        let b = self
-            .building
-            .entry(m.id)
-            .or_insert_with(|| PartitionBuilder::new(m.id, m.archive));
+        if !self.building.contains_key(&m.id) {
+            // The partition before is usually full but not yet sealed: its
+            // counts are the freshest.
+            if self.key_counts.len() >= KEY_COUNT_SCHEMAS {
+                self.key_counts.clear();
+            }
+            for b in self.building.values() {
+                self.key_counts.extend(b.key_counts());
+            }
+            let b = PartitionBuilder::new(m.id, m.archive).expecting(&self.key_counts);
+            self.building.insert(m.id, b);
+        }
+        let b = self.building.get_mut(&m.id).expect("inserted above");
         // Rows arrive in order, as in the archive: a batch sent twice or out of
         // place would index rows under the wrong numbers.
         if m.offset != b.rows() {
@@ -178,6 +195,10 @@ impl Message<SealIndex> for Index {
         };
         let _span =
             tracing::debug_span!("index.seal", partition = %m.id, rows = b.rows()).entered();
+        if self.key_counts.len() >= KEY_COUNT_SCHEMAS {
+            self.key_counts.clear();
+        }
+        self.key_counts.extend(b.key_counts());
         let p = b.write(&self.dir).map_err(|e| e.to_string())?;
         self.sealed.insert(m.id, p);
         Ok(())

@@ -53,7 +53,14 @@ pub(crate) struct KeyTable<K> {
     /// 64 less log2 of the capacity.
     shift: u32,
     len: usize,
+    /// log2 of the capacity the keys are expected to need (0: no guess); see
+    /// [`KeyTable::expect`].
+    expect_bits: u32,
 }
+
+/// Up to this capacity (log2) a table doubles as usual whatever it expects,
+/// so a small partition never takes the memory a large one needed.
+const EXPECT_FROM_BITS: u32 = 12;
 
 impl<K: TableKey> Default for KeyTable<K> {
     fn default() -> Self {
@@ -73,7 +80,24 @@ impl<K: TableKey> KeyTable<K> {
             ],
             shift: 64 - bits,
             len: 0,
+            expect_bits: 0,
         }
+    }
+
+    /// Expects about `keys` distinct keys (as the column's last partition
+    /// held): once the table outgrows 2^12 entries it grows straight to the
+    /// size they need, and so does the table a `drain` leaves. Varied columns
+    /// fill a table to [`super::value_index::KEY_LIMIT`] keys, bin them and
+    /// start over, several times a partition: rehashing through the doublings
+    /// each time was 2.5% of an import's CPU.
+    pub fn expect(&mut self, keys: usize) {
+        // At most half full, as `slot_or_insert` keeps it.
+        self.expect_bits = (keys
+            .saturating_mul(2)
+            .max(1)
+            .next_power_of_two()
+            .trailing_zeros())
+        .min(40);
     }
 
     /// Keys held.
@@ -150,8 +174,13 @@ impl<K: TableKey> KeyTable<K> {
     #[cold]
     #[inline(never)]
     fn grow(&mut self) {
-        let bits = 64 - self.shift + 1;
+        let mut bits = 64 - self.shift + 1;
+        if bits > EXPECT_FROM_BITS && self.expect_bits > bits {
+            bits = self.expect_bits;
+        }
+        let expect_bits = self.expect_bits;
         let old = std::mem::replace(self, Self::with_capacity_log2(bits));
+        self.expect_bits = expect_bits;
         let mask = self.entries.len() - 1;
         for e in old.entries.into_iter().filter(|e| e.slot != VACANT) {
             let mut i = self.home(e.key);
@@ -166,6 +195,7 @@ impl<K: TableKey> KeyTable<K> {
     /// Every key and its slot, emptying the table.
     pub fn drain(&mut self) -> impl Iterator<Item = (K, u32)> {
         let old = std::mem::take(self);
+        self.expect_bits = old.expect_bits;
         old.entries
             .into_iter()
             .filter(|e| e.slot != VACANT)
@@ -221,6 +251,50 @@ mod tests {
         assert_eq!(drained, all);
         assert_eq!(t.len(), 0);
         assert_eq!(t.slot_or_insert(5, &mut next), next - 1);
+    }
+
+    /// A table that expects many keys grows straight to their size once past
+    /// 2^12 entries, also after a drain, and gives the same slots as one that
+    /// doubles; a small one never takes the expected size.
+    #[test]
+    fn expected_keys_skip_the_doublings_past_the_first_ones() {
+        let keys: Vec<u64> = (0..300_000u64)
+            .map(|i| i.wrapping_mul(0x9e37_79b9_7f4a_7c15))
+            .collect();
+        let (mut plain, mut sized) = (KeyTable::<u64>::default(), KeyTable::<u64>::default());
+        sized.expect(300_000);
+        let (mut n1, mut n2) = (0, 0);
+        for &k in keys.iter().chain(&keys[..1000]) {
+            assert_eq!(
+                plain.slot_or_insert(k, &mut n1),
+                sized.slot_or_insert(k, &mut n2)
+            );
+            if sized.entries.len() > 1 << EXPECT_FROM_BITS {
+                assert_eq!(
+                    sized.entries.len(),
+                    1 << 20,
+                    "one jump to 2 x 300,000 rounded up"
+                );
+            }
+        }
+        assert_eq!(plain.entries.len(), 1 << 20);
+        let _ = sized.drain().count();
+        let mut n = 0;
+        for k in 0..3_000u64 {
+            sized.slot_or_insert(k, &mut n);
+        }
+        assert_eq!(
+            sized.entries.len(),
+            1 << 20,
+            "a drained table still expects"
+        );
+        let mut small = KeyTable::<u64>::default();
+        small.expect(300_000);
+        let mut n = 0;
+        for k in 0..2_000u64 {
+            small.slot_or_insert(k, &mut n);
+        }
+        assert_eq!(small.entries.len(), 1 << 12);
     }
 
     #[test]

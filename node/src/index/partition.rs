@@ -209,7 +209,14 @@ pub struct PartitionBuilder {
     rows: u32,
     layouts: Vec<LayoutBuilder>,
     by_fingerprint: HashMap<u64, usize>,
+    /// The most keys each column's table held in the last partition of its
+    /// schema.
+    expected: KeyCounts,
 }
+
+/// The most keys each column's table held in a schema's last partition, by
+/// schema fingerprint.
+pub type KeyCounts = HashMap<u64, Vec<u32>>;
 
 impl PartitionBuilder {
     pub fn new(id: Uuid, archive: String) -> Self {
@@ -219,7 +226,27 @@ impl PartitionBuilder {
             rows: 0,
             layouts: Vec::new(),
             by_fingerprint: HashMap::new(),
+            expected: KeyCounts::new(),
         }
+    }
+
+    /// Lets each column's key table expect what the last partition of its
+    /// schema held (see `KeyTable::expect`).
+    pub fn expecting(mut self, counts: &KeyCounts) -> Self {
+        self.expected = counts.clone();
+        self
+    }
+
+    /// The most keys each column's table held, by schema fingerprint.
+    pub fn key_counts(&self) -> impl Iterator<Item = (u64, Vec<u32>)> + '_ {
+        self.layouts.iter().map(|l| {
+            let counts = l
+                .columns
+                .iter()
+                .map(|b| b.as_ref().map_or(0, |b| b.peak_keys()))
+                .collect();
+            (l.schema.fingerprint(), counts)
+        })
     }
 
     /// The schemas of the events indexed so far.
@@ -238,11 +265,19 @@ impl PartitionBuilder {
         let li = *self.by_fingerprint.entry(fp).or_insert(n);
         if li == n {
             let schema = batch.schema.clone();
+            let expected = self.expected.get(&fp);
             self.layouts.push(LayoutBuilder {
                 columns: schema
                     .fields
                     .iter()
-                    .map(|f| ColumnIndexBuilder::new(&f.ty))
+                    .enumerate()
+                    .map(|(i, f)| {
+                        let mut b = ColumnIndexBuilder::new(&f.ty)?;
+                        if let Some(&n) = expected.and_then(|e| e.get(i)) {
+                            b.expect_keys(n);
+                        }
+                        Some(b)
+                    })
                     .collect(),
                 synopses: vec![ColumnSynopsis::default(); schema.fields.len()],
                 rows: RoaringBitmap::new(),

@@ -307,6 +307,8 @@ impl ColumnIndexBuilder {
         while self.num.len() > KEY_LIMIT {
             self.shift += 4;
             let num: Vec<(u64, u32)> = self.num.drain().collect();
+            // A column this varied fills its table to the limit again.
+            self.num.expect(KEY_LIMIT + 1);
             let mut rename = vec![NO_SLOT; self.slots as usize];
             self.slots = 0;
             for (k, slot) in num {
@@ -327,6 +329,23 @@ impl ColumnIndexBuilder {
 
     /// Distinct keys (or bins and hashes) so far: what adding to and finishing
     /// this index costs, roughly.
+    /// Expects about `keys` distinct keys (see [`KeyTable::expect`]).
+    pub fn expect_keys(&mut self, keys: u32) {
+        self.num.expect(keys as usize);
+        self.addrs.expect(keys as usize);
+    }
+
+    /// The most keys this builder's table held: what the next partition's
+    /// builder of the column may expect. A column that binned its keys held
+    /// the limit's worth, however few bins it ends with.
+    pub fn peak_keys(&self) -> u32 {
+        if self.shift > 0 {
+            KEY_LIMIT as u32 + 1
+        } else {
+            self.distinct()
+        }
+    }
+
     pub fn distinct(&self) -> u32 {
         if self.hashed {
             self.hashed_rows.len() as u32
