@@ -9,7 +9,8 @@
 //!
 //! What is narrowed:
 //! - integers (`int`, `count`, `time`, `duration`) to 1, 2, 4 or 8 bytes each,
-//!   as offsets from the column's smallest value;
+//!   as offsets from the column's smallest value, in microseconds where all
+//!   are whole ones (see [`Packed`]);
 //! - string, blob, list and map offsets to element lengths, narrowed likewise;
 //! - address columns holding only IPv4 addresses (and zeroed nulls) to 4 bytes
 //!   an address.
@@ -22,19 +23,25 @@ use super::batch::{Batch, BatchError, Column, ColumnData, Validity};
 use super::types::Schema;
 use rkyv::{Archive, Serialize};
 
-/// Unsigned integers stored as offsets from `base` in the narrowest width that
-/// holds them all (signed ones are first mapped to unsigned, keeping order).
+/// Unsigned integers stored as offsets from `base`, in units of `step`, in
+/// the narrowest width that holds them all (signed ones are first mapped to
+/// unsigned, keeping order). `step` is 1, or 1,000 where every offset is a
+/// multiple of it: Zeek's times and durations have microseconds, so a batch's
+/// nanosecond timestamps fit 4 bytes instead of 8.
 #[derive(Archive, Serialize)]
 pub enum Packed {
-    /// Offsets below 256.
-    U8 { base: u64, v: Vec<u8> },
-    /// Offsets below 65,536.
-    U16 { base: u64, v: Vec<u16> },
-    /// Offsets below 2^32.
-    U32 { base: u64, v: Vec<u32> },
+    /// Offsets below 256 steps.
+    U8 { base: u64, step: u64, v: Vec<u8> },
+    /// Offsets below 65,536 steps.
+    U16 { base: u64, step: u64, v: Vec<u16> },
+    /// Offsets below 2^32 steps.
+    U32 { base: u64, step: u64, v: Vec<u32> },
     /// The values themselves.
     U64(Vec<u64>),
 }
+
+/// The step tried for offsets too wide for 2 bytes.
+const STEP: u64 = 1_000;
 
 /// A column's values in their wire form (see [`ColumnData`] for each kind).
 #[derive(Archive, Serialize)]
@@ -123,25 +130,34 @@ fn pack<T: Copy>(vals: &[T], key: impl Fn(T) -> u64) -> Packed {
     if vals.is_empty() {
         return Packed::U8 {
             base: 0,
+            step: 1,
             v: Vec::new(),
         };
     }
-    let span = hi - lo;
     let base = lo;
+    let mut step = 1;
+    if hi - lo > u16::MAX as u64 && vals.iter().all(|&v| (key(v) - base) % STEP == 0) {
+        step = STEP;
+    }
+    let span = (hi - lo) / step;
+    let off = |v: T| (key(v) - base) / step;
     if span <= u8::MAX as u64 {
         Packed::U8 {
             base,
-            v: vals.iter().map(|&v| (key(v) - base) as u8).collect(),
+            step,
+            v: vals.iter().map(|&v| off(v) as u8).collect(),
         }
     } else if span <= u16::MAX as u64 {
         Packed::U16 {
             base,
-            v: vals.iter().map(|&v| (key(v) - base) as u16).collect(),
+            step,
+            v: vals.iter().map(|&v| off(v) as u16).collect(),
         }
     } else if span <= u32::MAX as u64 {
         Packed::U32 {
             base,
-            v: vals.iter().map(|&v| (key(v) - base) as u32).collect(),
+            step,
+            v: vals.iter().map(|&v| off(v) as u32).collect(),
         }
     } else {
         Packed::U64(vals.iter().map(|&v| key(v)).collect())
@@ -165,20 +181,22 @@ fn pack_lens(offsets: &[u32]) -> Packed {
 /// give some values, never a panic.
 fn unpack(p: &ArchivedPacked) -> Vec<u64> {
     match p {
-        ArchivedPacked::U8 { base, v } => {
-            let b = base.to_native();
-            v.iter().map(|&x| b.wrapping_add(x as u64)).collect()
-        }
-        ArchivedPacked::U16 { base, v } => {
-            let b = base.to_native();
+        ArchivedPacked::U8 { base, step, v } => {
+            let (b, s) = (base.to_native(), step.to_native());
             v.iter()
-                .map(|x| b.wrapping_add(x.to_native() as u64))
+                .map(|&x| b.wrapping_add((x as u64).wrapping_mul(s)))
                 .collect()
         }
-        ArchivedPacked::U32 { base, v } => {
-            let b = base.to_native();
+        ArchivedPacked::U16 { base, step, v } => {
+            let (b, s) = (base.to_native(), step.to_native());
             v.iter()
-                .map(|x| b.wrapping_add(x.to_native() as u64))
+                .map(|x| b.wrapping_add((x.to_native() as u64).wrapping_mul(s)))
+                .collect()
+        }
+        ArchivedPacked::U32 { base, step, v } => {
+            let (b, s) = (base.to_native(), step.to_native());
+            v.iter()
+                .map(|x| b.wrapping_add((x.to_native() as u64).wrapping_mul(s)))
                 .collect()
         }
         ArchivedPacked::U64(v) => v.iter().map(|x| x.to_native()).collect(),
@@ -453,6 +471,23 @@ mod tests {
                 assert_eq!(got, expect, "span {span}");
             }
         }
+        // Whole microseconds past 2 bytes' worth of nanoseconds pack in steps of
+        // 1,000; one value off the step keeps steps of 1.
+        let base = 1_700_000_000_000_000_000i64;
+        let mut us: Vec<i64> = (0..1000).map(|i| base + i * 3_700_123_000).collect();
+        let b = |v: &[i64]| Batch {
+            schema: Schema::new("t", vec![Field::new("t", Type::Time)]),
+            rows: v.len() as u32,
+            columns: vec![col(ColumnData::Time(v.to_vec()))],
+        };
+        roundtrip(&b(&us));
+        assert!(matches!(pack_i64(&us), Packed::U32 { step: 1000, .. }));
+        us[500] += 1;
+        roundtrip(&b(&us));
+        assert!(matches!(pack_i64(&us), Packed::U64(_)));
+        let small: Vec<i64> = (0..1000).map(|i| -5_000 + i * 7).collect();
+        roundtrip(&b(&small));
+        assert!(matches!(pack_i64(&small), Packed::U16 { step: 1, .. }));
     }
 
     /// Every other kind, nested ones included, with nulls and empty values.
@@ -685,6 +720,7 @@ mod tests {
         w.columns[0].data = WireData::Str {
             lens: Packed::U32 {
                 base: 0,
+                step: 1,
                 v: vec![2, 7],
             },
             bytes: b"abc".to_vec(),
