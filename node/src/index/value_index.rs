@@ -540,15 +540,14 @@ impl ColumnIndexBuilder {
             }
             return w.finish(&special);
         }
-        let mut keys: Vec<(u128, std::borrow::Cow<'_, [u32]>)> = if self.kind == KeyKind::U128 {
-            self.addrs.drain().map(|(k, s)| (k, tidy(s))).collect()
+        let mut pairs: Vec<(u128, u32)> = if self.kind == KeyKind::U128 {
+            self.addrs.drain().collect()
         } else {
-            self.num
-                .drain()
-                .map(|(k, s)| (k as u128, tidy(s)))
-                .collect()
+            self.num.drain().map(|(k, s)| (k as u128, s)).collect()
         };
-        keys.sort_unstable_by_key(|k| k.0);
+        radix_sort(&mut pairs);
+        let keys: Vec<(u128, std::borrow::Cow<'_, [u32]>)> =
+            pairs.into_iter().map(|(k, s)| (k, tidy(s))).collect();
         // The exact index, or `None` once its stored blocks pass `limit` bytes.
         let write_exact = |limit: usize| -> Option<ColumnIndex> {
             let mut w = Writer::new(self.kind, false, self.shift, 0, rows);
@@ -663,6 +662,45 @@ fn for_each_slotted(values: &[u32], runs: &[(u32, u32)], mut f: impl FnMut(u32, 
                 f(row + j as u32, v);
             }
         }
+    }
+}
+
+/// `pairs` sorted by key (keys are distinct): a byte at a time from the
+/// lowest, skipping the bytes that no two keys differ in (numbers use few of
+/// a u128's sixteen, v4-mapped addresses four). The comparison sort it replaces
+/// was 3% of a Zeek JSON import's samples.
+fn radix_sort(pairs: &mut Vec<(u128, u32)>) {
+    if pairs.len() < 1 << 8 {
+        pairs.sort_unstable_by_key(|p| p.0);
+        return;
+    }
+    let (mut or, mut and) = (0u128, !0u128);
+    for p in pairs.iter() {
+        or |= p.0;
+        and &= p.0;
+    }
+    let varies = or ^ and;
+    let mut out = vec![(0u128, 0u32); pairs.len()];
+    for byte in 0..16 {
+        let shift = 8 * byte;
+        if (varies >> shift) as u8 == 0 {
+            continue;
+        }
+        let digit = |p: &(u128, u32)| ((p.0 >> shift) as u8) as usize;
+        let mut at = [0usize; 256];
+        for p in pairs.iter() {
+            at[digit(p)] += 1;
+        }
+        let mut sum = 0;
+        for a in &mut at {
+            (*a, sum) = (sum, sum + *a);
+        }
+        for p in pairs.iter() {
+            let d = digit(p);
+            out[at[d]] = *p;
+            at[d] += 1;
+        }
+        std::mem::swap(pairs, &mut out);
     }
 }
 
@@ -1441,6 +1479,38 @@ mod tests {
     /// The bucket sort of hashed rows sorts as a comparison sort does, for
     /// sizes below and above its cutoff, with repeated hashes and hashes that
     /// share their top bits.
+    #[test]
+    fn radix_sort_sorts_like_a_comparison_sort() {
+        let mut rng = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = || {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng
+        };
+        let v4 = |a: u64| (0xffffu128 << 32) | (a & 0xffff_ffff) as u128;
+        for n in [0usize, 1, 255, 256, 5_000, 70_000] {
+            let kinds: [&dyn Fn(u64) -> u128; 5] = [
+                &|r| r as u128,
+                &|r| (r % 1_000) as u128 * 1_000_000,
+                &|r| v4(r),
+                &|r| ((r as u128) << 64) | (r.rotate_left(17) as u128),
+                &|r| u128::MAX - (r % 300) as u128,
+            ];
+            for kind in kinds {
+                let mut seen = std::collections::HashSet::new();
+                let mut pairs: Vec<(u128, u32)> = (0..n as u32)
+                    .map(|i| (kind(next()), i))
+                    .filter(|p| seen.insert(p.0))
+                    .collect();
+                let mut want = pairs.clone();
+                want.sort_unstable_by_key(|p| p.0);
+                radix_sort(&mut pairs);
+                assert_eq!(pairs, want, "n {n}");
+            }
+        }
+    }
+
     #[test]
     fn hashed_rows_sort_like_a_comparison_sort() {
         let mut x = 3u64;
