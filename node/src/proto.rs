@@ -108,7 +108,7 @@ pub struct WireHits {
 pub enum DataRequest {
     /// Membership handshake: who I am; the answer lists who the receiver knows.
     Hello { from: Member },
-    /// A batch (rkyv `Batch` bytes) of import session `session` (the sender's
+    /// A batch (wire bytes, `data::wire`) of import session `session` (the sender's
     /// random id) for the importer of node `node` (receiver if empty); `forwarded`
     /// when a member relays it (members only).
     Ingest {
@@ -219,7 +219,7 @@ pub struct OpenPartition {
 /// One item of a live tap, in the order the importer produced them.
 #[derive(Clone, Debug, Archive, RkyvSerialize, RkyvDeserialize)]
 pub enum LiveItem {
-    /// Matching rows (rkyv `Batch` bytes) of partition `partition`, not yet committed.
+    /// Matching rows (wire bytes, `data::wire`) of partition `partition`, not yet committed.
     Rows { partition: [u8; 16], batch: Vec<u8> },
     /// These partitions were committed: their rows are now history.
     Committed { partitions: Vec<[u8; 16]> },
@@ -245,7 +245,7 @@ pub enum DataResponse {
     Hits(Vec<WireHits>),
     /// The distinct schemas of a node's data.
     Schemas(Vec<crate::data::Schema>),
-    /// Selected rows: each entry is rkyv `Batch` bytes.
+    /// Selected rows: each entry is a batch's wire bytes (`data::wire`).
     Rows(Vec<Vec<u8>>),
     /// One page of a `Fetch`: rows, and the row to ask from next (`None`: done).
     Page {
@@ -364,7 +364,7 @@ impl DataRequest {
         }
     }
 
-    /// The one payload (a batch's rkyv bytes) this request carries, if it is of a
+    /// The one payload (a batch's wire bytes) this request carries, if it is of a
     /// kind that carries one.
     fn payload_mut(&mut self) -> Option<&mut Vec<u8>> {
         match self {

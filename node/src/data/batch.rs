@@ -1,5 +1,7 @@
 //! Columnar batches ("table slices"): up to N rows of one schema, column by column,
-//! with null bitmaps. The rkyv form of [`Batch`] is the one form on disk and on the wire.
+//! with null bitmaps. Between processes a batch travels in its wire form
+//! ([`super::wire`]: rkyv, the columns narrowed); the archive stores its own
+//! encoding.
 
 use super::types::{Schema, Type};
 use super::value::{Address, Subnet, Value};
