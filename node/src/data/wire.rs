@@ -22,7 +22,9 @@
 
 use super::batch::{Batch, BatchError, Column, ColumnData, Validity};
 use super::types::Schema;
+use super::value::Address;
 use rkyv::{Archive, Serialize};
+use std::net::Ipv4Addr;
 
 /// Unsigned integers stored as offsets from `base`, in units of `step`, in
 /// the narrowest width that holds them all (signed ones are first mapped to
@@ -224,11 +226,6 @@ fn unpack_offsets(p: &ArchivedPacked) -> Result<Vec<u32>, String> {
     Ok(offsets)
 }
 
-/// True when `a` is an IPv4 address stored v4-mapped (`::ffff:a.b.c.d`).
-fn mapped_v4(a: &[u8; 16]) -> bool {
-    a[..10] == [0; 10] && a[10..12] == [0xff, 0xff]
-}
-
 fn column(c: &Column) -> WireColumn {
     let data = match &c.data {
         ColumnData::Bool(v) => WireData::Bool(v.clone()),
@@ -250,7 +247,7 @@ fn column(c: &Column) -> WireColumn {
             // v4-mapped, null rows all zeros (as builders leave them).
             let narrow = v.iter().enumerate().all(|(i, a)| {
                 if c.validity.is_valid(i) {
-                    mapped_v4(a)
+                    Address(*a).is_v4()
                 } else {
                     *a == [0; 16]
                 }
@@ -296,6 +293,9 @@ pub fn encode(batch: &Batch) -> WireBatch {
 }
 
 fn decode_column(c: &ArchivedWireColumn) -> Result<Column, String> {
+    let validity = Validity {
+        words: c.validity.words.iter().map(|w| w.to_native()).collect(),
+    };
     let data = match &c.data {
         ArchivedWireData::Bool(v) => ColumnData::Bool(v.to_vec()),
         ArchivedWireData::Int(p) => ColumnData::Int(unpack_i64(p)),
@@ -313,21 +313,15 @@ fn decode_column(c: &ArchivedWireColumn) -> Result<Column, String> {
         },
         ArchivedWireData::Address(v) => ColumnData::Address(v.to_vec()),
         ArchivedWireData::Address4(v) => {
-            let validity = &c.validity.words;
+            // A bitmap too short for the rows is refused by `validate` later;
+            // here it only must not panic.
+            let covered = |i: usize| validity.words.is_empty() || i / 64 < validity.words.len();
             ColumnData::Address(
                 v.iter()
                     .enumerate()
                     .map(|(i, a)| {
-                        let valid = validity.is_empty()
-                            || validity
-                                .get(i / 64)
-                                .is_some_and(|w| (w.to_native() >> (i % 64)) & 1 == 1);
-                        if valid {
-                            let mut m = [0u8; 16];
-                            m[10] = 0xff;
-                            m[11] = 0xff;
-                            m[12..].copy_from_slice(a);
-                            m
+                        if covered(i) && validity.is_valid(i) {
+                            Ipv4Addr::from(*a).to_ipv6_mapped().octets()
                         } else {
                             [0; 16]
                         }
@@ -352,12 +346,7 @@ fn decode_column(c: &ArchivedWireColumn) -> Result<Column, String> {
             ColumnData::Record(cs.iter().map(decode_column).collect::<Result<_, _>>()?)
         }
     };
-    Ok(Column {
-        validity: Validity {
-            words: c.validity.words.iter().map(|w| w.to_native()).collect(),
-        },
-        data,
-    })
+    Ok(Column { validity, data })
 }
 
 /// The batch of validated wire bytes, itself not yet validated (the caller
@@ -401,11 +390,7 @@ mod tests {
     }
 
     fn v4(a: [u8; 4]) -> [u8; 16] {
-        let mut m = [0; 16];
-        m[10] = 0xff;
-        m[11] = 0xff;
-        m[12..].copy_from_slice(&a);
-        m
+        Ipv4Addr::from(a).to_ipv6_mapped().octets()
     }
 
     fn roundtrip(b: &Batch) -> Batch {

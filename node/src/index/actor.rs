@@ -31,6 +31,15 @@ pub struct Index {
 const KEY_COUNT_SCHEMAS: usize = 1024;
 
 impl Index {
+    /// Remembers partitions' key counts for the next partitions' tables; past
+    /// `KEY_COUNT_SCHEMAS` schemas they start over.
+    fn note_key_counts(&mut self, counts: impl IntoIterator<Item = (u64, Vec<u32>)>) {
+        if self.key_counts.len() >= KEY_COUNT_SCHEMAS {
+            self.key_counts.clear();
+        }
+        self.key_counts.extend(counts);
+    }
+
     /// Opens the catalog under `dir` with the committed partitions of `commits`.
     pub fn open(
         dir: PathBuf,
@@ -150,12 +159,12 @@ impl Message<IndexBatch> for Index {
         if !self.building.contains_key(&m.id) {
             // The partition before is usually full but not yet sealed: its
             // counts are the freshest.
-            if self.key_counts.len() >= KEY_COUNT_SCHEMAS {
-                self.key_counts.clear();
-            }
-            for b in self.building.values() {
-                self.key_counts.extend(b.key_counts());
-            }
+            let building: Vec<_> = self
+                .building
+                .values()
+                .flat_map(|b| b.key_counts())
+                .collect();
+            self.note_key_counts(building);
             let b = PartitionBuilder::new(m.id, m.archive).expecting(&self.key_counts);
             self.building.insert(m.id, b);
         }
@@ -195,10 +204,7 @@ impl Message<SealIndex> for Index {
         };
         let _span =
             tracing::debug_span!("index.seal", partition = %m.id, rows = b.rows()).entered();
-        if self.key_counts.len() >= KEY_COUNT_SCHEMAS {
-            self.key_counts.clear();
-        }
-        self.key_counts.extend(b.key_counts());
+        self.note_key_counts(b.key_counts());
         let p = b.write(&self.dir).map_err(|e| e.to_string())?;
         self.sealed.insert(m.id, p);
         Ok(())

@@ -327,8 +327,6 @@ impl ColumnIndexBuilder {
         }
     }
 
-    /// Distinct keys (or bins and hashes) so far: what adding to and finishing
-    /// this index costs, roughly.
     /// Expects about `keys` distinct keys (see [`KeyTable::expect`]).
     pub fn expect_keys(&mut self, keys: u32) {
         self.num.expect(keys as usize);
@@ -346,6 +344,8 @@ impl ColumnIndexBuilder {
         }
     }
 
+    /// Distinct keys (or bins and hashes) so far: what adding to and finishing
+    /// this index costs, roughly.
     pub fn distinct(&self) -> u32 {
         if self.hashed {
             self.hashed_rows.len() as u32
@@ -1476,9 +1476,9 @@ mod tests {
     use crate::data::{Address, Batch, BatchBuilder, Field, Schema};
     use crate::query::{filter, parse, resolve, Resolved};
 
-    /// The bucket sort of hashed rows sorts as a comparison sort does, for
-    /// sizes below and above its cutoff, with repeated hashes and hashes that
-    /// share their top bits.
+    /// The radix sort of keys sorts as a comparison sort does, below and above
+    /// its cutoff, for numbers, v4-mapped addresses and keys that differ only
+    /// in their high half or low bytes.
     #[test]
     fn radix_sort_sorts_like_a_comparison_sort() {
         let mut rng = 0x9e37_79b9_7f4a_7c15u64;
@@ -1511,6 +1511,9 @@ mod tests {
         }
     }
 
+    /// The bucket sort of hashed rows sorts as a comparison sort does, for
+    /// sizes below and above its cutoff, with repeated hashes and hashes that
+    /// share their top bits.
     #[test]
     fn hashed_rows_sort_like_a_comparison_sort() {
         let mut x = 3u64;
