@@ -23,7 +23,9 @@
 use super::batch::{Batch, BatchError, Column, ColumnData, Validity};
 use super::types::Schema;
 use super::value::Address;
+use rkyv::with::AsOwned;
 use rkyv::{Archive, Serialize};
+use std::borrow::Cow;
 use std::net::Ipv4Addr;
 
 /// Unsigned integers stored as offsets from `base`, in units of `step`, in
@@ -47,51 +49,67 @@ pub enum Packed {
 const STEP: u64 = 1_000;
 
 /// A column's values in their wire form (see [`ColumnData`] for each kind).
+/// What is sent as it is borrows from the batch (`Cow`, archived like a
+/// `Vec`): copying a batch's strings only to serialize them cost a client a
+/// copy and fresh pages for most of its bytes.
 #[derive(Archive, Serialize)]
 #[rkyv(serialize_bounds(
     __S: rkyv::ser::Writer + rkyv::ser::Allocator,
     __S::Error: rkyv::rancor::Source,
 ))]
 #[rkyv(bytecheck(bounds(__C: rkyv::validation::ArchiveContext, __C::Error: rkyv::rancor::Source)))]
-pub enum WireData {
+pub enum WireData<'a> {
     /// Booleans, a byte each.
-    Bool(Vec<bool>),
+    Bool(#[rkyv(with = AsOwned)] Cow<'a, [bool]>),
     /// Signed integers, packed.
     Int(Packed),
     /// Unsigned integers, packed.
     Count(Packed),
     /// Reals as they are.
-    Real(Vec<f64>),
+    Real(#[rkyv(with = AsOwned)] Cow<'a, [f64]>),
     /// Nanoseconds, packed.
     Duration(Packed),
     /// Nanoseconds since the epoch, packed.
     Time(Packed),
     /// Strings: each row's length in bytes, then all bytes.
-    Str { lens: Packed, bytes: Vec<u8> },
+    Str {
+        lens: Packed,
+        #[rkyv(with = AsOwned)]
+        bytes: Cow<'a, [u8]>,
+    },
     /// Addresses of 16 bytes.
-    Address(Vec<[u8; 16]>),
+    Address(#[rkyv(with = AsOwned)] Cow<'a, [[u8; 16]]>),
     /// IPv4 addresses, 4 bytes each; a null row's address is all zeros.
     Address4(Vec<[u8; 4]>),
     /// Subnets as they are.
-    Subnet { addrs: Vec<[u8; 16]>, lens: Vec<u8> },
+    Subnet {
+        #[rkyv(with = AsOwned)]
+        addrs: Cow<'a, [[u8; 16]]>,
+        #[rkyv(with = AsOwned)]
+        lens: Cow<'a, [u8]>,
+    },
     /// Lists: each row's element count, then the elements.
     List {
         lens: Packed,
         #[rkyv(omit_bounds)]
-        values: Box<WireColumn>,
+        values: Box<WireColumn<'a>>,
     },
     /// Maps: each row's entry count, then keys and values.
     Map {
         lens: Packed,
         #[rkyv(omit_bounds)]
-        keys: Box<WireColumn>,
+        keys: Box<WireColumn<'a>>,
         #[rkyv(omit_bounds)]
-        values: Box<WireColumn>,
+        values: Box<WireColumn<'a>>,
     },
     /// Record fields, a column each.
-    Record(#[rkyv(omit_bounds)] Vec<WireColumn>),
+    Record(#[rkyv(omit_bounds)] Vec<WireColumn<'a>>),
     /// Raw bytes: each row's length, then all bytes.
-    Blob { lens: Packed, bytes: Vec<u8> },
+    Blob {
+        lens: Packed,
+        #[rkyv(with = AsOwned)]
+        bytes: Cow<'a, [u8]>,
+    },
 }
 
 /// One column in its wire form: validity as in [`Column`], values narrowed.
@@ -101,69 +119,99 @@ pub enum WireData {
     __S::Error: rkyv::rancor::Source,
 ))]
 #[rkyv(bytecheck(bounds(__C: rkyv::validation::ArchiveContext, __C::Error: rkyv::rancor::Source)))]
-pub struct WireColumn {
+pub struct WireColumn<'a> {
     /// The column's validity bitmap, as it is.
-    pub validity: Validity,
+    #[rkyv(with = AsOwned)]
+    pub validity: Cow<'a, Validity>,
     /// The column's values, narrowed.
     #[rkyv(omit_bounds)]
-    pub data: WireData,
+    pub data: WireData<'a>,
 }
 
 /// A batch as it crosses the wire: schema and row count as in [`Batch`].
 #[derive(Archive, Serialize)]
-pub struct WireBatch {
+pub struct WireBatch<'a> {
     /// The batch's schema.
-    pub schema: Schema,
+    #[rkyv(with = AsOwned)]
+    pub schema: Cow<'a, Schema>,
     /// The batch's rows.
     pub rows: u32,
     /// Its columns, narrowed.
-    pub columns: Vec<WireColumn>,
+    pub columns: Vec<WireColumn<'a>>,
 }
 
 const SIGN: u64 = 1 << 63;
 
-/// Packs values mapped to unsigned by `key`, which must keep them distinct.
-fn pack<T: Copy>(vals: &[T], key: impl Fn(T) -> u64) -> Packed {
-    let (mut lo, mut hi) = (u64::MAX, 0);
-    for &v in vals {
-        let k = key(v);
-        lo = lo.min(k);
-        hi = hi.max(k);
+/// The smallest and largest key of `vals`, if any. Four lanes are kept apart,
+/// so the comparisons (64-bit, scalar on baseline x86-64) do not wait on each
+/// other.
+fn min_max<T: Copy>(vals: &[T], key: impl Fn(T) -> u64) -> Option<(u64, u64)> {
+    let first = key(*vals.first()?);
+    let (mut lo, mut hi) = ([first; 4], [first; 4]);
+    let chunks = vals.chunks_exact(4);
+    for &v in chunks.remainder() {
+        lo[0] = lo[0].min(key(v));
+        hi[0] = hi[0].max(key(v));
     }
-    if vals.is_empty() {
+    for c in chunks {
+        let k = [key(c[0]), key(c[1]), key(c[2]), key(c[3])];
+        for j in 0..4 {
+            lo[j] = lo[j].min(k[j]);
+            hi[j] = hi[j].max(k[j]);
+        }
+    }
+    Some((lo.into_iter().min()?, hi.into_iter().max()?))
+}
+
+/// Packs values mapped to unsigned by `key`, which must keep them distinct.
+/// The step is a constant in each loop, never a division by a runtime value:
+/// a `div` per value was most of what narrowing cost a client.
+fn pack<T: Copy>(vals: &[T], key: impl Fn(T) -> u64) -> Packed {
+    let Some((lo, hi)) = min_max(vals, &key) else {
         return Packed::U8 {
             base: 0,
             step: 1,
             v: Vec::new(),
         };
-    }
+    };
+    let keys = vals.iter().map(|&v| key(v));
     let base = lo;
-    let mut step = 1;
-    if hi - lo > u16::MAX as u64 && vals.iter().all(|&v| (key(v) - base).is_multiple_of(STEP)) {
-        step = STEP;
+    let coarse = hi - lo > u16::MAX as u64 && keys.clone().all(|k| (k - base).is_multiple_of(STEP));
+    let (step, span) = if coarse {
+        (STEP, (hi - lo) / STEP)
+    } else {
+        (1, hi - lo)
+    };
+    // Offsets of every key, in units of the step, as `$t`.
+    macro_rules! offsets {
+        ($t:ty) => {
+            if coarse {
+                keys.map(|k| ((k - base) / STEP) as $t).collect()
+            } else {
+                keys.map(|k| (k - base) as $t).collect()
+            }
+        };
     }
-    let span = (hi - lo) / step;
-    let off = |v: T| (key(v) - base) / step;
     if span <= u8::MAX as u64 {
         Packed::U8 {
             base,
             step,
-            v: vals.iter().map(|&v| off(v) as u8).collect(),
+            v: offsets!(u8),
         }
     } else if span <= u16::MAX as u64 {
         Packed::U16 {
             base,
             step,
-            v: vals.iter().map(|&v| off(v) as u16).collect(),
+            v: offsets!(u16),
         }
     } else if span <= u32::MAX as u64 {
         Packed::U32 {
             base,
             step,
-            v: vals.iter().map(|&v| off(v) as u32).collect(),
+            v: offsets!(u32),
         }
     } else {
-        Packed::U64(vals.iter().map(|&v| key(v)).collect())
+        Packed::U64(keys.collect())
     }
 }
 
@@ -171,76 +219,120 @@ fn pack_i64(vals: &[i64]) -> Packed {
     pack(vals, |v| (v as u64) ^ SIGN)
 }
 
-/// Element lengths of `offsets` (which validated columns start at 0).
+/// Element lengths of `offsets` (which validated columns start at 0), in
+/// 32 bits throughout: a string column's lengths pack in one vectorized pass
+/// for their range and one for their narrowing.
 fn pack_lens(offsets: &[u32]) -> Packed {
-    let lens: Vec<u32> = offsets
-        .windows(2)
-        .map(|w| w[1].wrapping_sub(w[0]))
-        .collect();
-    pack(&lens, u64::from)
-}
-
-/// The unsigned values of a packed vector; wrapping, so that a peer's bytes
-/// give some values, never a panic.
-fn unpack(p: &ArchivedPacked) -> Vec<u64> {
-    match p {
-        ArchivedPacked::U8 { base, step, v } => {
-            let (b, s) = (base.to_native(), step.to_native());
-            v.iter()
-                .map(|&x| b.wrapping_add((x as u64).wrapping_mul(s)))
-                .collect()
+    let lens = || {
+        offsets
+            .iter()
+            .zip(offsets.iter().skip(1))
+            .map(|(a, b)| b.wrapping_sub(*a))
+    };
+    if lens().len() == 0 {
+        return Packed::U8 {
+            base: 0,
+            step: 1,
+            v: Vec::new(),
+        };
+    }
+    let (lo, hi) = lens().fold((u32::MAX, 0), |(lo, hi), l| (lo.min(l), hi.max(l)));
+    let base = lo as u64;
+    if hi - lo <= u8::MAX as u32 {
+        Packed::U8 {
+            base,
+            step: 1,
+            v: lens().map(|l| (l - lo) as u8).collect(),
         }
-        ArchivedPacked::U16 { base, step, v } => {
-            let (b, s) = (base.to_native(), step.to_native());
-            v.iter()
-                .map(|x| b.wrapping_add((x.to_native() as u64).wrapping_mul(s)))
-                .collect()
+    } else if hi - lo <= u16::MAX as u32 {
+        Packed::U16 {
+            base,
+            step: 1,
+            v: lens().map(|l| (l - lo) as u16).collect(),
         }
-        ArchivedPacked::U32 { base, step, v } => {
-            let (b, s) = (base.to_native(), step.to_native());
-            v.iter()
-                .map(|x| b.wrapping_add((x.to_native() as u64).wrapping_mul(s)))
-                .collect()
+    } else {
+        Packed::U32 {
+            base,
+            step: 1,
+            v: lens().map(|l| l - lo).collect(),
         }
-        ArchivedPacked::U64(v) => v.iter().map(|x| x.to_native()).collect(),
     }
 }
 
+/// The values of a packed vector, each unsigned one mapped by `f`; wrapping,
+/// so that a peer's bytes give some values, never a panic. Collected from a
+/// slice's map (vectorized, no capacity checks); a step of 1 (most vectors)
+/// skips the multiplication.
+fn unpack_map<T>(p: &ArchivedPacked, f: impl Fn(u64) -> T) -> Vec<T> {
+    macro_rules! each {
+        ($base:expr, $step:expr, $v:expr, $get:expr) => {{
+            let (b, s) = ($base.to_native(), $step.to_native());
+            if s == 1 {
+                $v.iter().map(|x| f(b.wrapping_add($get(x)))).collect()
+            } else {
+                $v.iter()
+                    .map(|x| f(b.wrapping_add($get(x).wrapping_mul(s))))
+                    .collect()
+            }
+        }};
+    }
+    match p {
+        ArchivedPacked::U8 { base, step, v } => each!(base, step, v, |x: &u8| *x as u64),
+        ArchivedPacked::U16 { base, step, v } => {
+            each!(base, step, v, |x: &rkyv::Archived<u16>| x.to_native()
+                as u64)
+        }
+        ArchivedPacked::U32 { base, step, v } => {
+            each!(base, step, v, |x: &rkyv::Archived<u32>| x.to_native()
+                as u64)
+        }
+        ArchivedPacked::U64(v) => v.iter().map(|x| f(x.to_native())).collect(),
+    }
+}
+
+/// The unsigned values of a packed vector.
+fn unpack(p: &ArchivedPacked) -> Vec<u64> {
+    unpack_map(p, |x| x)
+}
+
 fn unpack_i64(p: &ArchivedPacked) -> Vec<i64> {
-    unpack(p).into_iter().map(|x| (x ^ SIGN) as i64).collect()
+    unpack_map(p, |x| (x ^ SIGN) as i64)
 }
 
 /// Offsets from lengths: the first is 0, each next one the running sum.
 fn unpack_offsets(p: &ArchivedPacked) -> Result<Vec<u32>, String> {
     let lens = unpack(p);
     let mut offsets = Vec::with_capacity(lens.len() + 1);
-    let mut at = 0u32;
-    offsets.push(at);
-    for l in lens {
-        at = u32::try_from(l)
-            .ok()
-            .and_then(|l| at.checked_add(l))
-            .ok_or("element lengths sum past 2^32")?;
-        offsets.push(at);
+    offsets.push(0u32);
+    // Summed in 64 bits and checked once: lengths below 2^32 (else `wide`),
+    // fewer than 2^32 of them (a frame holds far fewer), cannot wrap a u64.
+    let (mut at, mut wide) = (0u64, false);
+    offsets.extend(lens.iter().map(|&l| {
+        wide |= l > u32::MAX as u64;
+        at = at.wrapping_add(l);
+        at as u32
+    }));
+    if wide || at > u32::MAX as u64 {
+        return Err("element lengths sum past 2^32".into());
     }
     Ok(offsets)
 }
 
-fn column(c: &Column) -> WireColumn {
+fn column(c: &Column) -> WireColumn<'_> {
     let data = match &c.data {
-        ColumnData::Bool(v) => WireData::Bool(v.clone()),
+        ColumnData::Bool(v) => WireData::Bool(Cow::Borrowed(v)),
         ColumnData::Int(v) => WireData::Int(pack_i64(v)),
         ColumnData::Count(v) => WireData::Count(pack(v, |x| x)),
-        ColumnData::Real(v) => WireData::Real(v.clone()),
+        ColumnData::Real(v) => WireData::Real(Cow::Borrowed(v)),
         ColumnData::Duration(v) => WireData::Duration(pack_i64(v)),
         ColumnData::Time(v) => WireData::Time(pack_i64(v)),
         ColumnData::Str { offsets, bytes } => WireData::Str {
             lens: pack_lens(offsets),
-            bytes: bytes.clone(),
+            bytes: Cow::Borrowed(bytes),
         },
         ColumnData::Blob { offsets, bytes } => WireData::Blob {
             lens: pack_lens(offsets),
-            bytes: bytes.clone(),
+            bytes: Cow::Borrowed(bytes),
         },
         ColumnData::Address(v) => {
             // Narrowed only where decoding gives back every byte: valid rows
@@ -255,12 +347,12 @@ fn column(c: &Column) -> WireColumn {
             if narrow {
                 WireData::Address4(v.iter().map(|a| [a[12], a[13], a[14], a[15]]).collect())
             } else {
-                WireData::Address(v.clone())
+                WireData::Address(Cow::Borrowed(v))
             }
         }
         ColumnData::Subnet { addrs, lens } => WireData::Subnet {
-            addrs: addrs.clone(),
-            lens: lens.clone(),
+            addrs: Cow::Borrowed(addrs),
+            lens: Cow::Borrowed(lens),
         },
         ColumnData::List { offsets, values } => WireData::List {
             lens: pack_lens(offsets),
@@ -278,15 +370,15 @@ fn column(c: &Column) -> WireColumn {
         ColumnData::Record(cs) => WireData::Record(cs.iter().map(column).collect()),
     };
     WireColumn {
-        validity: c.validity.clone(),
+        validity: Cow::Borrowed(&c.validity),
         data,
     }
 }
 
 /// The wire form of `batch`.
-pub fn encode(batch: &Batch) -> WireBatch {
+pub fn encode(batch: &Batch) -> WireBatch<'_> {
     WireBatch {
-        schema: batch.schema.clone(),
+        schema: Cow::Borrowed(&batch.schema),
         rows: batch.rows,
         columns: batch.columns.iter().map(column).collect(),
     }
@@ -398,6 +490,77 @@ mod tests {
         let back = Batch::from_bytes(&b.to_bytes()).expect("decodes");
         assert_eq!(&back, b);
         back
+    }
+
+    /// The range is found in every lane and in the tail past the last four
+    /// values, whatever the count.
+    #[test]
+    fn extremes_are_found_wherever_they_sit() {
+        for n in 1..=11usize {
+            for at_lo in 0..n {
+                for at_hi in 0..n {
+                    let mut vals = vec![1_000u64; n];
+                    vals[at_hi] = 70_000;
+                    vals[at_lo] = 3;
+                    let (lo, hi) = if at_lo == at_hi {
+                        (3, 1_000)
+                    } else {
+                        (3, 70_000)
+                    };
+                    let (lo, hi) = if n == 1 { (3, 3) } else { (lo, hi) };
+                    assert_eq!(min_max(&vals, |x| x), Some((lo, hi)), "{vals:?}");
+                    let b = Batch {
+                        schema: Schema::new("t", vec![Field::new("c", Type::Count)]),
+                        rows: n as u32,
+                        columns: vec![col(ColumnData::Count(vals))],
+                    };
+                    roundtrip(&b);
+                }
+            }
+        }
+        assert_eq!(min_max(&[] as &[u64], |x| x), None);
+    }
+
+    /// String lengths narrowed to each width (the longest 70,000 bytes), from
+    /// a smallest length above zero, come back as the same offsets.
+    #[test]
+    fn string_lengths_come_back_at_every_width() {
+        for longest in [7usize, 255 + 7, 256 + 7, 65_535 + 7, 65_536 + 7, 70_000] {
+            let texts = [
+                "abcdefg".to_string(),
+                "x".repeat(longest),
+                "abcdefgh".into(),
+            ];
+            let lens: Vec<u32> = texts.iter().map(|t| t.len() as u32).collect();
+            let b = Batch {
+                schema: Schema::new("t", vec![Field::new("s", Type::String)]),
+                rows: 3,
+                columns: vec![col(ColumnData::Str {
+                    offsets: offsets(&lens),
+                    bytes: texts.concat().into_bytes(),
+                })],
+            };
+            let wire = encode(&b);
+            let WireData::Str { lens: packed, .. } = &wire.columns[0].data else {
+                panic!("a string column")
+            };
+            let (base, width) = match packed {
+                Packed::U8 { base, .. } => (*base, 1),
+                Packed::U16 { base, .. } => (*base, 2),
+                Packed::U32 { base, .. } => (*base, 4),
+                Packed::U64(_) => (0, 8),
+            };
+            let span = longest - 7;
+            let want = if span <= 255 {
+                1
+            } else if span <= 65_535 {
+                2
+            } else {
+                4
+            };
+            assert_eq!((base, width), (7, want), "longest {longest}");
+            roundtrip(&b);
+        }
     }
 
     /// Integer columns at every width and its edges, signed and unsigned.
@@ -702,24 +865,25 @@ mod tests {
     /// few for the rows) are errors naming the column, never a panic.
     #[test]
     fn made_up_lengths_are_errors() {
-        let mut w = encode(&small());
+        let b = small();
+        let mut w = encode(&b);
         w.columns[0].data = WireData::Str {
             lens: Packed::U32 {
                 base: 0,
                 step: 1,
                 v: vec![2, 7],
             },
-            bytes: b"abc".to_vec(),
+            bytes: b"abc".to_vec().into(),
         };
         let e = decode_wire(&w).unwrap_err().to_string();
         assert!(e.contains("column 0") && e.contains("offsets"), "{e}");
         w.columns[0].data = WireData::Str {
             lens: Packed::U64(vec![u32::MAX as u64, 2]),
-            bytes: b"abc".to_vec(),
+            bytes: b"abc".to_vec().into(),
         };
         let e = decode_wire(&w).unwrap_err().to_string();
         assert!(e.contains("column 0") && e.contains("2^32"), "{e}");
-        let mut w = encode(&small());
+        let mut w = encode(&b);
         w.columns[2].data = WireData::Address4(vec![[1, 1, 1, 1]]);
         let e = decode_wire(&w).unwrap_err().to_string();
         assert!(e.contains("column 2") && e.contains("rows"), "{e}");
