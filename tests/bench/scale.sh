@@ -12,7 +12,8 @@
 #
 # Logs are cached in ${BENCH_DIR:-/tmp/vast-bench} as conn-2M.log, conn-20M.log, ...
 # (made by ../shared/tools/gen-zeek-conn --lines N --seed 11), so BENCH_DIR=/work/bench
-# reuses logs generated there. Needs: duckdb (pip install duckdb-cli), python3.
+# reuses logs generated there. Needs: duckdb (pip install duckdb-cli), python3, GNU
+# time (/usr/bin/time, Debian's `time`).
 set -euo pipefail
 [ $# -gt 0 ] || set -- 2000000 20000000
 # shellcheck source=tests/bench/duckdb-peer.sh
@@ -60,10 +61,12 @@ for lines in "$@"; do
   raw=$(stat -c %s "$log")
   db="$scratch/vast-$size.db"; duck="$scratch/duck-$size.db"
   sync
-  s=$(now); "$vast" -N -d "$db" import -r "$log" zeek 2>"$scratch/import.err"; t_vast=$(elapsed "$s" "$(now)")
+  # Max RSS by GNU time, written apart so the import's own stderr stays whole.
+  s=$(now); /usr/bin/time -f %M -o "$scratch/rss.vast" "$vast" -N -d "$db" import -r "$log" zeek 2>"$scratch/import.err"; t_vast=$(elapsed "$s" "$(now)")
   s=$(now)
-  duckdb "$duck" -c "CREATE TABLE conn AS SELECT * FROM read_csv('$log', delim='\t', comment='#', header=false);" >/dev/null
+  /usr/bin/time -f %M -o "$scratch/rss.duck" duckdb "$duck" -c "CREATE TABLE conn AS SELECT * FROM read_csv('$log', delim='\t', comment='#', header=false);" >/dev/null
   t_duck=$(elapsed "$s" "$(now)")
+  rss_vast=$(( $(tail -1 "$scratch/rss.vast") / 1024 )); rss_duck=$(( $(tail -1 "$scratch/rss.duck") / 1024 ))
   disk_vast=$(du -sb "$db" | cut -f1)
   disk_duck=$(stat -c %s "$duck")
   status=$("$vast" -N -d "$db" status --json)
@@ -103,6 +106,7 @@ print("\n".join(sorted(json.loads(l)["uid"] for l in open(sys.argv[1]) if l.stri
 
   row() { printf '%-8s %-34s %12s %12s %8s\n' "$size" "$1" "$2" "$3" "$(ratio "$2" "$3")"; }
   row "ingest seconds" "$t_vast" "$t_duck"
+  row "ingest max RSS MiB" "$rss_vast" "$rss_duck"
   row "disk bytes" "$disk_vast" "$disk_duck"
   row "disk / raw ($raw bytes)" "$(ratio "$disk_vast" "$raw")" "$(ratio "$disk_duck" "$raw")"
   row "export $rare seconds (median 5)" "$e_vast" "$e_duck"
