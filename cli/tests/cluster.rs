@@ -146,6 +146,25 @@ fn three_node_cluster() {
             .any(|c| c == "source-0"),
         "{st}"
     );
+    // Once done, the source says how long its import took, and that stays put.
+    let source = || -> serde_json::Value {
+        let st: serde_json::Value = serde_json::from_str(&vast_ok(
+            &e3,
+            &["--node", "n2", "status", "--detailed"],
+            None,
+        ))
+        .unwrap();
+        st["sources"]["source-0"].clone()
+    };
+    eventually(20, "the in-node source is done", || {
+        source()["done"] == true
+    });
+    let took = source()["seconds"]
+        .as_f64()
+        .expect("a source reports seconds");
+    assert!(took > 0.0 && took < 20.0, "{took}");
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(source()["seconds"].as_f64(), Some(took));
     vast_ok(&e3, &["--node", "n2", "kill", "source-0"], None);
     let out = vast_at(&e3, &["--node", "n2", "kill", "source-0"], None);
     assert!(!out.status.success(), "killing a gone label must fail");

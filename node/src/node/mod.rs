@@ -953,7 +953,7 @@ impl Node {
                     m.insert(
                         label,
                         json!({"input": st.description, "format": st.format, "events": st.events,
-                               "skipped": st.skipped, "done": st.done, "error": st.error,
+                               "skipped": st.skipped, "done": st.done, "seconds": st.seconds, "error": st.error,
                                "counters": st.counters.iter().map(|(k, v)| (k.clone(), json!(v))).collect::<serde_json::Map<_, _>>()}),
                     );
                 }

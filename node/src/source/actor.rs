@@ -47,6 +47,10 @@ pub struct SourceCounters {
     pub skipped: AtomicU64,
     pub stop: AtomicBool,
     pub done: AtomicBool,
+    /// When reading began, and how long the import took once it is done
+    /// (durable or failed), for `status`.
+    pub started: std::sync::OnceLock<std::time::Instant>,
+    pub took: std::sync::OnceLock<std::time::Duration>,
     pub error: Mutex<Option<String>>,
     /// Reader-specific counters (e.g. packets dropped by the kernel).
     pub extra: Mutex<Vec<(String, u64)>>,
@@ -109,6 +113,7 @@ async fn run(
     importer: ActorRef<Importer>,
     c: Arc<SourceCounters>,
 ) -> Result<ImportSummary, String> {
+    let started = *c.started.get_or_init(std::time::Instant::now);
     let mut reader = Some(reader);
     let mut cache = HashMap::new();
     let batch_size = opts.batch_size.max(1);
@@ -193,6 +198,7 @@ async fn run(
             Ok(0)
         }
     };
+    let _ = c.took.set(started.elapsed());
     c.done.store(true, Ordering::Relaxed);
     let summary = ImportSummary {
         events: c.events.load(Ordering::Relaxed),
@@ -225,6 +231,8 @@ pub struct SourceStatus {
     pub events: u64,
     pub skipped: u64,
     pub done: bool,
+    /// Seconds since reading began; once done, how long the import took.
+    pub seconds: f64,
     pub error: Option<String>,
     pub counters: Vec<(String, u64)>,
 }
@@ -246,6 +254,13 @@ impl Message<GetSourceStatus> for Source {
             events: c.events.load(Ordering::Relaxed),
             skipped: c.skipped.load(Ordering::Relaxed),
             done: c.done.load(Ordering::Relaxed),
+            seconds: c
+                .took
+                .get()
+                .copied()
+                .or_else(|| c.started.get().map(|s| s.elapsed()))
+                .unwrap_or_default()
+                .as_secs_f64(),
             error: c.error.lock().expect("error lock poisoned").clone(),
             counters: c.extra.lock().expect("counter lock poisoned").clone(),
         }
