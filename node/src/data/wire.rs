@@ -45,6 +45,17 @@ pub enum Packed {
     U64(Vec<u64>),
 }
 
+impl Packed {
+    /// No values.
+    fn empty() -> Packed {
+        Packed::U8 {
+            base: 0,
+            step: 1,
+            v: Vec::new(),
+        }
+    }
+}
+
 /// The step tried for offsets too wide for 2 bytes.
 const STEP: u64 = 1_000;
 
@@ -164,15 +175,11 @@ fn min_max<T: Copy>(vals: &[T], key: impl Fn(T) -> u64) -> Option<(u64, u64)> {
 }
 
 /// Packs values mapped to unsigned by `key`, which must keep them distinct.
-/// The step is a constant in each loop, never a division by a runtime value:
-/// a `div` per value was most of what narrowing cost a client.
+/// The step is a constant in each loop, never a division by a step read at
+/// run time (a `div` per value).
 fn pack<T: Copy>(vals: &[T], key: impl Fn(T) -> u64) -> Packed {
     let Some((lo, hi)) = min_max(vals, &key) else {
-        return Packed::U8 {
-            base: 0,
-            step: 1,
-            v: Vec::new(),
-        };
+        return Packed::empty();
     };
     let keys = vals.iter().map(|&v| key(v));
     let base = lo;
@@ -229,12 +236,8 @@ fn pack_lens(offsets: &[u32]) -> Packed {
             .zip(offsets.iter().skip(1))
             .map(|(a, b)| b.wrapping_sub(*a))
     };
-    if lens().len() == 0 {
-        return Packed::U8 {
-            base: 0,
-            step: 1,
-            v: Vec::new(),
-        };
+    if offsets.len() < 2 {
+        return Packed::empty();
     }
     let (lo, hi) = lens().fold((u32::MAX, 0), |(lo, hi), l| (lo.min(l), hi.max(l)));
     let base = lo as u64;
