@@ -150,7 +150,7 @@ fn hostile(prologue: Option<Vec<u8>>) -> Hostile {
         .with_behaviour(|_| {
             request_response::Behaviour::with_codec(
                 HostileCodec,
-                [(StreamProtocol::new("/vast/data/3"), ProtocolSupport::Full)],
+                [(StreamProtocol::new("/vast/data/4"), ProtocolSupport::Full)],
                 request_response::Config::default().with_request_timeout(Duration::from_secs(10)),
             )
         })

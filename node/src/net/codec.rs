@@ -19,7 +19,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use crate::data::pool::{self, Pool};
 
 /// Protocol name of the data plane.
-pub const PROTOCOL: StreamProtocol = StreamProtocol::new("/vast/data/3");
+pub const PROTOCOL: StreamProtocol = StreamProtocol::new("/vast/data/4");
 
 /// Bytes read between budget checks.
 const CHUNK: usize = 64 << 10;
