@@ -22,6 +22,9 @@ rounds=${2:-3}
 export VAST_SOURCE__READ_DIRS="$work"
 pids=""
 trap 'kill $pids 2>/dev/null || true' EXIT
+# Runs a command whose stderr is kept aside, and shows it if the command fails
+# (the script stops there: a figure with a failed import in it means nothing).
+quiet() { "$@" 2>"$work/cmd.err" || { echo "failed: $*" >&2; cat "$work/cmd.err" >&2; return 1; }; }
 stop_pair() { kill "$n1" "$n2" 2>/dev/null || true; wait "$n1" "$n2" 2>/dev/null || true; pids=""; }
 
 declare -a t_client t_node t_relay t_emb
@@ -29,14 +32,14 @@ for r in $(seq "$rounds"); do
   rm -rf "$work/pair" "$work/emb.db"; mkdir -p "$work/pair"
   start_pair "$vast" "$work/pair"; pids="$n1 $n2"
 
-  s=$(now); "$vast" -e 127.0.0.1:$p1 import -r "$log" zeek 2>/dev/null; t_client[r]=$(elapsed "$s" "$(now)")
+  s=$(now); quiet "$vast" -e 127.0.0.1:$p1 import -r "$log" zeek; t_client[r]=$(elapsed "$s" "$(now)")
 
   # The in-node source's time: the spawn command's, then the import's as the
   # node timed it (`seconds`). Timing until a poll saw `done` counted the poll's
   # lag against the source: a busy node answers `status --detailed` slowly, and
   # polls every 50 ms saw `done` 0.1-0.27 s after the node recorded it.
   s=$(now)
-  label=$("$vast" -e 127.0.0.1:$p2 spawn source -r "$log" zeek)
+  label=$(quiet "$vast" -e 127.0.0.1:$p2 spawn source -r "$log" zeek)
   t_spawn=$(elapsed "$s" "$(now)")
   until t_src=$("$vast" -e 127.0.0.1:$p2 status --detailed | python3 -c "import json,sys; s=json.load(sys.stdin)['sources']['$label']; print(s['seconds']) if s['done'] else sys.exit(1)"); do sleep 0.5; done
   t_node[r]=$(python3 -c "print(f'{$t_spawn+$t_src:.3f}')")
@@ -44,10 +47,10 @@ for r in $(seq "$rounds"); do
 
   rm -rf "$work/pair"; mkdir -p "$work/pair"
   start_pair "$vast" "$work/pair"; pids="$n1 $n2"
-  s=$(now); "$vast" -e 127.0.0.1:$p1 --node n2 import -r "$log" zeek 2>/dev/null; t_relay[r]=$(elapsed "$s" "$(now)")
+  s=$(now); quiet "$vast" -e 127.0.0.1:$p1 --node n2 import -r "$log" zeek; t_relay[r]=$(elapsed "$s" "$(now)")
   stop_pair
 
-  s=$(now); "$vast" -N -d "$work/emb.db" import -r "$log" zeek 2>/dev/null; t_emb[r]=$(elapsed "$s" "$(now)")
+  s=$(now); quiet "$vast" -N -d "$work/emb.db" import -r "$log" zeek; t_emb[r]=$(elapsed "$s" "$(now)")
 done
 
 median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }

@@ -14,5 +14,8 @@ start_pair() {
   p1=$(port); p2=$(port)
   RUST_LOG=warn "$b" -i n1 -d "$w/c1" -e 127.0.0.1:$p1 start 2>"$w/n1.log" & n1=$!
   RUST_LOG=warn "$b" -i n2 -d "$w/c2" -e 127.0.0.1:$p2 start --peer 127.0.0.1:$p1 2>"$w/n2.log" & n2=$!
-  for p in $p1 $p2; do for _ in $(seq 100); do "$b" -e 127.0.0.1:$p status >/dev/null 2>&1 && break; sleep 0.2; done; done
+  for p in $p1 $p2; do
+    for _ in $(seq 100); do "$b" -e 127.0.0.1:$p status >/dev/null 2>&1 && break; sleep 0.2; done
+    "$b" -e 127.0.0.1:$p status >/dev/null 2>&1 || { echo "node on port $p did not start:" >&2; cat "$w"/n*.log >&2; return 1; }
+  done
 }
