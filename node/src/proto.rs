@@ -287,8 +287,9 @@ pub struct Malformed(pub String);
 fn decode<T>(bytes: &[u8]) -> Result<T, Malformed>
 where
     T: Archive,
-    T::Archived: for<'a> rkyv::bytecheck::CheckBytes<rkyv::api::high::HighValidator<'a, rkyv::rancor::Error>>
-        + RkyvDeserialize<T, rkyv::api::high::HighDeserializer<rkyv::rancor::Error>>,
+    T::Archived: for<'a> rkyv::bytecheck::CheckBytes<
+            rkyv::api::high::HighValidator<'a, crate::data::checked::Error>,
+        > + RkyvDeserialize<T, rkyv::api::high::HighDeserializer<crate::data::checked::Error>>,
 {
     crate::data::checked::from_bytes::<T>(bytes).map_err(Malformed)
 }

@@ -7,10 +7,16 @@
 use super::batch::with_aligned;
 use rkyv::api::high::{HighDeserializer, HighValidator};
 use rkyv::bytecheck::CheckBytes;
-use rkyv::rancor::Error;
 use rkyv::validation::{archive::ArchiveValidator, shared::SharedValidator, Validator};
 use rkyv::{Archive, Deserialize, Portable};
 use std::num::NonZeroUsize;
+
+/// The error type of every validation and deserialization of untrusted bytes.
+/// rancor's `Error` keeps what went wrong only in builds with debug
+/// assertions: a release node answered a malformed message with "failed
+/// without error information". A boxed error keeps it in every build, and
+/// costs an allocation only when the bytes are bad.
+pub type Error = rkyv::rancor::BoxedError;
 
 /// Deepest nesting of pointers (boxes, vectors, strings) accepted. Real schemas
 /// nest a few levels; each level costs two or three pointers.
@@ -34,9 +40,33 @@ where
         if format!("{e:?}").contains("ExceededMaximumSubtreeDepth") {
             format!("nested deeper than {MAX_DEPTH} levels (the depth limit)")
         } else {
-            e.to_string()
+            without_addresses(&e.to_string())
         }
     })
+}
+
+/// `msg` with memory addresses (`0x` and 8 or more hex digits) replaced:
+/// bytecheck names the pointers it refused, and these messages go back to the
+/// peer that sent the bytes, which should learn what was wrong, not where this
+/// process keeps its heap.
+fn without_addresses(msg: &str) -> String {
+    let mut out = String::with_capacity(msg.len());
+    let mut rest = msg;
+    while let Some(i) = rest.find("0x") {
+        let digits = rest[i + 2..]
+            .bytes()
+            .take_while(u8::is_ascii_hexdigit)
+            .count();
+        out.push_str(&rest[..i]);
+        if digits >= 8 {
+            out.push_str("<address>");
+        } else {
+            out.push_str(&rest[i..i + 2 + digits]);
+        }
+        rest = &rest[i + 2 + digits..];
+    }
+    out.push_str(rest);
+    out
 }
 
 /// Validates and deserializes `bytes`, copying them first only when misaligned.
@@ -48,7 +78,8 @@ where
 {
     with_aligned(bytes, |b| {
         let archived = access::<T::Archived>(b)?;
-        rkyv::api::high::deserialize::<T, Error>(archived).map_err(|e| e.to_string())
+        rkyv::api::high::deserialize::<T, Error>(archived)
+            .map_err(|e| without_addresses(&e.to_string()))
     })
 }
 
@@ -103,5 +134,24 @@ mod tests {
         let s = nested(10);
         let b = rkyv::to_bytes::<Error>(&s).unwrap().into_vec();
         assert_eq!(from_bytes::<Schema>(&b).unwrap(), s);
+    }
+
+    /// Bad bytes say what is wrong in every build, release ones included
+    /// (rancor's own error type said nothing without debug assertions).
+    #[test]
+    fn errors_say_what_is_wrong() {
+        let s = Schema::new("t", vec![Field::new("c", Type::Count)]);
+        let mut b = rkyv::to_bytes::<Error>(&s).unwrap().into_vec();
+        // The root's relative pointer, last in the buffer, now points past it.
+        let n = b.len();
+        b[n - 8..n - 4].copy_from_slice(&0x7fff_0000i32.to_le_bytes());
+        let e = from_bytes::<Schema>(&b).unwrap_err();
+        assert!(!e.contains("without error information"), "{e}");
+        assert!(e.contains("range"), "{e}");
+        assert!(e.contains("<address>") && !e.contains("0x0"), "{e}");
+        assert_eq!(
+            without_addresses("at 0x00007ffc2fff0c60, 0x1f and 0xdeadbeef0"),
+            "at <address>, 0x1f and <address>"
+        );
     }
 }
