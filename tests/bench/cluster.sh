@@ -25,12 +25,14 @@ trap 'kill $pids 2>/dev/null || true' EXIT
 # Runs a command whose stderr is kept aside, and shows it if the command fails
 # (the script stops there: a figure with a failed import in it means nothing).
 quiet() { "$@" 2>"$work/cmd.err" || { echo "failed: $*" >&2; cat "$work/cmd.err" >&2; return 1; }; }
+# A fresh pair of empty nodes under $work/pair (see pair.sh).
+fresh_pair() { rm -rf "$work/pair"; mkdir -p "$work/pair"; start_pair "$vast" "$work/pair"; pids="$n1 $n2"; }
 stop_pair() { kill "$n1" "$n2" 2>/dev/null || true; wait "$n1" "$n2" 2>/dev/null || true; pids=""; }
 
 declare -a t_client t_node t_relay t_emb
 for r in $(seq "$rounds"); do
-  rm -rf "$work/pair" "$work/emb.db"; mkdir -p "$work/pair"
-  start_pair "$vast" "$work/pair"; pids="$n1 $n2"
+  rm -rf "$work/emb.db"
+  fresh_pair
 
   s=$(now); quiet "$vast" -e 127.0.0.1:$p1 import -r "$log" zeek; t_client[r]=$(elapsed "$s" "$(now)")
 
@@ -45,8 +47,7 @@ for r in $(seq "$rounds"); do
   t_node[r]=$(python3 -c "print(f'{$t_spawn+$t_src:.3f}')")
   stop_pair
 
-  rm -rf "$work/pair"; mkdir -p "$work/pair"
-  start_pair "$vast" "$work/pair"; pids="$n1 $n2"
+  fresh_pair
   s=$(now); quiet "$vast" -e 127.0.0.1:$p1 --node n2 import -r "$log" zeek; t_relay[r]=$(elapsed "$s" "$(now)")
   stop_pair
 
@@ -83,8 +84,7 @@ printf '%-48s %8s %10s\n' "vast -e n1 --node n2 import (relayed to n2)" "$mr" "$
 printf '%-48s %8s %10s\n' "vast -N import (embedded)" "$me" "$(rate "$me")"
 printf '%-48s %8s\n' "ratio relayed/embedded throughput (median; target >= 0.8)" "$(median "${r_relay[@]}")"
 echo
-rm -rf "$work/pair"; mkdir -p "$work/pair"
-start_pair "$vast" "$work/pair"; pids="$n1 $n2"
+fresh_pair
 "$vast" -e 127.0.0.1:$p2 bench-dataplane --mib 1024
 stop_pair
 rm -rf "$work/pair" "$work/emb.db"

@@ -34,15 +34,18 @@ pub fn access<T>(bytes: &[u8]) -> Result<&T, String>
 where
     T: Portable + for<'a> CheckBytes<HighValidator<'a, Error>>,
 {
-    rkyv::api::access_with_context::<T, _, Error>(bytes, &mut validator(bytes)).map_err(|e| {
-        // rancor shows the innermost error ("Option is None"); the reason is in
-        // the trace.
-        if format!("{e:?}").contains("ExceededMaximumSubtreeDepth") {
-            format!("nested deeper than {MAX_DEPTH} levels (the depth limit)")
-        } else {
-            without_addresses(&e.to_string())
-        }
-    })
+    rkyv::api::access_with_context::<T, _, Error>(bytes, &mut validator(bytes)).map_err(reason)
+}
+
+/// What is wrong with the bytes, for the log and the peer that sent them.
+fn reason(e: Error) -> String {
+    // rancor shows the innermost error ("Option is None"); the reason is in
+    // the trace.
+    if format!("{e:?}").contains("ExceededMaximumSubtreeDepth") {
+        format!("nested deeper than {MAX_DEPTH} levels (the depth limit)")
+    } else {
+        without_addresses(&e.to_string())
+    }
 }
 
 /// `msg` with memory addresses (`0x` and 8 or more hex digits) replaced:
@@ -78,8 +81,7 @@ where
 {
     with_aligned(bytes, |b| {
         let archived = access::<T::Archived>(b)?;
-        rkyv::api::high::deserialize::<T, Error>(archived)
-            .map_err(|e| without_addresses(&e.to_string()))
+        rkyv::api::high::deserialize::<T, Error>(archived).map_err(reason)
     })
 }
 

@@ -332,6 +332,23 @@ fn unpack_offsets(p: &ArchivedPacked) -> Result<Vec<u32>, String> {
     Ok(offsets)
 }
 
+/// The 4-byte form of a v4-mapped address.
+fn narrow(a: &[u8; 16]) -> [u8; 4] {
+    [a[12], a[13], a[14], a[15]]
+}
+
+/// Row `i`'s address from its 4-byte form: v4-mapped where the row is valid,
+/// zeros where it is null. A bitmap too short for the rows is refused by
+/// `validate` later; here it only must not panic.
+fn widen(validity: &Validity, i: usize, a: [u8; 4]) -> [u8; 16] {
+    let covered = validity.words.is_empty() || i / 64 < validity.words.len();
+    if covered && validity.is_valid(i) {
+        Ipv4Addr::from(a).to_ipv6_mapped().octets()
+    } else {
+        [0; 16]
+    }
+}
+
 fn column(c: &Column) -> WireColumn<'_> {
     let data = match &c.data {
         ColumnData::Bool(v) => WireData::Bool(Cow::Borrowed(v)),
@@ -360,7 +377,7 @@ fn column(c: &Column) -> WireColumn<'_> {
             };
             let wide_rows = v.iter().enumerate().filter(|(i, a)| !fits(*i, a)).count();
             if wide_rows == 0 {
-                WireData::Address4(v.iter().map(|a| [a[12], a[13], a[14], a[15]]).collect())
+                WireData::Address4(v.iter().map(narrow).collect())
             } else if wide_rows * 2 <= v.len() {
                 // Smaller than 16 bytes a row while at most half are wide.
                 let mut wide = vec![0u64; v.len().div_ceil(64)];
@@ -370,7 +387,7 @@ fn column(c: &Column) -> WireColumn<'_> {
                     .enumerate()
                     .map(|(i, a)| {
                         if fits(i, a) {
-                            [a[12], a[13], a[14], a[15]]
+                            narrow(a)
                         } else {
                             wide[i / 64] |= 1 << (i % 64);
                             rest.push(*a);
@@ -437,23 +454,12 @@ fn decode_column(c: &ArchivedWireColumn) -> Result<Column, String> {
             bytes: bytes.to_vec(),
         },
         ArchivedWireData::Address(v) => ColumnData::Address(v.to_vec()),
-        ArchivedWireData::Address4(v) => {
-            // A bitmap too short for the rows is refused by `validate` later;
-            // here it only must not panic.
-            let covered = |i: usize| validity.words.is_empty() || i / 64 < validity.words.len();
-            ColumnData::Address(
-                v.iter()
-                    .enumerate()
-                    .map(|(i, a)| {
-                        if covered(i) && validity.is_valid(i) {
-                            Ipv4Addr::from(*a).to_ipv6_mapped().octets()
-                        } else {
-                            [0; 16]
-                        }
-                    })
-                    .collect(),
-            )
-        }
+        ArchivedWireData::Address4(v) => ColumnData::Address(
+            v.iter()
+                .enumerate()
+                .map(|(i, a)| widen(&validity, i, *a))
+                .collect(),
+        ),
         ArchivedWireData::AddressMixed { narrow, wide, rest } => {
             if wide.len() != narrow.len().div_ceil(64) {
                 return Err(format!(
@@ -462,7 +468,6 @@ fn decode_column(c: &ArchivedWireColumn) -> Result<Column, String> {
                     narrow.len()
                 ));
             }
-            let covered = |i: usize| validity.words.is_empty() || i / 64 < validity.words.len();
             let mut rest = rest.iter();
             let mut out = Vec::with_capacity(narrow.len());
             for (i, a) in narrow.iter().enumerate() {
@@ -470,10 +475,8 @@ fn decode_column(c: &ArchivedWireColumn) -> Result<Column, String> {
                     *rest
                         .next()
                         .ok_or("fewer wide addresses than rows marked wide")?
-                } else if covered(i) && validity.is_valid(i) {
-                    Ipv4Addr::from(*a).to_ipv6_mapped().octets()
                 } else {
-                    [0; 16]
+                    widen(&validity, i, *a)
                 });
             }
             if rest.next().is_some() {
