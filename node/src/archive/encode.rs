@@ -90,6 +90,9 @@ pub struct Encoder {
     pub mem: u64,
     pub knobs: Knobs,
     scratch: Vec<u64>,
+    /// Differences of an integer block, and its values normalised (see `planes`).
+    deltas: Vec<u64>,
+    ks: Vec<u64>,
 }
 
 impl Encoder {
@@ -236,10 +239,13 @@ impl Encoder {
     /// An integer block; the count is known to the decoder from context.
     fn ints(&mut self, v: &[u64]) {
         self.mem += v.len() as u64 * 8;
-        let (base, mul, width) = frame_of_reference(v.iter().copied());
+        let (base, mul, width) = frame_of_reference(v);
+        let mut d = std::mem::take(&mut self.deltas);
+        d.clear();
         let delta = if self.knobs.delta && v.len() > 2 && width > 0 {
-            let d = frame_of_reference(v.windows(2).map(|w| flip(w[1].wrapping_sub(w[0]) as i64)));
-            (d.2 < width).then_some(d)
+            d.extend(v.windows(2).map(|w| flip(w[1].wrapping_sub(w[0]) as i64)));
+            let f = frame_of_reference(&d);
+            (f.2 < width).then_some(f)
         } else {
             None
         };
@@ -250,31 +256,46 @@ impl Encoder {
                 self.varint(dmul);
                 self.out.push(dwidth);
                 self.varint(v[0]);
-                let ks = v
-                    .windows(2)
-                    .map(|w| (flip(w[1].wrapping_sub(w[0]) as i64).wrapping_sub(dbase)) / dmul);
-                self.planes(ks, v.len() - 1, dwidth);
+                self.planes(&d, dbase, dmul, dwidth);
             }
             None => {
                 self.out.push(INT_FOR);
                 self.varint(base);
                 self.varint(mul);
                 self.out.push(width);
-                let ks = v.iter().map(|x| x.wrapping_sub(base) / mul);
-                self.planes(ks, v.len(), width);
+                self.planes(v, base, mul, width);
             }
         }
+        self.deltas = d;
     }
 
-    fn planes(&mut self, ks: impl Iterator<Item = u64> + Clone, n: usize, width: u8) {
+    /// The byte planes of `(x - base) / mul` for every `x` of `v`, each a
+    /// multiple of `mul` away from `base`. Normalised into a scratch vector
+    /// first and then written a plane at a time: computing and scattering
+    /// each value's bytes in turn, with a division per value, was most of an
+    /// integer column's encoding.
+    fn planes(&mut self, v: &[u64], base: u64, mul: u64, width: u8) {
+        let n = v.len();
         let start = self.out.len();
         self.out.resize(start + n * width as usize, 0);
-        let planes = &mut self.out[start..];
-        for (i, k) in ks.enumerate() {
-            for b in 0..width as usize {
-                planes[b * n + i] = (k >> (8 * b)) as u8;
+        if width == 0 {
+            return;
+        }
+        let mut ks = std::mem::take(&mut self.ks);
+        ks.clear();
+        if mul == 1 {
+            ks.extend(v.iter().map(|x| x.wrapping_sub(base)));
+        } else {
+            let div = Divisor::new(mul);
+            ks.extend(v.iter().map(|x| div.exact(x.wrapping_sub(base))));
+        }
+        for (b, plane) in self.out[start..].chunks_exact_mut(n).enumerate() {
+            let shift = 8 * b as u32;
+            for (o, k) in plane.iter_mut().zip(&ks) {
+                *o = (k >> shift) as u8;
             }
         }
+        self.ks = ks;
     }
 
     fn strings(&mut self, offsets: &[u32], bytes: &[u8], range: Range<usize>) {
@@ -376,9 +397,9 @@ fn unflip(x: u64) -> i64 {
 }
 
 /// Minimum, common divisor of the distances to it, and bytes per value after both.
-fn frame_of_reference(v: impl Iterator<Item = u64> + Clone) -> (u64, u64, u8) {
+fn frame_of_reference(v: &[u64]) -> (u64, u64, u8) {
     let (mut lo, mut hi) = (u64::MAX, 0u64);
-    for x in v.clone() {
+    for &x in v {
         lo = lo.min(x);
         hi = hi.max(x);
     }
@@ -386,21 +407,69 @@ fn frame_of_reference(v: impl Iterator<Item = u64> + Clone) -> (u64, u64, u8) {
         return (0, 1, 0);
     }
     let mut g = 0u64;
-    for x in v {
+    let mut div = Divisor::new(1);
+    for &x in v {
         let d = x - lo;
-        // One division per value once the divisor is known; gcd only on a miss.
-        if g > 1 && d % g == 0 {
+        // A multiply per value once the divisor is known; gcd only on a miss.
+        if g > 1 && div.divides(d) {
             continue;
         }
         g = gcd(g, d);
-        if g == 1 {
-            break;
+        match g {
+            0 => {}
+            1 => break,
+            g => div = Divisor::new(g),
         }
     }
     let mul = g.max(1);
     let range = (hi - lo) / mul;
     let width = (64 - range.leading_zeros()).div_ceil(8) as u8;
     (lo, mul, width)
+}
+
+/// Divisibility by, and exact division by, a fixed non-zero divisor without a
+/// division instruction (a 64-bit `div` is tens of cycles; this is a shift and
+/// a multiply): for odd `m`, `x` is a multiple of `m` exactly when
+/// `x * m⁻¹ mod 2⁶⁴` is at most `(2⁶⁴ - 1) / m`, and then that product is `x / m`.
+#[derive(Clone, Copy)]
+struct Divisor {
+    /// Trailing zero bits of the divisor.
+    shift: u32,
+    /// The inverse of its odd part modulo 2⁶⁴.
+    inverse: u64,
+    /// The largest quotient of its odd part.
+    limit: u64,
+}
+
+impl Divisor {
+    fn new(m: u64) -> Self {
+        debug_assert!(m > 0);
+        let shift = m.trailing_zeros();
+        let odd = m >> shift;
+        // Newton's iteration doubles the correct low bits each step: an odd
+        // number is its own inverse modulo 8 (3 bits), so 5 steps give 96.
+        let mut inverse = odd;
+        for _ in 0..5 {
+            inverse = inverse.wrapping_mul(2u64.wrapping_sub(odd.wrapping_mul(inverse)));
+        }
+        Divisor {
+            shift,
+            inverse,
+            limit: u64::MAX / odd,
+        }
+    }
+
+    #[inline]
+    fn divides(self, x: u64) -> bool {
+        x.trailing_zeros() >= self.shift
+            && (x >> self.shift).wrapping_mul(self.inverse) <= self.limit
+    }
+
+    /// `x / m`, where `m` divides `x`.
+    #[inline]
+    fn exact(self, x: u64) -> u64 {
+        (x >> self.shift).wrapping_mul(self.inverse)
+    }
 }
 
 fn gcd(mut a: u64, mut b: u64) -> u64 {
@@ -1338,6 +1407,40 @@ mod tests {
         let before = a.clone();
         assert!(a.append(other).is_err());
         assert!(a == before);
+    }
+
+    #[test]
+    fn divisor_agrees_with_division() {
+        let mut r = Rng(11);
+        let mut divisors: Vec<u64> = (1..=130).collect();
+        divisors.extend([
+            1_000,
+            1_000_000,
+            1_000_000_000,
+            3 << 40,
+            u64::MAX,
+            u64::MAX - 1,
+            1 << 63,
+        ]);
+        divisors.extend(
+            (0..50)
+                .map(|_| r.next() >> (r.next() % 64))
+                .filter(|&m| m > 0),
+        );
+        for m in divisors {
+            let div = Divisor::new(m);
+            let mut xs = vec![0, 1, m - 1, m, u64::MAX, u64::MAX - m + 1];
+            xs.extend((0..200).map(|_| r.next() >> (r.next() % 64)));
+            // Multiples, including the largest.
+            xs.extend((0..50).map(|_| (r.next() % (u64::MAX / m)) * m));
+            xs.push(u64::MAX / m * m);
+            for x in xs {
+                assert_eq!(div.divides(x), x % m == 0, "{x} by {m}");
+                if x % m == 0 {
+                    assert_eq!(div.exact(x), x / m, "{x} by {m}");
+                }
+            }
+        }
     }
 
     #[test]

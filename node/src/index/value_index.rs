@@ -204,6 +204,15 @@ pub struct ColumnIndexBuilder {
     /// probes were the largest part of index building.
     num: KeyTable<u64>,
     addrs: KeyTable<u128>,
+    /// Once an address column passes `KEY_LIMIT` distinct addresses, each
+    /// row's address and row, grouped by a sort at the seal: addresses stay
+    /// exact, and in a column this varied nearly every row missed the table,
+    /// whose probes and growth were half of such a column's index building
+    /// (a Zeek JSON log's `id.orig_h`: 80 of 150 ms a million rows).
+    addr_rows: Vec<(u128, u32)>,
+    sorted: bool,
+    /// `KEY_LIMIT`; tests raise it to build the table-only reference.
+    sort_after: usize,
     /// Strings by their bytes: batches are validated UTF-8, and checking it
     /// again for every value was up to half of a string column's `add`
     /// (`index_cost_by_column`: `conn_state` 21 ms to 11 ms a million rows).
@@ -241,6 +250,9 @@ impl ColumnIndexBuilder {
             hashed_rows: Vec::new(),
             num: KeyTable::default(),
             addrs: KeyTable::default(),
+            addr_rows: Vec::new(),
+            sorted: false,
+            sort_after: KEY_LIMIT,
             strs: FxHashMap::default(),
             slots: 0,
             values: Vec::new(),
@@ -318,6 +330,24 @@ impl ColumnIndexBuilder {
         }
     }
 
+    /// Switches an address column to keeping each row's address (see
+    /// `addr_rows`).
+    fn sort_addresses(&mut self) {
+        self.sorted = true;
+        let mut key_of = vec![0u128; self.slots as usize];
+        for (k, slot) in self.addrs.drain() {
+            key_of[slot as usize] = k;
+        }
+        self.addrs = KeyTable::default();
+        let values = std::mem::take(&mut self.values);
+        let runs = std::mem::take(&mut self.runs);
+        self.addr_rows.reserve(values.len());
+        for_each_slotted(&values, &runs, |row, slot| {
+            self.addr_rows.push((key_of[slot as usize], row));
+        });
+        self.slots = 0;
+    }
+
     /// Gives every value added so far its slot's new name.
     fn rename(&mut self, rename: &[u32]) {
         for v in &mut self.values {
@@ -337,7 +367,7 @@ impl ColumnIndexBuilder {
     /// builder of the column may expect. A column that binned its keys held
     /// the limit's worth, however few bins it ends with.
     pub fn peak_keys(&self) -> u32 {
-        if self.shift > 0 {
+        if self.shift > 0 || self.sorted {
             KEY_LIMIT as u32 + 1
         } else {
             self.distinct()
@@ -349,6 +379,8 @@ impl ColumnIndexBuilder {
     pub fn distinct(&self) -> u32 {
         if self.hashed {
             self.hashed_rows.len() as u32
+        } else if self.sorted {
+            self.addr_rows.len() as u32
         } else {
             self.slots
         }
@@ -367,6 +399,21 @@ impl ColumnIndexBuilder {
                 } else if strings {
                     self.hashed_rows
                         .push((str_hash(col.bytes_at(i)), row >> GRANULE_BITS));
+                }
+            }
+            self.rows = self.rows.max(base + n);
+            return;
+        }
+        if self.sorted {
+            if let ColumnData::Address(v) = &col.data {
+                self.addr_rows.reserve(n as usize);
+                for (i, a) in v.iter().enumerate() {
+                    let row = base + i as u32;
+                    if col.is_valid(i) {
+                        self.addr_rows.push((u128::from_be_bytes(*a), row));
+                    } else {
+                        self.nulls.push(row);
+                    }
                 }
             }
             self.rows = self.rows.max(base + n);
@@ -455,6 +502,9 @@ impl ColumnIndexBuilder {
         if self.num.len() > KEY_LIMIT || self.strs.len() > KEY_LIMIT {
             self.rebin();
         }
+        if self.addrs.len() > self.sort_after {
+            self.sort_addresses();
+        }
     }
 
     /// The rows of every slot, slot after slot, and where each slot's begin
@@ -517,6 +567,23 @@ impl ColumnIndexBuilder {
             let mut w = Writer::new(self.kind, false, 0, 0, rows);
             for (s, slot) in keys {
                 w.push(Key::Str(&s), &tidy(slot));
+            }
+            return w.finish(&special);
+        }
+        if self.sorted {
+            let mut pairs = std::mem::take(&mut self.addr_rows);
+            // Stable: each address's rows stay in the order they were added.
+            radix_sort(&mut pairs);
+            let mut w = Writer::new(self.kind, false, 0, 0, rows);
+            let mut rows_of = Vec::new();
+            for chunk in pairs.chunk_by(|a, b| a.0 == b.0) {
+                rows_of.clear();
+                rows_of.extend(chunk.iter().map(|p| p.1));
+                if !rows_of.is_sorted_by(|a, b| a < b) {
+                    rows_of.sort_unstable();
+                    rows_of.dedup();
+                }
+                w.push(Key::Num(chunk[0].0), &rows_of);
             }
             return w.finish(&special);
         }
@@ -665,10 +732,10 @@ fn for_each_slotted(values: &[u32], runs: &[(u32, u32)], mut f: impl FnMut(u32, 
     }
 }
 
-/// `pairs` sorted by key (keys are distinct): a byte at a time from the
-/// lowest, skipping the bytes that no two keys differ in (numbers use few of
-/// a u128's sixteen, v4-mapped addresses four). The comparison sort it replaces
-/// was 3% of a Zeek JSON import's samples.
+/// `pairs` sorted by key, stably: a byte at a time from the lowest, skipping
+/// the bytes that no two keys differ in (numbers use few of a u128's sixteen,
+/// v4-mapped addresses four). The comparison sort it replaces was 3% of a Zeek
+/// JSON import's samples.
 fn radix_sort(pairs: &mut Vec<(u128, u32)>) {
     if pairs.len() < 1 << 8 {
         pairs.sort_unstable_by_key(|p| p.0);
@@ -1546,9 +1613,13 @@ mod tests {
     fn index_cost_by_column() {
         use crate::source::format::{make_reader, open_input, Format, ReaderOptions};
         let path = std::env::var_os("VAST_INDEX_PROBE")
-            .expect("set VAST_INDEX_PROBE to the path of a Zeek TSV log");
+            .expect("set VAST_INDEX_PROBE to the path of a log (VAST_INDEX_FORMAT, default zeek)");
+        let format: Format = std::env::var("VAST_INDEX_FORMAT")
+            .unwrap_or_else(|_| "zeek".into())
+            .parse()
+            .unwrap();
         let input = open_input(Some(std::path::Path::new(&path))).unwrap();
-        let mut r = make_reader(Format::Zeek, input, &ReaderOptions::default()).unwrap();
+        let mut r = make_reader(format, input, &ReaderOptions::default()).unwrap();
         let mut batches = Vec::new();
         let mut rows = 0;
         while rows < 1 << 20 {
@@ -1782,6 +1853,57 @@ mod tests {
         }
         // All three cases were met.
         assert!(kinds.iter().all(|&k| k > 0), "{kinds:?}");
+    }
+
+    /// An address column that switches to sorting its rows writes the bytes
+    /// the table alone writes: with nulls, repeats, IPv6 addresses, and the
+    /// switch in the middle of a batch's adds.
+    #[test]
+    fn sorted_addresses_write_what_the_table_writes() {
+        let mut x = 5u64;
+        let mut batches = Vec::new();
+        for (rows, distinct) in [(30_000u32, 20_000u64), (90_000, 1_000_000), (50_000, 7)] {
+            let mut bb =
+                BatchBuilder::new(Schema::new("t.a", vec![Field::new("a", Type::Address)]));
+            for r in 0..rows {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                let v = x % distinct;
+                match r % 11 {
+                    3 => bb.column(0).push_null(),
+                    7 => bb.column(0).push_address(
+                        Address::parse(&format!("2001:db8::{:x}", v & 0xffff)).unwrap(),
+                    ),
+                    _ => bb.column(0).push_address(
+                        Address::parse(&format!(
+                            "10.{}.{}.{}",
+                            (v >> 16) & 255,
+                            (v >> 8) & 255,
+                            v & 255
+                        ))
+                        .unwrap(),
+                    ),
+                }
+                bb.finish_row();
+            }
+            batches.push(bb.finish().columns.remove(0));
+        }
+        let build = |sort_after: usize| {
+            let mut b = ColumnIndexBuilder::new(&Type::Address).unwrap();
+            b.sort_after = sort_after;
+            let mut base = 0;
+            for c in &batches {
+                b.add(c, base);
+                base += c.len() as u32;
+            }
+            assert_eq!(b.sorted, sort_after < usize::MAX);
+            to_bytes(&b.finish())
+        };
+        let table = build(usize::MAX);
+        assert_eq!(build(KEY_LIMIT), table);
+        // Switched at the first batch's add, where every row so far is in the table.
+        assert_eq!(build(100), table);
     }
 
     #[test]

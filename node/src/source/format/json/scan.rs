@@ -60,6 +60,17 @@ pub(super) struct JsonError {
     column: usize,
 }
 
+impl JsonError {
+    /// Not an error in the JSON: the line does not have the schema it was
+    /// being read into (see `JsonParser::event_into`), and is read again.
+    pub(super) fn diverged() -> Self {
+        JsonError {
+            what: "line does not have the last line's schema",
+            column: 0,
+        }
+    }
+}
+
 impl fmt::Display for JsonError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{} at column {}", self.what, self.column)
