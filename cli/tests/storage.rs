@@ -97,6 +97,29 @@ fn lookups_stay_inside_each_layout() {
     assert_eq!(rows.len(), 2, "{rows:?}");
 }
 
+/// A NaN among a partition's reals (Zeek writes `nan` in double columns)
+/// neither hides the values after it from a lookup nor matches a comparison.
+#[test]
+fn reals_after_a_nan_are_found() {
+    let db = TempDb::new("nan");
+    let log = "#separator \\x09\n#set_separator\t,\n#empty_field\t(empty)\n#unset_field\t-\n\
+               #path\tt\n#fields\tn\tr\n#types\tcount\tdouble\n\
+               1\t1.0\n2\tnan\n3\t5.0\n4\t-\n";
+    vast_n(&db, &["import", "zeek"], Some(log.as_bytes()));
+    let ns = |q: &str| -> Vec<u64> {
+        export_json(&db, q)
+            .iter()
+            .map(|e| e["n"].as_u64().unwrap())
+            .collect()
+    };
+    assert_eq!(ns("r == 5.0"), [3]);
+    assert_eq!(ns("r > 0.5"), [1, 3]);
+    assert_eq!(ns("r < 10.0"), [1, 3]);
+    assert_eq!(ns("r >= 1.0"), [1, 3]);
+    assert_eq!(ns("r <= 5.0"), [1, 3]);
+    assert_eq!(count(&db, &["r == 1.0"]), 1);
+}
+
 /// Starts a node that compacts every second, keeping replaced files `grace`
 /// seconds.
 fn compacting_node(db: &Path, rate: &str, grace: &str) -> NodeProc {

@@ -398,28 +398,39 @@ fn unflip(x: u64) -> i64 {
 
 /// Minimum, common divisor of the distances to it, and bytes per value after both.
 fn frame_of_reference(v: &[u64]) -> (u64, u64, u8) {
-    let (mut lo, mut hi) = (u64::MAX, 0u64);
-    for &x in v {
-        lo = lo.min(x);
-        hi = hi.max(x);
+    // Four running minima and maxima: one pair is a dependency chain through
+    // every value, and scalar code is all there is for u64 on baseline x86-64.
+    let (mut lo, mut hi) = ([u64::MAX; 4], [0u64; 4]);
+    let mut quads = v.chunks_exact(4);
+    for q in &mut quads {
+        for j in 0..4 {
+            lo[j] = lo[j].min(q[j]);
+            hi[j] = hi[j].max(q[j]);
+        }
     }
-    if lo > hi {
-        return (0, 1, 0);
+    for &x in quads.remainder() {
+        lo[0] = lo[0].min(x);
+        hi[0] = hi[0].max(x);
+    }
+    let lo = lo.into_iter().min().unwrap_or(u64::MAX);
+    let hi = hi.into_iter().max().unwrap_or(0);
+    if lo >= hi {
+        // Empty (0 bytes a value, nothing to decode) or constant.
+        return (if lo > hi { 0 } else { lo }, 1, 0);
     }
     let mut g = 0u64;
     let mut div = Divisor::new(1);
     for &x in v {
         let d = x - lo;
         // A multiply per value once the divisor is known; gcd only on a miss.
-        if g > 1 && div.divides(d) {
+        if d == 0 || (g > 1 && div.divides(d)) {
             continue;
         }
         g = gcd(g, d);
-        match g {
-            0 => {}
-            1 => break,
-            g => div = Divisor::new(g),
+        if g == 1 {
+            break;
         }
+        div = Divisor::new(g);
     }
     let mul = g.max(1);
     let range = (hi - lo) / mul;

@@ -7,7 +7,7 @@
 //! types follow the producer's conventions (`ts`, `*_h`, `src_port`, ...).
 
 use super::parallel::{BlockParser, ParallelLines};
-use super::util::{infer_str, parse_iso_time, parse_seconds_ns, Inferred};
+use super::util::{infer_str, parse_addr, parse_iso_time, parse_seconds_ns, Inferred};
 use super::{LineParser, Sink};
 use crate::data::{Address, BatchBuilder, ColumnBuilder, Field, Schema, Subnet, Type};
 use crate::source::{ReadError, ReadStats, Reader};
@@ -303,6 +303,13 @@ impl JsonParser {
                 } else {
                     Leaf::Time(ns)
                 };
+            }
+        }
+        // An address where the producer says one is: `infer_str` without its
+        // search for a subnet's '/', which an address never holds.
+        if hint == Hint::Addr {
+            if let Some(a) = parse_addr(s.as_bytes()) {
+                return Leaf::Addr(a);
             }
         }
         match infer_str(s.as_bytes()) {
@@ -1042,6 +1049,37 @@ mod tests {
                 Type::Count
             ]
         );
+    }
+
+    /// A Zeek `*_h` field takes an address straight, and otherwise the type
+    /// any other field would infer for its text: a subnet, a time, a string.
+    #[test]
+    fn address_fields_infer_like_any_other() {
+        let ty = |key: &str, text: &str| {
+            let line = format!("{{\"{key}\":{}}}\n", serde_json::to_string(text).unwrap());
+            let mut r = reader_for(Format::ZeekJson, line.into_bytes());
+            let (bs, err) = read_all(r.as_mut(), 10);
+            assert!(err.is_none(), "{err:?}");
+            (bs[0].schema.fields[0].ty.clone(), field(&bs[0], 0, key))
+        };
+        for text in [
+            "1.2.3.4",
+            "::1",
+            "::ffff:1.2.3.4",
+            "10.0.0.0/8",
+            "fe80::/10",
+            "1.2.3",
+            "1.2.3.4.5",
+            "C1234",
+            "x",
+            "2011-08-12T14:52:57Z",
+            "",
+        ] {
+            let (hinted, value) = ty("id.orig_h", text);
+            let (plain, plain_value) = ty("orig", text);
+            assert_eq!(hinted, plain, "{text:?}");
+            assert_eq!(value, plain_value, "{text:?}");
+        }
     }
 
     #[test]
