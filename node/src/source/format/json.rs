@@ -487,6 +487,14 @@ impl JsonParser {
                         }
                         self.str_leaf(hint, s)
                     }
+                    Some(b'-' | b'0'..=b'9')
+                        if matches!(hint, Hint::Timestamp | Hint::Time | Hint::Duration) =>
+                    {
+                        match sc.number_or_decimal()? {
+                            Ok(n) => self.num_leaf(hint, n),
+                            Err(text) => decimal_leaf(hint, text),
+                        }
+                    }
                     Some(b'-' | b'0'..=b'9') => {
                         let n = sc.number()?;
                         self.num_leaf(hint, n)
@@ -557,6 +565,25 @@ impl JsonParser {
                 out.push_str(event.unwrap_or("unknown"));
             }
         }
+    }
+}
+
+/// The leaf of a decimal fraction without an exponent under a time hint: what
+/// `num_leaf` makes of it, without converting the text to f64 unless the
+/// seconds do not fit.
+fn decimal_leaf(hint: Hint, text: &[u8]) -> Leaf<'_> {
+    match parse_seconds_ns(text) {
+        Some(ns) => match hint {
+            Hint::Timestamp => Leaf::Timestamp(ns),
+            Hint::Time => Leaf::Time(ns),
+            _ => Leaf::Duration(ns),
+        },
+        None => Leaf::Real(
+            std::str::from_utf8(text)
+                .ok()
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(f64::NAN),
+        ),
     }
 }
 
@@ -1049,6 +1076,45 @@ mod tests {
                 Type::Count
             ]
         );
+    }
+
+    /// Times and durations read from a decimal's text give the leaf that
+    /// reading the number first gives, where the seconds fit and where not.
+    #[test]
+    fn time_decimals_read_as_their_numbers() {
+        use super::scan::Scan;
+        use super::{decimal_leaf, Flavor, Hint, JsonParser};
+        let mut p = JsonParser::new(Flavor::Zeek, None);
+        let texts = [
+            "0.5",
+            "-0.5",
+            "-0.0",
+            "1258531221.486539",
+            "1258531221.4865391234",
+            "12345678901234567890.5",
+            "9223372036.854775807",
+            "9223372036.854775808",
+            "-9223372036.854775808",
+            "3",
+            "1.5e3",
+            "6e-06",
+        ];
+        let mut decimals = 0;
+        for text in texts {
+            for hint in [Hint::Timestamp, Hint::Time, Hint::Duration] {
+                let n = Scan::new(text.as_bytes()).number().unwrap();
+                let want = format!("{:?}", p.num_leaf(hint, n));
+                let got = match Scan::new(text.as_bytes()).number_or_decimal().unwrap() {
+                    Ok(n) => format!("{:?}", p.num_leaf(hint, n)),
+                    Err(t) => {
+                        decimals += 1;
+                        format!("{:?}", decimal_leaf(hint, t))
+                    }
+                };
+                assert_eq!(got, want, "{text}");
+            }
+        }
+        assert_eq!(decimals, 3 * 9);
     }
 
     /// A Zeek `*_h` field takes an address straight, and otherwise the type
