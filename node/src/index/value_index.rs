@@ -1607,7 +1607,7 @@ mod tests {
     /// Where a partition's index building goes, column by column: `add` and
     /// `finish` times of each indexed column of the first million rows of a
     /// Zeek log. A profiling aid, not a check; run with
-    /// `VAST_INDEX_PROBE=LOG cargo test --release -p vast-node --lib index_cost -- --ignored --nocapture`.
+    /// `VAST_INDEX_PROBE=LOG [VAST_INDEX_FORMAT=zeek-json] cargo test --release -p vast-node --lib index_cost -- --ignored --nocapture`.
     #[test]
     #[ignore]
     fn index_cost_by_column() {
