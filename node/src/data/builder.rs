@@ -12,6 +12,9 @@ pub struct ColumnBuilder {
     len: usize,
     data: ColumnData,
     nested: Nested,
+    /// Cells and string bytes of the last batch finished: what the next one
+    /// reserves once it has a row (see `reserve_last`).
+    last: (usize, usize),
 }
 
 fn empty_data(ty: &Type) -> ColumnData {
@@ -40,58 +43,6 @@ fn empty_data(ty: &Type) -> ColumnData {
     }
 }
 
-/// Makes the empty `next` ready for as many cells and bytes as `last` holds:
-/// a reader's next batch is mostly the size of its last, and growing every
-/// column from empty again copied each one about once more (2% of a JSON
-/// import's CPU, in `realloc`).
-fn reserve_like(next: &mut ColumnData, last: &ColumnData) {
-    use ColumnData as D;
-    match (next, last) {
-        (D::Bool(n), D::Bool(l)) => n.reserve(l.len()),
-        (D::Int(n), D::Int(l)) | (D::Duration(n), D::Duration(l)) | (D::Time(n), D::Time(l)) => {
-            n.reserve(l.len())
-        }
-        (D::Count(n), D::Count(l)) => n.reserve(l.len()),
-        (D::Real(n), D::Real(l)) => n.reserve(l.len()),
-        (
-            D::Str { offsets, bytes },
-            D::Str {
-                offsets: lo,
-                bytes: lb,
-            },
-        )
-        | (
-            D::Blob { offsets, bytes },
-            D::Blob {
-                offsets: lo,
-                bytes: lb,
-            },
-        ) => {
-            offsets.reserve(lo.len());
-            bytes.reserve(lb.len());
-        }
-        (D::Address(n), D::Address(l)) => n.reserve(l.len()),
-        (
-            D::Subnet { addrs, lens },
-            D::Subnet {
-                addrs: la,
-                lens: ll,
-            },
-        ) => {
-            addrs.reserve(la.len());
-            lens.reserve(ll.len());
-        }
-        _ => {}
-    }
-}
-
-/// A list's offsets for the next batch: `[0]`, with room for as many as `last`.
-fn with_capacity_like(last: &[u32]) -> Vec<u32> {
-    let mut v = Vec::with_capacity(last.len());
-    v.push(0);
-    v
-}
-
 /// Nested columns are built by child builders and assembled in `finish`.
 enum Nested {
     None,
@@ -111,6 +62,7 @@ impl ColumnBuilder {
             len: 0,
             data,
             nested,
+            last: (0, 0),
         }
     }
 
@@ -268,6 +220,45 @@ impl ColumnBuilder {
         self.mark(true);
     }
 
+    /// Makes room for as many cells and string bytes as the last batch held:
+    /// a reader's batches are mostly alike, and growing every column from
+    /// empty again copied each one about once more (2% of a JSON import's
+    /// CPU, in `realloc`). Called once a batch has its first row, so a
+    /// builder whose schema does not come back holds no memory.
+    fn reserve_last(&mut self) {
+        let (cells, bytes) = self.last;
+        match &mut self.data {
+            ColumnData::Bool(v) => v.reserve(cells),
+            ColumnData::Int(v) | ColumnData::Duration(v) | ColumnData::Time(v) => v.reserve(cells),
+            ColumnData::Count(v) => v.reserve(cells),
+            ColumnData::Real(v) => v.reserve(cells),
+            ColumnData::Str { offsets, bytes: b } | ColumnData::Blob { offsets, bytes: b } => {
+                offsets.reserve(cells);
+                b.reserve(bytes);
+            }
+            ColumnData::Address(v) => v.reserve(cells),
+            ColumnData::Subnet { addrs, lens } => {
+                addrs.reserve(cells);
+                lens.reserve(cells);
+            }
+            _ => {}
+        }
+        self.valid.reserve(cells.div_ceil(64));
+        match &mut self.nested {
+            Nested::None => {}
+            Nested::List(child, offsets) => {
+                offsets.reserve(cells);
+                child.reserve_last();
+            }
+            Nested::Map(k, v, offsets) => {
+                offsets.reserve(cells);
+                k.reserve_last();
+                v.reserve_last();
+            }
+            Nested::Record(children) => children.iter_mut().for_each(|c| c.reserve_last()),
+        }
+    }
+
     /// Removes the last cell, leaving the builder as it was before that
     /// cell's push.
     pub fn pop(&mut self) {
@@ -400,6 +391,13 @@ impl ColumnBuilder {
 
     /// Finishes the column and resets the builder.
     pub fn finish(&mut self) -> Column {
+        self.last = (
+            self.len,
+            match &self.data {
+                ColumnData::Str { bytes, .. } | ColumnData::Blob { bytes, .. } => bytes.len(),
+                _ => 0,
+            },
+        );
         let validity = if self.nulls {
             Validity {
                 words: std::mem::take(&mut self.valid),
@@ -411,17 +409,13 @@ impl ColumnBuilder {
         self.nulls = false;
         self.len = 0;
         let data = match &mut self.nested {
-            Nested::None => {
-                let data = std::mem::replace(&mut self.data, empty_data(&self.ty));
-                reserve_like(&mut self.data, &data);
-                data
-            }
+            Nested::None => std::mem::replace(&mut self.data, empty_data(&self.ty)),
             Nested::List(child, offsets) => ColumnData::List {
-                offsets: std::mem::replace(offsets, with_capacity_like(offsets)),
+                offsets: std::mem::replace(offsets, vec![0]),
                 values: Box::new(child.finish()),
             },
             Nested::Map(k, v, offsets) => ColumnData::Map {
-                offsets: std::mem::replace(offsets, with_capacity_like(offsets)),
+                offsets: std::mem::replace(offsets, vec![0]),
                 keys: Box::new(k.finish()),
                 values: Box::new(v.finish()),
             },
@@ -504,6 +498,11 @@ impl BatchBuilder {
             if c.len() < self.rows as usize {
                 c.push_null();
             }
+        }
+        if self.rows == 1 {
+            self.columns
+                .iter_mut()
+                .for_each(ColumnBuilder::reserve_last);
         }
     }
 
@@ -686,6 +685,44 @@ mod tests {
             // Bytes, not `==`: NaN cells are never equal.
             assert!(got.to_bytes() == want.to_bytes(), "round {round}");
         }
+    }
+
+    /// A finished builder holds no memory until its schema comes back; then
+    /// it makes room for a batch like its last at once.
+    #[test]
+    fn room_for_the_last_batch_once_the_next_has_a_row() {
+        fn held(c: &ColumnBuilder) -> usize {
+            let own = match &c.data {
+                ColumnData::Count(v) => v.capacity(),
+                ColumnData::Str { offsets, bytes } => offsets.capacity() + bytes.capacity(),
+                _ => 0,
+            };
+            own + match &c.nested {
+                Nested::List(child, offsets) => offsets.capacity() + held(child),
+                _ => 0,
+            }
+        }
+        let mut b = BatchBuilder::new(schema());
+        let row = |b: &mut BatchBuilder, i: u64| {
+            b.column(0).push_count(i);
+            b.column(1).push_str("some text");
+            b.column(2)
+                .push_list(|c| c.push_address(Address::parse("::1").unwrap()));
+            b.finish_row();
+        };
+        for i in 0..3000 {
+            row(&mut b, i);
+        }
+        assert_eq!(b.finish().rows, 3000);
+        // `[0]` offsets aside, nothing is held.
+        assert!(
+            b.columns.iter().all(|c| held(c) <= 8),
+            "memory held while idle"
+        );
+        row(&mut b, 0);
+        assert!(b.columns[0].len() == 1 && held(&b.columns[0]) >= 3000);
+        assert!(held(&b.columns[1]) >= 3000 + 9 * 3000);
+        assert!(held(&b.columns[2]) >= 3000);
     }
 
     #[test]
