@@ -1,8 +1,8 @@
 # Sourced by the benchmark scripts that import a generated Zeek log into running
 # nodes (after `set -euo pipefail` and setting `lines`). Sets `root`, `work`
 # (BENCH_DIR, or a fresh directory under /tmp), `vast` (a release build, made
-# here, or VAST_BIN to time another build) and `log` (`gen-zeek-conn --lines $lines --seed 1`, made once per work
-# directory), and the helpers below.
+# here, or VAST_BIN to time another build) and `log` (`gen-zeek-conn --lines
+# $lines --seed 1`, made once per work directory), and the helpers below.
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 work=${BENCH_DIR:-$(mktemp -d /tmp/vast-bench.XXXXXX)}
 mkdir -p "$work"

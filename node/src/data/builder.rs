@@ -293,20 +293,13 @@ impl ColumnBuilder {
             Nested::None => {}
             Nested::List(child, offsets) => {
                 offsets.pop();
-                let n = *offsets.last().unwrap_or(&0) as usize;
-                while child.len() > n {
-                    child.pop();
-                }
+                child.truncate(*offsets.last().unwrap_or(&0) as usize);
             }
             Nested::Map(k, v, offsets) => {
                 offsets.pop();
                 let n = *offsets.last().unwrap_or(&0) as usize;
-                while k.len() > n {
-                    k.pop();
-                }
-                while v.len() > n {
-                    v.pop();
-                }
+                k.truncate(n);
+                v.truncate(n);
             }
             Nested::Record(children) => children.iter_mut().for_each(|c| c.pop()),
         }
@@ -316,6 +309,13 @@ impl ColumnBuilder {
             let mask = (1u64 << rest) - 1;
             self.nulls = self.valid[..full].iter().any(|&w| w != u64::MAX)
                 || (rest > 0 && self.valid[full] & mask != mask);
+        }
+    }
+
+    /// Removes cells from the end until `len` are left.
+    pub fn truncate(&mut self, len: usize) {
+        while self.len > len {
+            self.pop();
         }
     }
 
@@ -512,30 +512,8 @@ impl BatchBuilder {
     pub fn discard_partial_row(&mut self) {
         let rows = self.rows as usize;
         for c in &mut self.columns {
-            while c.len() > rows {
-                c.pop();
-            }
+            c.truncate(rows);
         }
-    }
-
-    fn finish_columns_unchecked(&mut self) -> Batch {
-        let rows = self.rows as usize;
-        let columns = self
-            .columns
-            .iter_mut()
-            .map(|c| {
-                let mut col = c.finish();
-                truncate_column(&mut col, rows);
-                col
-            })
-            .collect();
-        let b = Batch {
-            schema: self.schema.clone(),
-            rows: self.rows,
-            columns,
-        };
-        self.rows = 0;
-        b
     }
 
     pub fn rows(&self) -> usize {
@@ -548,48 +526,15 @@ impl BatchBuilder {
 
     /// Finishes the batch and resets the builder for the next one.
     pub fn finish(&mut self) -> Batch {
+        // Every column then holds `rows` cells: `finish_row` fills short ones.
         self.discard_partial_row();
-        self.finish_columns_unchecked()
-    }
-}
-
-/// Cuts a column to `rows` cells (drops cells of an unfinished row).
-fn truncate_column(c: &mut Column, rows: usize) {
-    if c.len() <= rows {
-        return;
-    }
-    if !c.validity.words.is_empty() {
-        c.validity.words.truncate(rows.div_ceil(64));
-    }
-    match &mut c.data {
-        ColumnData::Bool(v) => v.truncate(rows),
-        ColumnData::Int(v) | ColumnData::Duration(v) | ColumnData::Time(v) => v.truncate(rows),
-        ColumnData::Count(v) => v.truncate(rows),
-        ColumnData::Real(v) => v.truncate(rows),
-        ColumnData::Str { offsets, bytes } | ColumnData::Blob { offsets, bytes } => {
-            offsets.truncate(rows + 1);
-            bytes.truncate(*offsets.last().unwrap_or(&0) as usize);
-        }
-        ColumnData::Address(v) => v.truncate(rows),
-        ColumnData::Subnet { addrs, lens } => {
-            addrs.truncate(rows);
-            lens.truncate(rows);
-        }
-        ColumnData::List { offsets, values }
-        | ColumnData::Map {
-            offsets,
-            keys: values,
-            ..
-        } => {
-            offsets.truncate(rows + 1);
-            let n = *offsets.last().unwrap_or(&0) as usize;
-            truncate_column(values, n);
-            if let ColumnData::Map { keys, values, .. } = &mut c.data {
-                truncate_column(keys, n);
-                truncate_column(values, n);
-            }
-        }
-        ColumnData::Record(cs) => cs.iter_mut().for_each(|x| truncate_column(x, rows)),
+        let b = Batch {
+            schema: self.schema.clone(),
+            rows: self.rows,
+            columns: self.columns.iter_mut().map(ColumnBuilder::finish).collect(),
+        };
+        self.rows = 0;
+        b
     }
 }
 

@@ -85,6 +85,8 @@ impl ColumnSynopsis {
         }
     }
 
+    /// Whether `op value` can hold for none of the rows (`Some(false)`), for all of them
+    /// (`Some(true)`), or either (`None`).
     pub fn decide(&self, ty: &Type, op: Op, value: &Value, rows: u32) -> Option<bool> {
         let (min, max) = (self.min?, self.max?);
         let v = match (ty.base(), value) {

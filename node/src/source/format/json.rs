@@ -135,6 +135,16 @@ impl Leaf<'_> {
         }
     }
 
+    /// The leaf of `ns` nanoseconds under a time hint (`Timestamp`, `Time`
+    /// or `Duration`).
+    fn of_time(hint: Hint, ns: i64) -> Self {
+        match hint {
+            Hint::Timestamp => Leaf::Timestamp(ns),
+            Hint::Time => Leaf::Time(ns),
+            _ => Leaf::Duration(ns),
+        }
+    }
+
     fn push(&self, col: &mut ColumnBuilder) {
         match self {
             Leaf::Null => col.push_null(),
@@ -276,11 +286,7 @@ impl JsonParser {
         match (hint, n) {
             (Hint::Timestamp | Hint::Time | Hint::Duration, _) => {
                 if let Some(ns) = self.seconds(n) {
-                    return match hint {
-                        Hint::Timestamp => Leaf::Timestamp(ns),
-                        Hint::Time => Leaf::Time(ns),
-                        _ => Leaf::Duration(ns),
-                    };
+                    return Leaf::of_time(hint, ns);
                 }
             }
             (Hint::Port, Num::U(p)) => return Leaf::Port(p),
@@ -298,11 +304,7 @@ impl JsonParser {
     fn str_leaf<'a>(&mut self, hint: Hint, s: Cow<'a, str>) -> Leaf<'a> {
         if matches!(hint, Hint::Timestamp | Hint::Time) {
             if let Some(ns) = parse_iso_time(s.as_bytes()) {
-                return if hint == Hint::Timestamp {
-                    Leaf::Timestamp(ns)
-                } else {
-                    Leaf::Time(ns)
-                };
+                return Leaf::of_time(hint, ns);
             }
         }
         // An address where the producer says one is: `infer_str` without its
@@ -573,11 +575,7 @@ impl JsonParser {
 /// seconds do not fit.
 fn decimal_leaf(hint: Hint, text: &[u8]) -> Leaf<'_> {
     match parse_seconds_ns(text) {
-        Some(ns) => match hint {
-            Hint::Timestamp => Leaf::Timestamp(ns),
-            Hint::Time => Leaf::Time(ns),
-            _ => Leaf::Duration(ns),
-        },
+        Some(ns) => Leaf::of_time(hint, ns),
         None => Leaf::Real(
             std::str::from_utf8(text)
                 .ok()
@@ -742,23 +740,15 @@ impl JsonParser {
     fn event<'a>(&mut self, sc: &mut Scan<'a>) -> Result<Event<'a>, JsonError> {
         self.names.clear();
         self.leaves.clear();
-        self.member_no = 0;
-        self.in_shape = true;
         let mut ev = Event {
             values: Vec::new(),
             event: None,
             names_held: false,
         };
         let mut out = Out::Leaves(Vec::with_capacity(self.last_width));
-        let mut prefix = std::mem::take(&mut self.prefix);
-        prefix.clear();
-        let mut r = self.members(sc, &mut prefix, true, &mut out, &mut ev.event);
-        self.prefix = prefix;
+        let r = self.line_members(sc, &mut out, &mut ev.event);
         if let Out::Leaves(values) = out {
             ev.values = values;
-        }
-        if r.is_ok() && sc.depth() == 0 {
-            r = sc.end();
         }
         if let Err(e) = r {
             // The shape may hold part of this line: the next one starts over.
@@ -779,6 +769,27 @@ impl JsonParser {
         Ok(ev)
     }
 
+    /// Reads the members of the object at the cursor into `out`, from the
+    /// first member of the shape on; for a whole line, nothing may follow it.
+    fn line_members<'a>(
+        &mut self,
+        sc: &mut Scan<'a>,
+        out: &mut Out<'a, '_>,
+        event: &mut Option<Cow<'a, str>>,
+    ) -> Result<(), JsonError> {
+        self.member_no = 0;
+        self.in_shape = true;
+        let mut prefix = std::mem::take(&mut self.prefix);
+        prefix.clear();
+        let r = self.members(sc, &mut prefix, true, out, event);
+        self.prefix = prefix;
+        r?;
+        if sc.depth() == 0 {
+            sc.end()?;
+        }
+        Ok(())
+    }
+
     /// Reads the object at the cursor, a whole line, straight into `b`, the
     /// builder of the last line's schema, as long as the line has that
     /// schema: the same members in the same order (the shape), leaves of the
@@ -790,8 +801,6 @@ impl JsonParser {
     /// or it has another schema. Its cells pushed so far are left in `b`; the
     /// parser's shape is as before.
     fn event_into<'a>(&mut self, sc: &mut Scan<'a>, b: &mut BatchBuilder) -> Result<(), JsonError> {
-        self.member_no = 0;
-        self.in_shape = true;
         let kinds = std::mem::take(&mut self.last_leaves);
         let mut out = Out::Builder {
             b,
@@ -799,13 +808,7 @@ impl JsonParser {
             next: 0,
         };
         let mut event = None;
-        let mut prefix = std::mem::take(&mut self.prefix);
-        prefix.clear();
-        let mut r = self.members(sc, &mut prefix, true, &mut out, &mut event);
-        self.prefix = prefix;
-        if r.is_ok() && sc.depth() == 0 {
-            r = sc.end();
-        }
+        let r = self.line_members(sc, &mut out, &mut event);
         let complete = match out {
             Out::Builder { next, .. } => next == kinds.len(),
             Out::Leaves(_) => false,
